@@ -1,0 +1,1 @@
+"""Connectors: one module per external system and transport. They know nothing of the ledger."""

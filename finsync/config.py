@@ -1,0 +1,324 @@
+"""Configuration: one TOML file (finsync.toml), validated at start-up.
+
+Every problem is a ``ConfigError`` naming the dotted key, so a bad file fails at start with one
+line. Secrets are never written in the file: a secret setting names where to read it,
+``{ env = "VAR" }`` or ``{ file = "/path" }``, and is held as a ``Secret`` whose repr is masked.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from finsync.errors import ConfigError
+
+
+class Secret:
+    """A secret value that never shows itself in repr, str, logs or exceptions."""
+
+    __slots__ = ("_source", "_value")
+
+    def __init__(self, value: str, source: str = "literal") -> None:
+        self._value = value
+        self._source = source
+
+    def reveal(self) -> str:
+        """The secret itself; call only where it is sent to the system that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret(from {self._source}, ***)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def read_secret(ref: Any, key: str, environ: Mapping[str, str] | None = None) -> Secret:
+    """Resolve a secret reference ``{env = NAME}`` or ``{file = PATH}``. Raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    if not isinstance(ref, dict) or len(ref) != 1 or not ({"env", "file"} & set(ref)):
+        raise ConfigError(
+            key, 'secrets are references, write { env = "VAR" } or { file = "/path/to/secret" }'
+        )
+    if "env" in ref:
+        name = str(ref["env"])
+        if name not in environ or environ[name] == "":
+            raise ConfigError(key, f"environment variable {name} is not set")
+        return Secret(environ[name], f"${name}")
+    path = Path(str(ref["file"])).expanduser()
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read secret file {path}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(key, f"secret file {path} is empty")
+    return Secret(value, str(path))
+
+
+class Section:
+    """Typed, key-naming access to one table of the config; refuses unknown keys on ``done()``."""
+
+    def __init__(self, data: Any, prefix: str, environ: Mapping[str, str] | None = None) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(prefix, "must be a table")
+        self._data = data
+        self._prefix = prefix
+        self._seen: set[str] = set()
+        self._environ = environ
+
+    def key(self, name: str) -> str:
+        """The dotted path of ``name`` in this section."""
+        return f"{self._prefix}.{name}" if self._prefix else name
+
+    def has(self, name: str) -> bool:
+        """True when the setting is present."""
+        return name in self._data
+
+    def _raw(self, name: str, default: Any, required: bool) -> Any:
+        self._seen.add(name)
+        if name not in self._data:
+            if required:
+                raise ConfigError(self.key(name), "missing required setting")
+            return default
+        return self._data[name]
+
+    def str(self, name: str, default: str | None = None, *, required: bool = False,
+            choices: tuple[str, ...] | None = None) -> Any:
+        """A string setting (None when absent and no default)."""
+        value = self._raw(name, default, required)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise ConfigError(self.key(name), f"must be a non-empty string, got {value!r}")
+        if choices and value not in choices:
+            raise ConfigError(self.key(name), f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def int(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+        """An integer setting within bounds."""
+        value = self._raw(name, default, False)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(self.key(name), f"must be an integer, got {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise ConfigError(self.key(name), f"must be {bound}, got {value}")
+        return value
+
+    def float(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        """A number setting (durations in seconds), not money."""
+        value = self._raw(name, default, False)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < minimum:
+            raise ConfigError(self.key(name), f"must be a number >= {minimum}, got {value!r}")
+        return float(value)
+
+    def bool(self, name: str, default: bool) -> bool:
+        """A true/false setting."""
+        value = self._raw(name, default, False)
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(name), f"must be true or false, got {value!r}")
+        return value
+
+    def list_of_str(self, name: str, default: list[str] | None = None) -> list[str]:
+        """A list of strings."""
+        value = self._raw(name, default or [], False)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(self.key(name), "must be a list of strings")
+        return list(value)
+
+    def secret(self, name: str, *, required: bool = True) -> Secret | None:
+        """A secret reference, resolved now so a missing variable fails at start."""
+        value = self._raw(name, None, required)
+        if value is None:
+            return None
+        return read_secret(value, self.key(name), self._environ)
+
+    def section(self, name: str, *, required: bool = False) -> Section:
+        """A sub-table (empty when absent)."""
+        value = self._raw(name, {}, required)
+        return Section(value, self.key(name), self._environ)
+
+    def names(self) -> list[str]:
+        """Keys present in this table."""
+        return list(self._data)
+
+    def done(self) -> None:
+        """Refuse keys nobody asked for: a typo must not be silently ignored."""
+        for name in self._data:
+            if name not in self._seen:
+                raise ConfigError(self.key(name), "unknown setting (check the spelling)")
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """How extraction and pushing behave."""
+
+    page_size: int = 1000
+    lookback_seconds: int = 300
+    max_attempts: int = 8
+    backoff_base_seconds: float = 30.0
+    backoff_max_seconds: float = 3600.0
+    lease_seconds: int = 600
+    kinds: tuple[str, ...] = ("customer", "invoice", "credit_note", "payment", "revenue")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where report mail and alerts go."""
+
+    host: str
+    port: int
+    security: str  # "starttls", "tls" or "none"
+    sender: str
+    username: str | None = None
+    password: Secret | None = None
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Where monthly workbooks are written and who receives them."""
+
+    out_dir: Path = Path("reports-out")
+    recipients: tuple[str, ...] = ()
+    smtp: SmtpSettings | None = None
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """One target system's section. Its connector validates ``options`` at start."""
+
+    name: str
+    system: str
+    enabled: bool
+    options: Section
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated configuration of one finsync installation."""
+
+    billing_url: str
+    state_url: str
+    mapping_file: Path
+    timezone: ZoneInfo
+    sync: SyncSettings
+    report: ReportSettings
+    targets: Mapping[str, TargetConfig] = field(default_factory=dict)
+    path: Path | None = None
+
+
+_SYSTEMS = ("netsuite", "avatax", "scripted")
+
+
+def _smtp(section: Section) -> SmtpSettings | None:
+    if not section.names():
+        return None
+    smtp = SmtpSettings(
+        host=section.str("host", required=True),
+        port=section.int("port", 587, minimum=1, maximum=65535),
+        security=section.str("security", "starttls", choices=("starttls", "tls", "none")),
+        sender=section.str("sender", required=True),
+        username=section.str("username"),
+        password=section.secret("password", required=False),
+        timeout_seconds=section.float("timeout_seconds", 30.0, minimum=1.0),
+    )
+    section.done()
+    return smtp
+
+
+def parse_config(
+    data: Mapping[str, Any], *, base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None, path: Path | None = None,
+) -> Config:
+    """Validate parsed TOML into a ``Config``. Raises ConfigError naming the first bad key."""
+    base = base_dir or Path.cwd()
+    root = Section(dict(data), "", environ)
+
+    billing = root.section("billing", required=True)
+    billing_url = billing.str("url", required=True)
+    billing.done()
+
+    state = root.section("state", required=True)
+    state_url = state.str("url", required=True)
+    state.done()
+
+    mapping = root.section("mapping", required=True)
+    mapping_file = Path(mapping.str("file", required=True))
+    if not mapping_file.is_absolute():
+        mapping_file = base / mapping_file
+    mapping.done()
+
+    company = root.section("company")
+    tz_name = company.str("timezone", "UTC")
+    try:
+        timezone = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(company.key("timezone"), f"unknown time zone {tz_name!r}") from None
+    company.done()
+
+    sync_section = root.section("sync")
+    defaults = SyncSettings()
+    kinds = tuple(sync_section.list_of_str("kinds", list(defaults.kinds)))
+    for kind in kinds:
+        if kind not in ("customer", "invoice", "credit_note", "payment", "refund", "revenue"):
+            raise ConfigError(sync_section.key("kinds"), f"unknown kind {kind!r}")
+    sync = SyncSettings(
+        page_size=sync_section.int("page_size", defaults.page_size, minimum=1),
+        lookback_seconds=sync_section.int("lookback_seconds", defaults.lookback_seconds),
+        max_attempts=sync_section.int("max_attempts", defaults.max_attempts, minimum=1),
+        backoff_base_seconds=sync_section.float("backoff_base_seconds", defaults.backoff_base_seconds),
+        backoff_max_seconds=sync_section.float("backoff_max_seconds", defaults.backoff_max_seconds),
+        lease_seconds=sync_section.int("lease_seconds", defaults.lease_seconds, minimum=1),
+        kinds=kinds,
+    )
+    sync_section.done()
+
+    report_section = root.section("report")
+    out_dir = Path(report_section.str("out_dir", "reports-out"))
+    report = ReportSettings(
+        out_dir=out_dir if out_dir.is_absolute() else base / out_dir,
+        recipients=tuple(report_section.list_of_str("recipients")),
+        smtp=_smtp(report_section.section("smtp")),
+    )
+    report_section.done()
+
+    targets: dict[str, TargetConfig] = {}
+    targets_section = root.section("targets")
+    for name in targets_section.names():
+        section = targets_section.section(name)
+        system = section.str("system", name if name in _SYSTEMS else None, choices=_SYSTEMS)
+        if system is None:
+            raise ConfigError(section.key("system"), f"missing; one of {', '.join(_SYSTEMS)}")
+        targets[name] = TargetConfig(
+            name=name, system=system, enabled=section.bool("enabled", True), options=section
+        )
+    targets_section.done()
+    root.done()
+    return Config(
+        billing_url=billing_url, state_url=state_url, mapping_file=mapping_file,
+        timezone=timezone, sync=sync, report=report, targets=targets, path=path,
+    )
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the config file at ``path``. Raises ConfigError naming the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("(file)", f"config file not found: {path}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("(file)", f"{path} is not valid TOML: {exc}") from None
+    return parse_config(data, base_dir=path.resolve().parent, environ=environ, path=path)

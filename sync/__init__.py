@@ -1,0 +1,1 @@
+"""Sync: extract from billing, enqueue in the ledger (outbox), push to connectors."""

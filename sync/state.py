@@ -1,0 +1,111 @@
+"""The state store: ledger, ledger events, cursors, runs and the audit log.
+
+These Core tables describe the schema that the Alembic migrations in ``sync/migrations`` create;
+``finsync init`` applies the migrations (``sync.migrate.upgrade``). The state database may be the
+billing database's server, but finsync never writes to billing tables.
+
+Ledger statuses:
+  pending  enqueued, waiting to be sent (or waiting for a dependency)
+  sending  claimed by a worker until ``claimed_until``; if that passes, the outcome is unknown
+  synced   the target holds the payload whose hash is ``synced_hash``
+  retry    a retryable failure; sent again at ``next_attempt_at``
+  failed   a permanent failure or a mapping error; needs a fix and a re-sync
+  dead     retried ``max_attempts`` times without success; needs attention
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from finsync.db import UTCDateTime
+
+metadata = sa.MetaData()
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+STATUSES = ("pending", "sending", "synced", "retry", "failed", "dead")
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("target", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("source_id", sa.String(80), nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("customer_account", sa.Text),
+    sa.Column("document_date", sa.Date),
+    sa.Column("external_id", sa.Text, nullable=False),
+    sa.Column("record_type", sa.String(60)),
+    sa.Column("operation", sa.String(20), nullable=False, server_default="upsert"),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime()),
+    sa.Column("payload", sa.Text),
+    sa.Column("payload_hash", sa.String(64)),
+    sa.Column("depends_on", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("synced_hash", sa.String(64)),
+    sa.Column("synced_payload", sa.Text),
+    sa.Column("internal_id", sa.Text),
+    sa.Column("last_error", sa.Text),
+    sa.Column("error_kind", sa.String(20)),
+    sa.Column("run_id", sa.BigInteger),
+    sa.Column("claimed_by", sa.String(80)),
+    sa.Column("claimed_until", UTCDateTime()),
+    sa.Column("source_updated_at", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("synced_at", UTCDateTime()),
+    sa.UniqueConstraint("target", "kind", "source_id", name="uq_ledger_target_kind_source"),
+    sa.Index("ix_ledger_due", "target", "status", "next_attempt_at"),
+    sa.Index("ix_ledger_label", "label"),
+    sa.Index("ix_ledger_customer", "customer_account"),
+)
+
+ledger_events = sa.Table(
+    "ledger_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ledger_id", sa.BigInteger, nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.BigInteger),
+    sa.Column("event", sa.String(30), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_ledger_events_ledger", "ledger_id", "id"),
+)
+
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("target", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(40), primary_key=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("last_id", sa.BigInteger, nullable=False),
+    sa.Column("changed_at", UTCDateTime(), nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("target", sa.String(40)),
+    sa.Column("actor", sa.Text),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("counts", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("error", sa.Text),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("details", sa.Text, nullable=False, server_default="{}"),
+)
