@@ -7,7 +7,8 @@ billing database's server, but finsync never writes to billing tables.
 Ledger statuses:
   pending  enqueued, waiting to be sent (or waiting for a dependency)
   sending  claimed by a worker until ``claimed_until``; if that passes, the outcome is unknown
-  synced   the target holds the payload whose hash is ``synced_hash``
+  synced   the target holds the payload whose hash is ``synced_hash``; ``result`` keeps
+           what the target answered (JSON, e.g. the tax the engine computed)
   retry    a retryable failure; sent again at ``next_attempt_at``
   failed   a permanent failure or a mapping error; needs a fix and a re-sync
   dead     retried ``max_attempts`` times without success; needs attention
@@ -47,6 +48,7 @@ ledger = sa.Table(
     sa.Column("synced_hash", sa.String(64)),
     sa.Column("synced_payload", sa.Text),
     sa.Column("internal_id", sa.Text),
+    sa.Column("result", sa.Text),
     sa.Column("last_error", sa.Text),
     sa.Column("error_kind", sa.String(20)),
     sa.Column("run_id", sa.BigInteger),

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("synced_hash", sa.String(64)),
         sa.Column("synced_payload", sa.Text),
         sa.Column("internal_id", sa.Text),
+        sa.Column("result", sa.Text),
         sa.Column("last_error", sa.Text),
         sa.Column("error_kind", sa.String(20)),
         sa.Column("run_id", sa.BigInteger),
