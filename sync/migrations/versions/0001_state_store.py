@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("label", sa.Text, nullable=False),
         sa.Column("customer_account", sa.Text),
         sa.Column("document_date", sa.Date),
-        sa.Column("external_id", sa.Text, nullable=False),
+        sa.Column("external_id", sa.Text),
         sa.Column("record_type", sa.String(60)),
         sa.Column("operation", sa.String(20), nullable=False, server_default="upsert"),
         sa.Column("status", sa.String(20), nullable=False),
