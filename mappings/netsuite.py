@@ -1,0 +1,516 @@
+"""Billing records -> NetSuite documents (pure: no I/O, no clock, no float).
+
+Each ``map_*`` function returns one ``Document`` whose payload is a transport-neutral,
+JSON-compatible dict that both NetSuite connectors (SOAP and REST) translate:
+
+- field names are NetSuite's record field names (``tranDate``, ``itemList``, ``applyList``);
+- amounts are exact decimal strings rounded to the currency (``"1234.50"``, JPY ``"7400"``,
+  KWD ``"15.250"``); quantities, rates and tax percentages are exact decimal strings too;
+- dates are ISO ``YYYY-MM-DD`` strings (NetSuite dates are calendar dates);
+- references to records finsync itself syncs are ``{"externalId": ...}``; references to ids from
+  the mapping file are ``{"internalId": ...}``;
+- sublists are plain lists under ``itemList``, ``applyList``, ``addressbookList``.
+
+Conventions worth knowing:
+
+- Service periods: billing's ``service_start``..``service_end`` are inclusive on both sides and so
+  are NetSuite's ``revRecStartDate``..``revRecEndDate``; the dates pass through unchanged (no
+  "+1 day" as for exclusive-end sources).
+- Discounts: a line's ``amount`` is billing's net amount (after discount). ``rate`` is
+  ``amount / quantity`` when that division is exact (so quantity x rate = amount), otherwise
+  rounded to ``RATE_DECIMALS`` places while ``amount`` stays exact.
+- Tax: each line carries billing's own ``tax1Amt`` and ``taxRate1`` (percent), and the header
+  ``taxTotal`` equals billing's tax total, so NetSuite's total equals billing's total.
+- Voids: a voided invoice or credit note, and a failed or reversed payment, maps to operation
+  ``"void"``. Its payload is what NetSuite's own direct void leaves behind: every amount zero,
+  no applications, memo starting with ``VOID``. NetSuite's 2023_2 SOAP endpoint has no void
+  operation, so connectors write that payload with an upsert on the same external id.
+
+Every ``map_*`` raises one ``MappingError`` listing every problem with its field path and fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import Any
+
+from billing.records import CreditNote, Customer, Invoice, InvoiceLine, Payment, Product
+from connectors.base import DocKey, Document
+from finsync.errors import MappingError, Problem
+from finsync.money import quantum
+from mappings.tables import MappingTables
+from mappings.validate import (
+    credit_note_problems,
+    customer_problems,
+    invoice_problems,
+    payment_problems,
+)
+
+#: The target name of every document this module builds.
+TARGET = "netsuite"
+#: Decimal places of a line rate when amount / quantity is not exact.
+RATE_DECIMALS = 8
+#: The tax code key used for tax-exempt customers in the mapping file's [tax_codes] table.
+EXEMPT_TAX_CODE = "EXEMPT"
+
+_ZERO = Decimal(0)
+_VOID_MEMO = "VOID"
+
+
+def customer_external_id(account_number: str) -> str:
+    """The NetSuite externalId of the customer with billing account number ``account_number``."""
+    return f"finsync:cust:{account_number}"
+
+
+def invoice_external_id(number: str) -> str:
+    """The NetSuite externalId of the invoice numbered ``number`` in billing."""
+    return f"finsync:inv:{number}"
+
+
+def credit_note_external_id(number: str) -> str:
+    """The NetSuite externalId of the credit note numbered ``number`` in billing."""
+    return f"finsync:cn:{number}"
+
+
+def payment_external_id(reference: str) -> str:
+    """The NetSuite externalId of the payment with billing reference ``reference``."""
+    return f"finsync:pay:{reference}"
+
+
+def _dec(value: Decimal) -> str:
+    """Exact plain decimal string without exponent or trailing zeros ("1.5", "100")."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    """Exact amount string with exactly the currency's minor units."""
+    return str(amount.quantize(quantum(currency)))
+
+
+def _ref(internal_id: str) -> dict[str, str]:
+    return {"internalId": internal_id}
+
+
+def _ext(external_id: str) -> dict[str, str]:
+    return {"externalId": external_id}
+
+
+def _rate(amount: Decimal, quantity: Decimal, unit_price: Decimal) -> str:
+    """The rate NetSuite multiplies by the quantity: exact when it can be, else rounded."""
+    if quantity == _ZERO:
+        return _dec(unit_price)
+    with localcontext() as ctx:
+        ctx.prec = 50
+        rate = amount / quantity
+        if rate * quantity == amount and -rate.as_tuple().exponent <= RATE_DECIMALS:  # type: ignore[operator]
+            return _dec(rate)
+        return _dec(rate.quantize(Decimal(1).scaleb(-RATE_DECIMALS), rounding=ROUND_HALF_UP))
+
+
+class _Lookups:
+    """Collects lookup problems while resolving mapping-table ids."""
+
+    def __init__(self, tables: MappingTables, problems: list[Problem]) -> None:
+        self.t = tables
+        self.problems = problems
+
+    def subsidiary(self, entity: str | None, field: str = "billing_entity") -> dict[str, str]:
+        mapping = self.t.entities.get(entity or "")
+        if mapping is None:
+            self.problems.append(
+                Problem(
+                    field,
+                    f"no NetSuite subsidiary mapped for billing entity {entity!r}: add "
+                    f"[entities.{entity}] with netsuite_subsidiary to the "
+                    f"{self.t.describe('entities')}",
+                )
+            )
+            return {}
+        return _ref(mapping.netsuite_subsidiary)
+
+    def currency(self, code: str, field: str = "currency") -> dict[str, str]:
+        internal = self.t.currencies.get(code)
+        if internal is None:
+            self.problems.append(
+                Problem(
+                    field,
+                    f"no NetSuite currency mapped for {code!r}: add it to the "
+                    f"{self.t.describe('currencies')}",
+                )
+            )
+            return {}
+        return _ref(internal)
+
+    def header_segments(self, entity: str | None) -> dict[str, dict[str, str]]:
+        """department/class/location of the billing entity, where the mapping file sets them."""
+        mapping = self.t.entities.get(entity or "")
+        if mapping is None:
+            return {}
+        out: dict[str, dict[str, str]] = {}
+        for name, value in (
+            ("department", mapping.department),
+            ("class", mapping.class_),
+            ("location", mapping.location),
+        ):
+            if value is not None:
+                out[name] = _ref(value)
+        return out
+
+    def line(
+        self,
+        where: str,
+        product: Product | None,
+        entity: str | None,
+        exempt: bool,
+    ) -> dict[str, Any]:
+        """item, taxCode, department and class of one line of ``product``."""
+        out: dict[str, Any] = {}
+        if product is None:
+            return out  # validate.py already reported the missing product
+        item = self.t.items.get(product.sku)
+        if item is None:
+            self.problems.append(
+                Problem(
+                    f"{where}.product",
+                    f"no item mapped for SKU {product.sku!r}: add it to {self.t.describe('items')}",
+                )
+            )
+        else:
+            out["item"] = _ref(item)
+        tax_key = EXEMPT_TAX_CODE if exempt else product.tax_code
+        if tax_key is None:
+            self.problems.append(
+                Problem(
+                    f"{where}.product",
+                    f"product {product.sku!r} has no tax code: set products.tax_code in billing",
+                )
+            )
+        elif tax_key not in self.t.tax_codes:
+            why = "tax-exempt customers use" if exempt else f"product {product.sku!r} has"
+            self.problems.append(
+                Problem(
+                    f"{where}.tax_code",
+                    f"no NetSuite tax code mapped for {tax_key!r} ({why} it): "
+                    f"add it to {self.t.describe('tax_codes')}",
+                )
+            )
+        else:
+            out["taxCode"] = _ref(self.t.tax_codes[tax_key])
+        family = self.t.product_families.get(product.product_family)
+        entity_map = self.t.entities.get(entity or "")
+        if family is None:
+            self.problems.append(
+                Problem(
+                    f"{where}.product",
+                    f"no accounts mapped for product family "
+                    f"{product.product_family!r}: add [product_families."
+                    f"{product.product_family}] to the mapping file "
+                    f"({self.t.describe('product_families')})",
+                )
+            )
+        else:
+            department = family.department or (entity_map.department if entity_map else None)
+            class_ = family.class_ or (entity_map.class_ if entity_map else None)
+            if department is None:
+                self.problems.append(
+                    Problem(
+                        f"{where}.department",
+                        f"no department mapped for product family "
+                        f"{product.product_family!r} or billing entity "
+                        f"{entity!r}: set department in "
+                        f"{self.t.describe('product_families')} or "
+                        f"{self.t.describe('entities')}",
+                    )
+                )
+            else:
+                out["department"] = _ref(department)
+            if class_ is not None:
+                out["class"] = _ref(class_)
+        return out
+
+
+def _raise_if(label: str, problems: list[Problem]) -> None:
+    if problems:
+        raise MappingError(label, problems)
+
+
+def _document(
+    kind: str,
+    record_id: int,
+    external_id: str,
+    record_type: str,
+    label: str,
+    payload: dict[str, Any],
+    depends_on: Iterable[DocKey],
+    *,
+    void: bool = False,
+) -> Document:
+    deps = tuple(dict.fromkeys(depends_on))  # dedupe, keep order
+    return Document(
+        target=TARGET,
+        kind=kind,
+        source_id=str(record_id),
+        external_id=external_id,
+        record_type=record_type,
+        label=label,
+        payload=payload,
+        operation="void" if void else "upsert",
+        depends_on=deps,
+    )
+
+
+def map_customer(c: Customer, t: MappingTables) -> Document:
+    """Map a billing customer to a NetSuite ``customer`` (a company, not a person).
+
+    Raises MappingError with every problem found.
+    """
+    problems = customer_problems(c)
+    look = _Lookups(t, problems)
+    subsidiary = look.subsidiary(c.billing_entity)
+    currency = look.currency(c.currency)
+    _raise_if(c.label, problems)
+    payload: dict[str, Any] = {
+        "entityId": c.account_number,
+        "companyName": c.name.strip(),
+        "isPerson": False,
+        "subsidiary": subsidiary,
+        "currency": currency,
+        "taxable": not c.tax_exempt,
+    }
+    if c.email:
+        payload["email"] = c.email
+    if c.tax_exempt and c.exemption_number:
+        payload["resaleNumber"] = c.exemption_number
+    address = {
+        key: value
+        for key, value in (
+            ("addr1", c.address_line1),
+            ("city", c.city),
+            ("state", c.region),
+            ("zip", c.postal_code),
+            ("country", c.country),
+        )
+        if value
+    }
+    if address:
+        payload["addressbookList"] = [
+            {"defaultBilling": True, "defaultShipping": True, "addressbookAddress": address}
+        ]
+    return _document(
+        "customer", c.id, customer_external_id(c.account_number), "customer", c.label, payload, ()
+    )
+
+
+def _tax_percent(rate: Decimal) -> str:
+    return _dec(rate * 100)
+
+
+def _invoice_line(
+    line: InvoiceLine,
+    currency: str,
+    refs: dict[str, Any],
+    void: bool,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {k: refs[k] for k in ("item",) if k in refs}
+    out["description"] = line.description
+    if void:
+        out.update(quantity="0", rate="0", amount=_money(_ZERO, currency))
+    else:
+        out.update(
+            quantity=_dec(line.quantity),
+            rate=_rate(line.amount, line.quantity, line.unit_price),
+            amount=_money(line.amount, currency),
+        )
+    for key in ("taxCode", "department", "class"):
+        if key in refs:
+            out[key] = refs[key]
+    out["taxRate1"] = _tax_percent(line.tax_rate)
+    out["tax1Amt"] = _money(_ZERO if void else line.tax_amount, currency)
+    if line.service_start is not None and line.service_end is not None:
+        # Both sides inclusive: pass the dates through unchanged.
+        out["revRecStartDate"] = line.service_start.isoformat()
+        out["revRecEndDate"] = line.service_end.isoformat()
+    return out
+
+
+def _void_memo(memo: str | None) -> str:
+    return f"{_VOID_MEMO}: {memo}" if memo else _VOID_MEMO
+
+
+def map_invoice(inv: Invoice, t: MappingTables, *, customer: Customer | None = None) -> Document:
+    """Map a billing invoice to a NetSuite ``invoice``.
+
+    ``customer`` (the invoice's customer) decides tax-exempt handling: lines of an exempt
+    customer carry the mapping file's EXEMPT tax code. A voided invoice maps to operation
+    ``void`` (see the module docstring). Raises MappingError with every problem found.
+    """
+    problems = invoice_problems(inv)
+    look = _Lookups(t, problems)
+    subsidiary = look.subsidiary(inv.billing_entity)
+    currency = look.currency(inv.currency)
+    exempt = bool(customer and customer.id == inv.customer_id and customer.tax_exempt)
+    line_refs = [
+        look.line(f"line {li.line_no}", li.product, inv.billing_entity, exempt) for li in inv.lines
+    ]
+    _raise_if(inv.label, problems)
+    assert inv.issue_date is not None and inv.due_date is not None
+    assert inv.customer_account is not None
+    void = inv.status == "void" or inv.voided_at is not None
+    payload: dict[str, Any] = {
+        "tranId": inv.number,
+        "entity": _ext(customer_external_id(inv.customer_account)),
+        "subsidiary": subsidiary,
+        "currency": currency,
+        "tranDate": inv.issue_date.isoformat(),
+        "dueDate": inv.due_date.isoformat(),
+        **look.header_segments(inv.billing_entity),
+    }
+    memo = _void_memo(inv.memo) if void else inv.memo
+    if memo:
+        payload["memo"] = memo
+    payload["taxTotal"] = _money(_ZERO if void else inv.tax_total, inv.currency)
+    payload["itemList"] = [
+        _invoice_line(li, inv.currency, refs, void)
+        for li, refs in zip(inv.lines, line_refs, strict=True)
+    ]
+    return _document(
+        "invoice",
+        inv.id,
+        invoice_external_id(inv.number),
+        "invoice",
+        inv.label,
+        payload,
+        [DocKey("customer", str(inv.customer_id))],
+        void=void,
+    )
+
+
+def map_credit_note(
+    note: CreditNote,
+    t: MappingTables,
+    *,
+    customer: Customer | None = None,
+) -> Document:
+    """Map a billing credit note to a NetSuite ``creditMemo`` created from its invoice.
+
+    The memo's total is applied to that invoice. ``customer`` decides tax-exempt handling as in
+    ``map_invoice``. A voided credit note maps to operation ``void``. Raises MappingError.
+    """
+    problems = credit_note_problems(note)
+    look = _Lookups(t, problems)
+    subsidiary = look.subsidiary(note.billing_entity)
+    currency = look.currency(note.currency)
+    exempt = bool(customer and customer.id == note.customer_id and customer.tax_exempt)
+    line_refs = [
+        look.line(f"line {li.line_no}", li.product, note.billing_entity, exempt)
+        for li in note.lines
+    ]
+    if not note.lines:
+        problems.append(
+            Problem("lines", "the credit note has no lines: NetSuite needs at least one item line")
+        )
+    _raise_if(note.label, problems)
+    assert note.issue_date is not None and note.invoice_number is not None
+    assert note.customer_account is not None
+    void = note.status == "void"
+    cur = note.currency
+    invoice_ref = _ext(invoice_external_id(note.invoice_number))
+    lines = []
+    for li, refs in zip(note.lines, line_refs, strict=True):
+        line: dict[str, Any] = {}
+        if "item" in refs:
+            line["item"] = refs["item"]
+        line["description"] = li.description
+        amount = _ZERO if void else li.amount
+        line.update(quantity="1", rate=_money(amount, cur), amount=_money(amount, cur))
+        for key in ("taxCode", "department", "class"):
+            if key in refs:
+                line[key] = refs[key]
+        line["tax1Amt"] = _money(_ZERO if void else li.tax_amount, cur)
+        lines.append(line)
+    reason = _void_memo(note.reason) if void else note.reason
+    payload: dict[str, Any] = {
+        "tranId": note.number,
+        "entity": _ext(customer_external_id(note.customer_account)),
+        "subsidiary": subsidiary,
+        "currency": currency,
+        "tranDate": note.issue_date.isoformat(),
+        "createdFrom": invoice_ref,
+        **look.header_segments(note.billing_entity),
+    }
+    if reason:
+        payload["memo"] = reason
+    payload["taxTotal"] = _money(_ZERO if void else note.tax_total, cur)
+    payload["itemList"] = lines
+    payload["autoApply"] = False
+    payload["applyList"] = (
+        [] if void else [{"doc": invoice_ref, "apply": True, "amount": _money(note.total, cur)}]
+    )
+    deps = [DocKey("customer", str(note.customer_id)), DocKey("invoice", str(note.invoice_id))]
+    return _document(
+        "credit_note",
+        note.id,
+        credit_note_external_id(note.number),
+        "creditMemo",
+        note.label,
+        payload,
+        deps,
+        void=void,
+    )
+
+
+def map_payment(p: Payment, t: MappingTables) -> Document:
+    """Map a billing payment to a NetSuite ``customerPayment`` applied to its invoices.
+
+    Applications to the same invoice are summed into one apply line; the unapplied remainder
+    stays unapplied (``autoApply`` false). A failed or reversed payment maps to operation
+    ``void`` with nothing applied. Raises MappingError with every problem found.
+    """
+    problems = payment_problems(p)
+    look = _Lookups(t, problems)
+    subsidiary = look.subsidiary(p.billing_entity)
+    currency = look.currency(p.currency)
+    _raise_if(p.label, problems)
+    assert p.received_on is not None and p.customer_account is not None
+    void = p.status in ("failed", "reversed")
+    cur = p.currency
+    applied: dict[str, Decimal] = {}
+    invoice_ids: dict[str, int] = {}
+    for app in p.applications:
+        assert app.invoice_number is not None
+        applied[app.invoice_number] = applied.get(app.invoice_number, _ZERO) + app.amount
+        invoice_ids[app.invoice_number] = app.invoice_id
+    payload: dict[str, Any] = {
+        "tranId": p.reference,
+        "customer": _ext(customer_external_id(p.customer_account)),
+        "subsidiary": subsidiary,
+        "currency": currency,
+        "tranDate": p.received_on.isoformat(),
+        "payment": _money(_ZERO if void else p.amount, cur),
+        "memo": (
+            f"{_VOID_MEMO}: payment {p.status} ({p.method})"
+            if void
+            else f"{p.method} payment {p.reference}"
+        ),
+        "autoApply": False,
+        "applyList": []
+        if void
+        else [
+            {"doc": _ext(invoice_external_id(number)), "apply": True, "amount": _money(amount, cur)}
+            for number, amount in applied.items()
+        ],
+    }
+    deps = [DocKey("customer", str(p.customer_id))]
+    deps += [DocKey("invoice", str(invoice_ids[n])) for n in applied]
+    return _document(
+        "payment",
+        p.id,
+        payment_external_id(p.reference),
+        "customerPayment",
+        p.label,
+        payload,
+        deps,
+        void=void,
+    )
