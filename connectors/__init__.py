@@ -1,1 +1,43 @@
-"""Connectors: one module per external system and transport. They know nothing of the ledger."""
+"""Connectors: one module per external system and transport. They know nothing of the ledger.
+
+``build_connector`` turns a target's config section into a connector, through a registry of
+factories keyed by system name. Factories import their module lazily, so a run that only talks
+to AvaTax never loads zeep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from connectors.base import Connector
+from finsync.config import TargetConfig
+from finsync.errors import ConfigError
+
+Factory = Callable[[TargetConfig], Connector]
+_FACTORIES: dict[str, Factory] = {}
+
+
+def register(system: str, factory: Factory) -> None:
+    """Register the connector factory of ``system``; a second registration is refused."""
+    if system in _FACTORIES:
+        raise ValueError(f"a connector factory for {system!r} is already registered")
+    _FACTORIES[system] = factory
+
+
+def build_connector(target: TargetConfig) -> Connector:
+    """Build the connector of ``target``, validating its settings. Raises ConfigError."""
+    try:
+        factory = _FACTORIES[target.system]
+    except KeyError:
+        raise ConfigError(f"targets.{target.name}.system",
+                          f"no connector for system {target.system!r}") from None
+    return factory(target)
+
+
+def _scripted(target: TargetConfig) -> Connector:
+    from connectors.scripted import ScriptedConnector, ScriptedSettings
+
+    return ScriptedConnector(ScriptedSettings.from_section(target.options))
+
+
+register("scripted", _scripted)

@@ -1,0 +1,375 @@
+"""The ``finsync`` command line.
+
+Every command prints tables or a progress bar, never raw log lines, and turns user mistakes
+(bad config, bad arguments, unreachable database) into one clear line with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from finsync import __version__
+from finsync.config import Config, load_config
+from finsync.db import make_engine
+from finsync.errors import ConfigError, FinsyncError
+
+if TYPE_CHECKING:
+    from sync.engine import ResyncResult, SyncEngine, SyncSummary
+
+console = Console()
+err_console = Console(stderr=True)
+DEFAULT_CONFIG = "finsync.toml"
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one error line and exit."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+def _config(ctx: click.Context) -> Config:
+    path = ctx.obj["config_path"]
+    return load_config(path)
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Turn finsync's own errors and unreachable databases into one line, no traceback."""
+    try:
+        yield
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    except FinsyncError as exc:
+        fail(str(exc))
+    except sa.exc.OperationalError as exc:
+        fail(f"database error: {exc.orig}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="finsync")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=lambda: os.environ.get("FINSYNC_CONFIG", DEFAULT_CONFIG),
+              show_default="$FINSYNC_CONFIG or ./finsync.toml", help="The configuration file.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path) -> None:
+    """finsync: billing database to ERP and tax engine, with a ledger and a monthly workbook."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+# -- init --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create or upgrade the state store (ledger, cursors, runs, audit log). Idempotent."""
+    from sync.migrate import upgrade
+
+    with friendly_errors():
+        config = _config(ctx)
+        engine = make_engine(config.state_url, key="state.url")
+        before, after = upgrade(engine)
+        engine.dispose()
+    if before == after:
+        console.print(f"State store already at revision {after}; nothing to do.")
+    else:
+        console.print(f"State store upgraded from {before or 'empty'} to revision {after}.")
+
+
+# -- billing -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def billing() -> None:
+    """The billing source database (demo data)."""
+
+
+def _month(value: str) -> date:
+    try:
+        year, month = value.split("-")
+        return date(int(year), int(month), 1)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a month like 2025-11") from None
+
+
+@billing.command("seed")
+@click.option("--db", "db_url", required=True, help="Billing database URL (sqlite:///... or "
+              "postgresql://...).")
+@click.option("--customers", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True)
+@click.option("--seed", "seed", type=int, default=42, show_default=True,
+              help="Random seed: the same seed gives identical data.")
+@click.option("--start", default="2025-11", show_default=True, help="First month (YYYY-MM).")
+@click.option("--replace", is_flag=True, help="Empty the billing tables first.")
+def billing_seed(db_url: str, customers: int, months: int, seed: int, start: str,
+                 replace: bool) -> None:
+    """Fill a billing database with deterministic, realistic demo data (hard cases included)."""
+    from billing.generator import seed_billing
+
+    start_date = _month(start)
+    with friendly_errors():
+        engine = make_engine(db_url, key="--db")
+        with progress_bar("Seeding billing data") as advance:
+            try:
+                summary = seed_billing(engine, customers=customers, months=months, seed=seed,
+                                       start=start_date, replace=replace, progress=advance)
+            except ValueError as exc:
+                fail(str(exc))
+        engine.dispose()
+    table = Table(title=f"Billing data seeded (seed {seed})")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in summary.rows():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar driven by ``advance(done, total)`` callbacks."""
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), console=err_console, transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--failures", "failure_limit", type=int, default=20, show_default=True,
+              help="How many failed/dead records to list with their messages.")
+@click.pass_context
+def status(ctx: click.Context, failure_limit: int) -> None:
+    """Ledger counts per target, kind and status, and the records that need attention."""
+    from sync.status import failures, last_runs, ledger_counts
+
+    with friendly_errors():
+        config = _config(ctx)
+        engine = make_engine(config.state_url, key="state.url")
+        counts = ledger_counts(engine)
+        problems = failures(engine, limit=failure_limit)
+        recent = last_runs(engine, limit=5)
+        engine.dispose()
+    print_status(counts, problems, recent)
+
+
+def print_status(counts: list[dict[str, Any]], problems: list[dict[str, Any]],
+                 recent: list[dict[str, Any]]) -> None:
+    """Render the status tables."""
+    from sync.state import STATUSES
+
+    table = Table(title="Ledger")
+    for column in ("target", "kind", *STATUSES, "total"):
+        table.add_column(column, justify="left" if column in ("target", "kind") else "right")
+    for row in counts:
+        table.add_row(row["target"], row["kind"],
+                      *[f"{row.get(s, 0):,}" for s in STATUSES], f"{row['total']:,}")
+    if not counts:
+        table.add_row("(empty)", "", *["" for _ in STATUSES], "0")
+    console.print(table)
+    if recent:
+        runs_table = Table(title="Recent runs")
+        for column in ("run", "kind", "target", "status", "started", "finished", "error"):
+            runs_table.add_column(column)
+        for run in recent:
+            runs_table.add_row(str(run["id"]), run["kind"], run["target"] or "", run["status"],
+                               f"{run['started_at']:%Y-%m-%d %H:%M:%S}",
+                               f"{run['finished_at']:%H:%M:%S}" if run["finished_at"] else "",
+                               (run["error"] or "")[:80])
+        console.print(runs_table)
+    if problems:
+        fail_table = Table(title="Needs attention (failed, dead)")
+        for column in ("id", "target", "record", "status", "attempts", "error"):
+            fail_table.add_column(column, overflow="fold")
+        for row in problems:
+            fail_table.add_row(str(row["id"]), row["target"], row["label"], row["status"],
+                               str(row["attempts"]), row["last_error"] or "")
+        console.print(fail_table)
+
+
+# -- sync and resync ---------------------------------------------------------------------------
+
+
+def _engine(ctx: click.Context) -> SyncEngine:
+    from sync.engine import SyncEngine
+
+    engine = SyncEngine(_config(ctx))
+    engine.check()
+    return engine
+
+
+@contextmanager
+def sync_progress(label: str) -> Iterator[Callable[[str, int], None]]:
+    """A live progress display counting extracted and pushed records."""
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"),
+                  TextColumn("{task.fields[extracted]:,} read"),
+                  TextColumn("{task.fields[pushed]:,} pushed"), console=err_console) as bar:
+        task = bar.add_task(label, total=None, extracted=0, pushed=0)
+        seen = {"extracted": 0, "pushed": 0}
+
+        def advance(event: str, n: int) -> None:
+            seen[event] = seen.get(event, 0) + n
+            bar.update(task, extracted=seen["extracted"], pushed=seen["pushed"])
+
+        yield advance
+
+
+def print_sync_summary(summary: SyncSummary) -> None:
+    """The per-target summary table of a sync."""
+    title = "Sync summary (dry run: nothing written or sent)" if summary.dry_run else \
+        f"Sync summary (run {summary.run_id})"
+    table = Table(title=title)
+    columns = ("target", "new", "changed", "unchanged", "mapping failed", "sent", "created",
+               "updated", "recovered", "failed", "retrying", "dead")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for t in summary.targets:
+        e, p = t.extracted, t.pushed
+        table.add_row(t.target, *(f"{n:,}" for n in (
+            e.new, e.changed, e.unchanged, e.failed, p.sent, p.created, p.updated, p.recovered,
+            p.failed, p.retrying, p.dead)))
+    console.print(table)
+    for t in summary.targets:
+        if t.error:
+            err_console.print(f"[bold red]{t.target}:[/] {t.error}", highlight=False)
+
+
+@cli.command()
+@click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
+@click.option("--kind", "kinds", multiple=True,
+              type=click.Choice(["customer", "invoice", "credit_note", "payment", "refund",
+                                 "revenue"]), help="Only this kind (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Map and compare, write and send nothing.")
+@click.option("--full", is_flag=True, help="Re-read every record, not just changes.")
+@click.pass_context
+def sync(ctx: click.Context, targets: tuple[str, ...], kinds: tuple[str, ...], dry_run: bool,
+         full: bool) -> None:
+    """Send every new or changed billing record to the configured targets."""
+    with friendly_errors():
+        engine = _engine(ctx)
+        try:
+            with sync_progress("Syncing") as advance:
+                summary = engine.sync(targets=targets or None, kinds=kinds or None,
+                                      dry_run=dry_run, full=full, progress=advance)
+        finally:
+            engine.close()
+    print_sync_summary(summary)
+    if not summary.ok:
+        sys.exit(1)
+
+
+def _date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-10-31") from None
+
+
+@cli.command()
+@click.argument("records", nargs=-1)
+@click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
+@click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable).")
+@click.option("--customer", help="Every record of this customer account number.")
+@click.option("--from", "date_from", help="Documents dated on or after (YYYY-MM-DD).")
+@click.option("--to", "date_to", help="Documents dated on or before (YYYY-MM-DD).")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["failed", "dead", "retry", "pending", "synced"]),
+              help="Only records in this status (repeatable).")
+@click.option("--reason", help="Why: recorded in the audit log. Required unless --dry-run.")
+@click.option("--actor", help="Who asks (default: the user running the command).")
+@click.option("--dry-run", is_flag=True,
+              help="Show what would be sent and how it differs from the last send.")
+@click.option("--no-push", is_flag=True, help="Only queue; the next sync sends.")
+@click.pass_context
+def resync(ctx: click.Context, records: tuple[str, ...], targets: tuple[str, ...],
+           kinds: tuple[str, ...], customer: str | None, date_from: str | None,
+           date_to: str | None, statuses: tuple[str, ...], reason: str | None,
+           actor: str | None, dry_run: bool, no_push: bool) -> None:
+    """Send records again: by ledger id or document number (RECORDS), customer, dates, status.
+
+    The records are re-read from billing and re-mapped with the current mapping file, so a
+    record fixed in billing or in the mapping goes out corrected.
+    """
+    from sync.engine import Selection
+
+    selection = Selection(
+        targets=targets, kinds=kinds,
+        ledger_ids=tuple(int(r) for r in records if r.isdigit()),
+        numbers=tuple(r for r in records if not r.isdigit()), customer=customer,
+        date_from=_date(date_from), date_to=_date(date_to), statuses=statuses,
+    )
+    if selection.is_empty():
+        fail("say what to re-sync: record ids or numbers, --customer, --from/--to, --kind or "
+             "--status (e.g. --status failed)")
+    if not dry_run and not (reason and reason.strip()):
+        fail("--reason is required: say why these records are sent again (it goes in the "
+             "audit log)")
+    with friendly_errors():
+        engine = _engine(ctx)
+        try:
+            result = engine.resync(selection, reason=reason or "(dry run)", dry_run=dry_run,
+                                   actor=actor)
+            print_resync(result)
+            if not dry_run and not no_push and result.queued:
+                wanted = sorted({i.target for i in result.items if i.outcome == "queued"})
+                with sync_progress("Sending") as advance:
+                    for target in wanted:
+                        engine.push(target, progress=advance)
+                from sync.status import ledger_rows
+
+                print_records(ledger_rows(engine.state, [i.ledger_id for i in result.items]))
+        finally:
+            engine.close()
+
+
+def print_resync(result: ResyncResult) -> None:
+    """What a re-sync selected and queued, with the differences from the last send."""
+    table = Table(title=("Re-sync preview (dry run: nothing queued)" if result.dry_run
+                         else f"Re-sync queued (audit entry {result.audit_id})"))
+    for column in ("id", "target", "record", "was", "outcome", "differences from last send"):
+        table.add_column(column, overflow="fold")
+    for item in result.items:
+        changes = "\n".join(str(c) for c in item.changes[:12])
+        if len(item.changes) > 12:
+            changes += f"\n... {len(item.changes) - 12} more"
+        table.add_row(str(item.ledger_id), item.target, item.label, item.status_before,
+                      item.outcome, item.message or changes or "(no change)")
+    console.print(table)
+    console.print(f"{result.queued} of {len(result.items)} selected records "
+                  f"{'would be' if result.dry_run else 'were'} queued.")
+
+
+def print_records(rows: list[dict[str, Any]]) -> None:
+    """Ledger rows after a push: where each record stands now."""
+    table = Table(title="Where they stand now")
+    for column in ("id", "target", "record", "status", "ERP id", "error"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(str(row["id"]), row["target"], row["label"], row["status"],
+                      row["internal_id"] or "", row["last_error"] or "")
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(obj={})

@@ -1,0 +1,398 @@
+"""The sync engine: extract -> map -> enqueue -> push, per target, and re-syncs on demand.
+
+``SyncEngine`` owns the two database engines, the mapping tables and the connectors of one
+configuration. The CLI, the scheduler and the HTTP API all call it; it prints nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from billing.records import KIND_ORDER, SourceRecord
+from connectors import build_connector
+from connectors.base import Connector, Document
+from finsync.config import Config, TargetConfig
+from finsync.db import make_engine, utcnow
+from finsync.errors import ConfigError, MappingError, Problem
+from mappings.tables import MappingTables, load_mapping_file
+from sync import ledger
+from sync.diff import Change, diff_payloads
+from sync.extract import BillingReader, Page
+from sync.push import PushCounts, Pusher
+from sync.state import audit_log, runs
+from sync.targets import MAPPINGS, TargetMapping
+
+Progress = Callable[[str, int], None]
+#: How ledger labels name documents (see the ``label`` properties of billing.records).
+_LABEL_PREFIXES = ("customer", "invoice", "credit note", "payment", "refund")
+
+
+@dataclass
+class TargetSummary:
+    """What one sync did for one target."""
+
+    target: str
+    extracted: ledger.EnqueueCounts = field(default_factory=ledger.EnqueueCounts)
+    pushed: PushCounts = field(default_factory=PushCounts)
+    error: str | None = None
+
+
+@dataclass
+class SyncSummary:
+    """What one sync run did, per target."""
+
+    run_id: int | None
+    dry_run: bool
+    targets: list[TargetSummary] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no target stopped with an error."""
+        return all(t.error is None for t in self.targets)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which ledger records a re-sync takes. Empty fields select everything."""
+
+    targets: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    ledger_ids: tuple[int, ...] = ()
+    numbers: tuple[str, ...] = ()  # document numbers / references / account numbers
+    customer: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    statuses: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        """True when nothing narrows the selection."""
+        return not any((self.targets, self.kinds, self.ledger_ids, self.numbers, self.customer,
+                        self.date_from, self.date_to, self.statuses))
+
+
+@dataclass(frozen=True)
+class ResyncItem:
+    """One selected record: what would be (or was) queued, and how it differs from the last send."""
+
+    ledger_id: int
+    target: str
+    kind: str
+    label: str
+    status_before: str
+    outcome: str  # 'queued', 'mapping failed', 'missing in billing'
+    message: str | None
+    changes: tuple[Change, ...]
+
+
+@dataclass
+class ResyncResult:
+    """A re-sync request's outcome."""
+
+    items: list[ResyncItem]
+    audit_id: int | None
+    dry_run: bool
+
+    @property
+    def queued(self) -> int:
+        """How many records were (or would be) queued."""
+        return sum(1 for i in self.items if i.outcome == "queued")
+
+
+def default_actor() -> str:
+    """Who runs this process, for the audit log."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def map_record(mapping: TargetMapping, record: SourceRecord, page: Page,
+               tables: MappingTables) -> Document | MappingError | None:
+    """Map one record; a mapping bug on odd data quarantines the record instead of the run."""
+    try:
+        return mapping.map(record, page, tables)
+    except MappingError as exc:
+        return exc
+    except (ArithmeticError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        return MappingError(record.label, [Problem("record", f"cannot be mapped "
+                                                   f"({type(exc).__name__}: {exc})")])
+
+
+class SyncEngine:
+    """Runs syncs and re-syncs for one configuration."""
+
+    def __init__(self, config: Config, *, connectors: Mapping[str, Connector] | None = None,
+                 clock: Callable[[], datetime] = utcnow, actor: str | None = None,
+                 billing: Engine | None = None, state: Engine | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.actor = actor or default_actor()
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.billing = billing or make_engine(config.billing_url, key="billing.url")
+        self.state = state or make_engine(config.state_url, key="state.url")
+        self.tables = load_mapping_file(config.mapping_file)
+        self._targets = {name: t for name, t in config.targets.items() if t.enabled}
+        self._mappings = {name: self._mapping_of(t) for name, t in self._targets.items()}
+        self._connectors: dict[str, Connector] = dict(connectors or {})
+
+    @staticmethod
+    def _mapping_of(target: TargetConfig) -> TargetMapping:
+        default = "netsuite" if target.system == "scripted" else target.system
+        name = target.options.str("mapping", default, choices=tuple(MAPPINGS))
+        return MAPPINGS[name]
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def target_names(self, only: Iterable[str] | None = None) -> list[str]:
+        """Enabled targets, optionally narrowed; an unknown name is a ConfigError."""
+        names = list(self._targets)
+        if only:
+            wanted = list(only)
+            for name in wanted:
+                if name not in self._targets:
+                    raise ConfigError("--target", f"no enabled target named {name!r}; "
+                                                  f"configured: {', '.join(names) or 'none'}")
+            names = [n for n in names if n in wanted]
+        return names
+
+    def connector(self, target: str) -> Connector:
+        """The connector of ``target``, built (and its settings validated) on first use."""
+        if target not in self._connectors:
+            self._connectors[target] = build_connector(self._targets[target])
+        return self._connectors[target]
+
+    def check(self) -> None:
+        """Validate every enabled target's connector settings now (fail at start)."""
+        for name in self._targets:
+            self.connector(name)
+
+    def kinds_for(self, target: str, only: Iterable[str] | None = None) -> list[str]:
+        """The kinds ``target`` takes, in push order, limited by config and ``only``."""
+        allowed = set(self._mappings[target].kinds) & set(self.config.sync.kinds)
+        if only:
+            allowed &= set(only)
+        return [k for k in KIND_ORDER if k in allowed]
+
+    def close(self) -> None:
+        """Close connectors and database pools."""
+        for connector in self._connectors.values():
+            connector.close()
+        self.billing.dispose()
+        self.state.dispose()
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def _start_run(self, kind: str, target: str | None) -> int:
+        with self.state.begin() as conn:
+            result = conn.execute(runs.insert().values(
+                kind=kind, target=target, actor=self.actor, status="running",
+                started_at=self.clock(), counts="{}"))
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def _finish_run(self, run_id: int, summary: SyncSummary) -> None:
+        counts = {t.target: {"extracted": asdict(t.extracted), "pushed": asdict(t.pushed)}
+                  for t in summary.targets}
+        errors = "; ".join(f"{t.target}: {t.error}" for t in summary.targets if t.error)
+        with self.state.begin() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id).values(
+                status="ok" if summary.ok else "failed", finished_at=self.clock(),
+                counts=json.dumps(counts, sort_keys=True), error=errors or None))
+
+    def sync(self, *, targets: Iterable[str] | None = None, kinds: Iterable[str] | None = None,
+             dry_run: bool = False, full: bool = False,
+             progress: Progress | None = None) -> SyncSummary:
+        """Extract every new or changed record and push what is due, per target.
+
+        ``dry_run`` maps and compares with the ledger but writes nothing and sends nothing.
+        ``full`` re-reads every record instead of starting from the cursor.
+        """
+        names = self.target_names(targets)
+        kinds = list(kinds) if kinds else None
+        run_id = None if dry_run else self._start_run("sync", ",".join(names))
+        summary = SyncSummary(run_id=run_id, dry_run=dry_run)
+        for name in names:
+            target_summary = TargetSummary(name)
+            summary.targets.append(target_summary)
+            target_kinds = self.kinds_for(name, kinds)
+            try:
+                target_summary.extracted = self.extract(
+                    name, target_kinds, run_id=run_id, dry_run=dry_run, full=full,
+                    progress=progress)
+                if not dry_run:
+                    target_summary.pushed = self.push(name, target_kinds, run_id=run_id,
+                                                      progress=progress)
+            except Exception as exc:  # recorded on the run, then re-raised for the caller
+                target_summary.error = str(exc)
+                if run_id is not None:
+                    self._finish_run(run_id, summary)
+                raise
+        if run_id is not None:
+            self._finish_run(run_id, summary)
+        return summary
+
+    def extract(self, target: str, kinds: Sequence[str], *, run_id: int | None = None,
+                dry_run: bool = False, full: bool = False,
+                progress: Progress | None = None) -> ledger.EnqueueCounts:
+        """Read changes of ``kinds`` for ``target`` and enqueue their documents."""
+        mapping = self._mappings[target]
+        lookback = timedelta(seconds=self.config.sync.lookback_seconds)
+        total = ledger.EnqueueCounts()
+        with self.billing.connect() as billing:
+            reader = BillingReader(billing)
+            for kind in kinds:
+                with self.state.connect() as conn:
+                    since = None if full else ledger.load_cursor(conn, target, kind)
+                for page in reader.changes(kind, since, lookback=lookback,
+                                           page_size=self.config.sync.page_size):
+                    outcomes = [
+                        ledger.MapOutcome(record, result)
+                        for record in page.records
+                        if (result := map_record(mapping, record, page, self.tables)) is not None
+                    ]
+                    total.add(self._enqueue_page(target, kind, page, outcomes, run_id, dry_run))
+                    if progress:
+                        progress("extracted", len(page.records))
+        return total
+
+    def _enqueue_page(self, target: str, kind: str, page: Page,
+                      outcomes: list[ledger.MapOutcome], run_id: int | None,
+                      dry_run: bool) -> ledger.EnqueueCounts:
+        now = self.clock()
+        with self.state.connect() as conn:
+            transaction = conn.begin()
+            try:
+                counts = ledger.enqueue(conn, target=target, kind=kind, outcomes=outcomes,
+                                        run_id=run_id, now=now)
+                if dry_run:
+                    transaction.rollback()
+                    return counts
+                if page.end is not None:
+                    ledger.save_cursor(conn, target, kind, page.end, now)
+                transaction.commit()
+            except BaseException:
+                transaction.rollback()
+                raise
+        return counts
+
+    def push(self, target: str, kinds: Sequence[str] | None = None, *, run_id: int | None = None,
+             progress: Progress | None = None, threads: int | None = None) -> PushCounts:
+        """Send every due document of ``target`` (all its kinds by default)."""
+        connector = self.connector(target)
+        pusher = Pusher(
+            self.state, connector, target=target, settings=self.config.sync, worker=self.worker,
+            run_id=run_id, clock=self.clock, progress=progress,
+            threads=threads or int(getattr(connector, "concurrency", 1)),
+        )
+        return pusher.push(list(kinds) if kinds else self.kinds_for(target))
+
+    # -- re-syncs ----------------------------------------------------------------------------
+
+    def select(self, conn: Connection, selection: Selection) -> list[Mapping[str, Any]]:
+        """Ledger rows matching ``selection``, oldest first."""
+        t = ledger.ledger
+        query = sa.select(t).order_by(t.c.id)
+        if selection.targets:
+            query = query.where(t.c.target.in_(selection.targets))
+        if selection.kinds:
+            query = query.where(t.c.kind.in_(selection.kinds))
+        if selection.statuses:
+            query = query.where(t.c.status.in_(selection.statuses))
+        if selection.ledger_ids:
+            query = query.where(t.c.id.in_(selection.ledger_ids))
+        if selection.numbers:
+            wanted = [n.strip() for n in selection.numbers]
+            labels = [f"{prefix} {n}" for n in wanted for prefix in _LABEL_PREFIXES]
+            query = query.where(sa.or_(t.c.external_id.in_(wanted), t.c.label.in_(labels)))
+        if selection.customer:
+            query = query.where(t.c.customer_account == selection.customer)
+        if selection.date_from:
+            query = query.where(t.c.document_date >= selection.date_from)
+        if selection.date_to:
+            query = query.where(t.c.document_date <= selection.date_to)
+        return list(conn.execute(query).mappings())
+
+    def resync(self, selection: Selection, *, reason: str, dry_run: bool = False,
+               actor: str | None = None) -> ResyncResult:
+        """Queue the selected records to be sent again, re-read from billing and re-mapped.
+
+        Every re-sync is recorded in the audit log with who, when, why and what was selected.
+        ``dry_run`` shows what would be sent and how it differs from the last send.
+        """
+        if not reason.strip():
+            raise ValueError("a re-sync needs a reason for the audit log")
+        now = self.clock()
+        items: list[ResyncItem] = []
+        with self.state.connect() as conn, self.billing.connect() as billing:
+            transaction = conn.begin()
+            rows = [r for r in self.select(conn, selection) if r["target"] in self._targets]
+            reader = BillingReader(billing)
+            groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+            for row in rows:
+                groups.setdefault((row["target"], row["kind"]), []).append(row)
+            for (target, kind), group in groups.items():
+                page = reader.by_ids(kind, [int(r["source_id"]) for r in group])
+                records = {str(r.id): r for r in page.records}
+                for row in group:
+                    items.append(self._requeue(conn, row, records.get(row["source_id"]), page,
+                                               self._mappings[target], now))
+            audit_id = None
+            if not dry_run:
+                audit_id = self._audit(conn, actor or self.actor, reason, selection, items, now)
+                transaction.commit()
+            else:
+                transaction.rollback()
+        return ResyncResult(items=items, audit_id=audit_id, dry_run=dry_run)
+
+    def _requeue(self, conn: Connection, row: Mapping[str, Any], record: SourceRecord | None,
+                 page: Page, mapping: TargetMapping, now: datetime) -> ResyncItem:
+        base = {"ledger_id": row["id"], "target": row["target"], "kind": row["kind"],
+                "label": row["label"], "status_before": row["status"]}
+        old = json.loads(row["synced_payload"]) if row["synced_payload"] else None
+        if record is None:
+            return ResyncItem(**base, outcome="missing in billing",
+                              message="the record is no longer in billing", changes=())
+        result = map_record(mapping, record, page, self.tables)
+        if result is None:
+            return ResyncItem(**base, outcome="missing in billing",
+                              message="the target takes no document for this record", changes=())
+        ledger.enqueue(conn, target=row["target"], kind=row["kind"],
+                       outcomes=[ledger.MapOutcome(record, result)], run_id=None, now=now)
+        if isinstance(result, MappingError):
+            return ResyncItem(**base, outcome="mapping failed", message=str(result), changes=())
+        # Force a send even if the payload is unchanged; keep the suspect flag of an unknown
+        # outcome so the push looks the record up before writing again.
+        ledger.bulk_update(conn, [{"_id": row["id"]}], status="pending", attempts=0,
+                           next_attempt_at=None, last_error=None,
+                           error_kind=sa.case((ledger.ledger.c.error_kind == "unknown", "unknown"),
+                                              else_=None), updated_at=now)
+        conn.execute(ledger.ledger_events.insert().values(
+            ledger_id=row["id"], at=now, event="resync", status="pending",
+            detail=f"queued by {self.actor}"))
+        return ResyncItem(**base, outcome="queued", message=None,
+                          changes=tuple(diff_payloads(old, dict(result.payload))))
+
+    def _audit(self, conn: Connection, actor: str, reason: str, selection: Selection,
+               items: list[ResyncItem], now: datetime) -> int:
+        details = {
+            "selection": {k: (v.isoformat() if isinstance(v, date) else v)
+                          for k, v in asdict(selection).items() if v not in ((), None)},
+            "matched": len(items),
+            "queued": sum(1 for i in items if i.outcome == "queued"),
+            "records": [{"ledger_id": i.ledger_id, "target": i.target, "label": i.label,
+                         "outcome": i.outcome} for i in items[:1000]],
+        }
+        result = conn.execute(audit_log.insert().values(
+            at=now, actor=actor, action="resync", reason=reason,
+            details=json.dumps(details, sort_keys=True)))
+        return int(result.inserted_primary_key[0])  # type: ignore[index]

@@ -1,0 +1,369 @@
+"""The ledger: the outbox of every document finsync sends, one row per (target, kind, record).
+
+All SQL on the state store's ledger, cursors and events lives here. Extraction enqueues mapped
+documents (``enqueue``) in the same transaction that advances the cursor (``save_cursor``), so a
+record is in the ledger before the cursor moves past it. Pushing claims due rows (``claim``) under
+a lease and records each outcome (``record_success``, ``record_failure``). A document whose
+payload hash is unchanged is not sent again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from billing.records import (
+    CreditNote,
+    Customer,
+    Invoice,
+    Payment,
+    Refund,
+    RevenueEntry,
+    SourceRecord,
+)
+from connectors.base import DocKey, Document, canonical_json
+from finsync.errors import MappingError
+from sync.extract import Cursor
+from sync.state import cursors, ledger, ledger_events
+
+
+@dataclass(frozen=True)
+class MapOutcome:
+    """A source record and what mapping made of it: a document, or the reason it cannot be."""
+
+    record: SourceRecord
+    result: Document | MappingError
+
+
+@dataclass
+class EnqueueCounts:
+    """What one enqueue did: new and changed documents, unchanged ones, mapping failures."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+
+    def add(self, other: EnqueueCounts) -> None:
+        """Accumulate ``other`` into this."""
+        self.new += other.new
+        self.changed += other.changed
+        self.unchanged += other.unchanged
+        self.failed += other.failed
+
+
+def record_facts(record: SourceRecord) -> dict[str, Any]:
+    """Label, customer account and document date of a record, as the ledger indexes them."""
+    document_date: date | None
+    if isinstance(record, Customer):
+        account: str | None = record.account_number
+        document_date = None
+    elif isinstance(record, Invoice | CreditNote):
+        account, document_date = record.customer_account, record.issue_date
+    elif isinstance(record, Payment):
+        account, document_date = record.customer_account, record.received_on
+    elif isinstance(record, Refund):
+        account, document_date = record.customer_account, record.refunded_on
+    elif isinstance(record, RevenueEntry):
+        account, document_date = None, record.period
+    else:  # pragma: no cover - the union above is exhaustive
+        raise TypeError(type(record).__name__)
+    return {
+        "label": record.label,
+        "customer_account": account,
+        "document_date": document_date,
+        "source_updated_at": record.updated_at,
+    }
+
+
+def _event(ledger_id: int, event: str, status: str, now: datetime,
+           run_id: int | None, detail: str | None = None) -> dict[str, Any]:
+    return {"ledger_id": ledger_id, "at": now, "run_id": run_id, "event": event,
+            "status": status, "detail": detail}
+
+
+def _existing(conn: Connection, target: str, kind: str,
+              source_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+    found: dict[str, Mapping[str, Any]] = {}
+    for start in range(0, len(source_ids), 900):
+        chunk = source_ids[start : start + 900]
+        query = sa.select(
+            ledger.c.id, ledger.c.source_id, ledger.c.status, ledger.c.payload_hash,
+            ledger.c.synced_hash, ledger.c.error_kind, ledger.c.last_error,
+        ).where(ledger.c.target == target, ledger.c.kind == kind, ledger.c.source_id.in_(chunk))
+        for row in conn.execute(query).mappings():
+            found[row["source_id"]] = row
+    return found
+
+
+def enqueue(conn: Connection, *, target: str, kind: str, outcomes: Sequence[MapOutcome],
+            run_id: int | None, now: datetime) -> EnqueueCounts:
+    """Put mapped documents (and mapping failures) into the ledger.
+
+    New documents become ``pending``; a changed payload makes its row ``pending`` again with
+    attempts reset; an unchanged payload is skipped; a payload equal to what the target already
+    holds is ``synced``. A record that cannot be mapped becomes ``failed`` with the message.
+    """
+    counts = EnqueueCounts()
+    source_ids = [str(o.record.id) for o in outcomes]
+    existing = _existing(conn, target, kind, source_ids)
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        source_id = str(outcome.record.id)
+        facts = record_facts(outcome.record)
+        row = existing.get(source_id)
+        if isinstance(outcome.result, MappingError):
+            message = str(outcome.result)
+            if row is not None and row["error_kind"] == "mapping" and row["last_error"] == message:
+                counts.unchanged += 1
+                continue
+            counts.failed += 1
+            values = {
+                **facts, "status": "failed", "error_kind": "mapping", "last_error": message,
+                "payload": None, "payload_hash": None, "next_attempt_at": None,
+                "run_id": run_id, "updated_at": now,
+            }
+            if row is None:
+                inserts.append({**values, "target": target, "kind": kind, "source_id": source_id,
+                                "external_id": None, "operation": "upsert", "attempts": 0,
+                                "depends_on": "[]", "created_at": now})
+            else:
+                updates.append({**values, "_id": row["id"]})
+                events.append(_event(row["id"], "mapping_failed", "failed", now, run_id,
+                                     message))
+            continue
+        doc = outcome.result
+        digest = doc.payload_hash
+        if row is not None and row["payload_hash"] == digest and row["error_kind"] != "mapping":
+            counts.unchanged += 1
+            continue
+        status = "synced" if row is not None and row["synced_hash"] == digest else "pending"
+        values = {
+            **facts, "external_id": doc.external_id, "record_type": doc.record_type,
+            "operation": doc.operation, "status": status, "payload": canonical_json(doc.payload),
+            "payload_hash": digest,
+            "depends_on": json.dumps([str(k) for k in doc.depends_on]),
+            "attempts": 0, "next_attempt_at": None, "last_error": None, "error_kind": None,
+            "run_id": run_id, "updated_at": now,
+        }
+        if row is None:
+            counts.new += 1
+            inserts.append({**values, "target": target, "kind": kind, "source_id": source_id,
+                            "created_at": now})
+        else:
+            counts.changed += 1
+            updates.append({**values, "_id": row["id"]})
+            events.append(_event(row["id"], "changed", status, now, run_id,
+                                 f"{doc.operation}: billing record changed"))
+    if inserts:
+        conn.execute(ledger.insert(), inserts)
+        new_ids = _existing(conn, target, kind, [r["source_id"] for r in inserts])
+        events += [
+            _event(new_ids[r["source_id"]]["id"],
+                   "mapping_failed" if r["status"] == "failed" else "enqueued", r["status"], now,
+                   run_id, r["last_error"])
+            for r in inserts
+        ]
+    for group in _same_keys(updates):
+        bulk_update(conn, group)
+    if events:
+        conn.execute(ledger_events.insert(), events)
+    return counts
+
+
+def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return list(groups.values())
+
+
+def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]],
+                **fixed: Any) -> None:
+    """Update ledger rows by id in one executemany: each row maps ``_id`` and column values.
+
+    ``fixed`` values (plain values or SQL expressions) are the same for every row.
+    """
+    if not rows:
+        return
+    columns = [c for c in rows[0] if c != "_id"]
+    statement = ledger.update().where(ledger.c.id == sa.bindparam("p__id")).values(
+        {**{c: sa.bindparam(f"p_{c}") for c in columns}, **fixed}
+    )
+    conn.execute(statement, [{f"p_{k}": v for k, v in row.items()} for row in rows])
+
+
+# -- cursors -------------------------------------------------------------------------------
+
+
+def load_cursor(conn: Connection, target: str, kind: str) -> Cursor | None:
+    """The saved cursor of (target, kind), or None before the first read."""
+    row = conn.execute(
+        sa.select(cursors.c.updated_at, cursors.c.last_id).where(
+            cursors.c.target == target, cursors.c.kind == kind)
+    ).first()
+    return Cursor(row.updated_at, row.last_id) if row else None
+
+
+def save_cursor(conn: Connection, target: str, kind: str, cursor: Cursor, now: datetime) -> None:
+    """Advance the cursor of (target, kind); it never moves backwards."""
+    current = load_cursor(conn, target, kind)
+    if current is not None and current >= cursor:
+        return
+    values = {"updated_at": cursor.updated_at, "last_id": cursor.last_id, "changed_at": now}
+    if current is None:
+        conn.execute(cursors.insert().values(target=target, kind=kind, **values))
+    else:
+        conn.execute(cursors.update().where(cursors.c.target == target, cursors.c.kind == kind)
+                     .values(**values))
+
+
+def reset_cursor(conn: Connection, target: str, kind: str) -> None:
+    """Forget the cursor so the next sync re-reads every record of the kind."""
+    conn.execute(cursors.delete().where(cursors.c.target == target, cursors.c.kind == kind))
+
+
+# -- claiming and outcomes -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A ledger row claimed for sending, with the document rebuilt from it."""
+
+    ledger_id: int
+    document: Document
+    attempts: int
+    suspect: bool  # a previous send may have been applied: look it up before sending again
+    previously_synced: bool
+
+
+def _document(row: Mapping[str, Any]) -> Document:
+    return Document(
+        target=row["target"], kind=row["kind"], source_id=row["source_id"],
+        external_id=row["external_id"], record_type=row["record_type"], label=row["label"],
+        payload=json.loads(row["payload"]), operation=row["operation"],
+        depends_on=tuple(DocKey(*k.split(":", 1)) for k in json.loads(row["depends_on"])),
+    )
+
+
+def _dependency_status(conn: Connection, target: str,
+                       keys: Iterable[DocKey]) -> dict[DocKey, tuple[str, str | None]]:
+    by_kind: dict[str, list[str]] = {}
+    for key in keys:
+        by_kind.setdefault(key.kind, []).append(key.source_id)
+    found: dict[DocKey, tuple[str, str | None]] = {}
+    for kind, ids in by_kind.items():
+        for start in range(0, len(ids), 900):
+            rows = conn.execute(
+                sa.select(ledger.c.source_id, ledger.c.status, ledger.c.label).where(
+                    ledger.c.target == target, ledger.c.kind == kind,
+                    ledger.c.source_id.in_(ids[start : start + 900]))
+            )
+            for source_id, status, label in rows:
+                found[DocKey(kind, source_id)] = (status, label)
+    return found
+
+
+def claim(conn: Connection, *, target: str, kind: str, worker: str, now: datetime,
+          limit: int, lease: timedelta, wait: timedelta) -> list[Claimed]:
+    """Claim up to ``limit`` due documents of (target, kind) for ``worker`` under a lease.
+
+    Due: ``pending`` or ``retry`` whose ``next_attempt_at`` has come, or ``sending`` whose lease
+    ran out (its outcome is unknown, so it is marked suspect). Documents whose dependencies are
+    not synced yet are postponed by ``wait`` with a note. Rows are locked with FOR UPDATE SKIP
+    LOCKED on PostgreSQL, so concurrent workers never claim the same row.
+    """
+    due = sa.or_(
+        sa.and_(ledger.c.status.in_(("pending", "retry")),
+                sa.or_(ledger.c.next_attempt_at.is_(None), ledger.c.next_attempt_at <= now)),
+        sa.and_(ledger.c.status == "sending", ledger.c.claimed_until < now),
+    )
+    query = (sa.select(ledger).where(ledger.c.target == target, ledger.c.kind == kind, due)
+             .order_by(ledger.c.id).limit(limit))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = list(conn.execute(query).mappings())
+    if not rows:
+        return []
+    dependencies = _dependency_status(
+        conn, target, {DocKey(*k.split(":", 1)) for r in rows for k in json.loads(r["depends_on"])}
+    )
+    claimed: list[Claimed] = []
+    postponed: list[dict[str, Any]] = []
+    for row in rows:
+        waiting = [
+            (key, dependencies.get(key, ("missing", None)))
+            for key in (DocKey(*k.split(":", 1)) for k in json.loads(row["depends_on"]))
+            if dependencies.get(key, ("missing", None))[0] != "synced"
+        ]
+        if waiting:
+            key, (status, label) = waiting[0]
+            note = f"waiting for {label or key} ({status}) to sync first"
+            postponed.append({"_id": row["id"], "next_attempt_at": now + wait,
+                              "last_error": note, "updated_at": now})
+            continue
+        claimed.append(Claimed(
+            ledger_id=row["id"], document=_document(row), attempts=row["attempts"] + 1,
+            suspect=row["status"] == "sending" or row["error_kind"] == "unknown",
+            previously_synced=row["synced_hash"] is not None,
+        ))
+    bulk_update(conn, postponed,
+                status=sa.case((ledger.c.status == "sending", "pending"), else_=ledger.c.status))
+    bulk_update(conn, [{"_id": c.ledger_id, "attempts": c.attempts} for c in claimed],
+                status="sending", claimed_by=worker, claimed_until=now + lease, updated_at=now)
+    return claimed
+
+
+def record_success(conn: Connection, claimed: Claimed, *, internal_id: str | None,
+                   details: Mapping[str, Any] | None, created: bool | None, now: datetime,
+                   run_id: int | None) -> None:
+    """The target holds the claimed document: mark it synced.
+
+    If billing changed the record while it was in flight, the row goes back to ``pending`` so
+    the newer payload is sent too.
+    """
+    sent_hash = claimed.document.payload_hash
+    conn.execute(
+        ledger.update().where(ledger.c.id == claimed.ledger_id).values(
+            status=sa.case((ledger.c.payload_hash == sent_hash, "synced"), else_="pending"),
+            synced_hash=sent_hash, synced_payload=canonical_json(claimed.document.payload),
+            internal_id=internal_id, result=json.dumps(details or {}, sort_keys=True),
+            last_error=None, error_kind=None, next_attempt_at=None, claimed_by=None,
+            claimed_until=None, synced_at=now, updated_at=now, run_id=run_id,
+        )
+    )
+    event = "created" if created else ("updated" if created is False else "synced")
+    conn.execute(ledger_events.insert().values(
+        ledger_id=claimed.ledger_id, at=now, run_id=run_id, event=event, status="synced",
+        detail=f"{claimed.document.operation} ok, id {internal_id}" if internal_id else None))
+
+
+def record_failure(conn: Connection, claimed: Claimed, *, status: str, error_kind: str,
+                   message: str, next_attempt_at: datetime | None, now: datetime,
+                   run_id: int | None) -> None:
+    """Record a failed send: ``retry`` (with its time), ``dead`` or ``failed``."""
+    conn.execute(
+        ledger.update().where(ledger.c.id == claimed.ledger_id).values(
+            status=status, error_kind=error_kind, last_error=message,
+            next_attempt_at=next_attempt_at, claimed_by=None, claimed_until=None,
+            updated_at=now, run_id=run_id,
+        )
+    )
+    conn.execute(ledger_events.insert().values(
+        ledger_id=claimed.ledger_id, at=now, run_id=run_id, event=error_kind, status=status,
+        detail=message))
+
+
+def release(conn: Connection, claimed: Sequence[Claimed], *, message: str, now: datetime) -> None:
+    """Give claimed rows back untouched (e.g. credentials were refused): no attempt counted."""
+    bulk_update(conn, [{"_id": c.ledger_id, "attempts": c.attempts - 1} for c in claimed],
+                status="pending", last_error=message, claimed_by=None, claimed_until=None,
+                updated_at=now)

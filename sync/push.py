@@ -1,0 +1,214 @@
+"""Pushing: claim due ledger rows, send them through a connector, record every outcome.
+
+Order: kinds are pushed in ``billing.records.KIND_ORDER`` (customers before their invoices,
+invoices before payments and credit notes), and a document whose dependencies are not synced
+waits. A write whose outcome is unknown (a timeout after sending, or a worker that died while
+sending) is looked up by external id before it is sent again, so no second record is created.
+
+Outcomes: success -> ``synced``; retryable -> ``retry`` at an exponential-backoff time, ``dead``
+after ``max_attempts``; permanent -> ``failed`` with the system's message; refused credentials
+stop the run and give the claimed rows back untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Connection, Engine
+
+from connectors.base import Connector, WriteResult
+from finsync.config import SyncSettings
+from finsync.db import utcnow
+from finsync.errors import (
+    AuthError,
+    ConnectorError,
+    OutcomeUnknownError,
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+)
+from sync import ledger
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class PushCounts:
+    """What a push did, per outcome."""
+
+    sent: int = 0
+    created: int = 0
+    updated: int = 0
+    recovered: int = 0  # found in the target after an unknown outcome, not sent again
+    failed: int = 0
+    retrying: int = 0
+    dead: int = 0
+
+    def add(self, other: PushCounts) -> None:
+        """Accumulate ``other`` into this."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+def backoff_delay(attempts: int, settings: SyncSettings, rng: random.Random) -> timedelta:
+    """Exponential backoff with jitter: base * 2^(attempts-1), capped, times 0.5..1."""
+    raw = min(settings.backoff_max_seconds,
+              settings.backoff_base_seconds * 2 ** max(attempts - 1, 0))
+    return timedelta(seconds=raw * (0.5 + rng.random() / 2))
+
+
+class Pusher:
+    """Pushes one target's due documents through its connector."""
+
+    def __init__(self, state: Engine, connector: Connector, *, target: str,
+                 settings: SyncSettings, worker: str, run_id: int | None = None,
+                 clock: Callable[[], datetime] = utcnow, threads: int = 1,
+                 progress: Progress | None = None, seed: int | None = None) -> None:
+        self._state = state
+        self._connector = connector
+        self._target = target
+        self._settings = settings
+        self._worker = worker
+        self._run_id = run_id
+        self._clock = clock
+        self._threads = max(1, threads)
+        self._progress = progress
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def push(self, kinds: Sequence[str]) -> PushCounts:
+        """Push every due document of ``kinds``, in dependency order. Raises AuthError."""
+        total = PushCounts()
+        for kind in kinds:
+            if self._threads == 1:
+                total.add(self._drain(kind))
+                continue
+            with ThreadPoolExecutor(self._threads, thread_name_prefix=f"push-{kind}") as pool:
+                for counts in pool.map(self._drain, [kind] * self._threads):
+                    total.add(counts)
+        return total
+
+    def _drain(self, kind: str) -> PushCounts:
+        counts = PushCounts()
+        while True:
+            now = self._clock()
+            with self._state.begin() as conn:
+                batch = ledger.claim(
+                    conn, target=self._target, kind=kind, worker=self._worker, now=now,
+                    limit=self._connector.max_batch,
+                    lease=timedelta(seconds=self._settings.lease_seconds),
+                    wait=timedelta(seconds=self._settings.backoff_base_seconds),
+                )
+            if not batch:
+                return counts
+            counts.add(self._process(batch))
+
+    def _process(self, batch: list[ledger.Claimed]) -> PushCounts:
+        counts = PushCounts()
+        to_send = self._recover(batch, counts)
+        if not to_send:
+            return counts
+        try:
+            results = self._connector.send([c.document for c in to_send])
+        except AuthError as exc:
+            with self._state.begin() as conn:
+                ledger.release(conn, to_send, message=str(exc), now=self._clock())
+            raise
+        except ConnectorError as exc:
+            self._fail_all(to_send, exc, counts)
+            return counts
+        if len(results) != len(to_send):
+            raise RuntimeError(f"{self._connector.system} connector returned {len(results)} "
+                               f"results for {len(to_send)} documents")
+        now = self._clock()
+        with self._state.begin() as conn:
+            for claimed, result in zip(to_send, results, strict=True):
+                counts.sent += 1
+                if result.ok:
+                    self._succeed(conn, claimed, result, now, counts)
+                else:
+                    error = result.error or PermanentError(
+                        self._connector.system, "send", "rejected without a message")
+                    self._fail(conn, claimed, error, now, counts)
+        self._report("pushed", len(to_send))
+        return counts
+
+    def _recover(self, batch: list[ledger.Claimed], counts: PushCounts) -> list[ledger.Claimed]:
+        """Look up suspects (earlier outcome unknown); those the target holds are done."""
+        suspects = [c for c in batch if c.suspect and not c.previously_synced]
+        if not suspects:
+            return batch
+        try:
+            found = self._connector.lookup([c.document for c in suspects])
+        except ConnectorError as exc:
+            # Without a look-up we must not send again: try the suspects later.
+            self._fail_all(suspects, exc, counts)
+            return [c for c in batch if c not in suspects]
+        now = self._clock()
+        done: set[int] = set()
+        with self._state.begin() as conn:
+            for claimed in suspects:
+                internal_id = found.get(claimed.document.external_id)
+                if internal_id is not None:
+                    ledger.record_success(conn, claimed, internal_id=internal_id,
+                                          details={"recovered_by_lookup": True}, created=None,
+                                          now=now, run_id=self._run_id)
+                    counts.recovered += 1
+                    done.add(claimed.ledger_id)
+        if done:
+            self._report("pushed", len(done))
+        return [c for c in batch if c.ledger_id not in done]
+
+    def _succeed(self, conn: Connection, claimed: ledger.Claimed, result: WriteResult,
+                 now: datetime, counts: PushCounts) -> None:
+        ledger.record_success(conn, claimed, internal_id=result.internal_id,
+                              details=result.details, created=result.created, now=now,
+                              run_id=self._run_id)
+        if result.created is False or (result.created is None and claimed.previously_synced):
+            counts.updated += 1
+        else:
+            counts.created += 1
+
+    def _fail(self, conn: Connection, claimed: ledger.Claimed, error: ConnectorError,
+              now: datetime, counts: PushCounts) -> None:
+        if isinstance(error, RetryableError):
+            kind = "unknown" if isinstance(error, OutcomeUnknownError) else "retryable"
+            if claimed.attempts >= self._settings.max_attempts:
+                status, when = "dead", None
+                counts.dead += 1
+                message = f"gave up after {claimed.attempts} attempts: {error}"
+            else:
+                with self._lock:
+                    delay = backoff_delay(claimed.attempts, self._settings, self._rng)
+                if isinstance(error, RateLimitedError) and error.retry_after:
+                    delay = max(delay, timedelta(seconds=error.retry_after))
+                status, when = "retry", now + delay
+                counts.retrying += 1
+                message = str(error)
+        else:
+            kind, status, when, message = "permanent", "failed", None, str(error)
+            counts.failed += 1
+        ledger.record_failure(conn, claimed, status=status, error_kind=kind,
+                              message=message, next_attempt_at=when, now=now,
+                              run_id=self._run_id)
+
+    def _fail_all(self, claimed: Sequence[ledger.Claimed], error: ConnectorError,
+                  counts: PushCounts) -> None:
+        now = self._clock()
+        with self._state.begin() as conn:
+            for item in claimed:
+                self._fail(conn, item, error, now, counts)
+        log.warning("%s: %d documents not sent: %s", self._target, len(claimed), error)
+        self._report("pushed", len(claimed))
+
+    def _report(self, event: str, n: int) -> None:
+        if self._progress is not None:
+            self._progress(event, n)

@@ -1,0 +1,58 @@
+"""Which kinds each target takes, and the mapping that turns a source record into its document.
+
+A target section in the config names its ``system`` (the connector) and, optionally, its
+``mapping`` (which document shapes it takes; by default the system's own). The scripted test
+system takes NetSuite's documents, so engine tests exercise the real mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from billing.records import CreditNote, Customer, Invoice, Payment, SourceRecord
+from connectors.base import Document
+from mappings import avatax, netsuite
+from mappings.tables import MappingTables
+from sync.extract import Page
+
+#: Maps one record of a page; None means the target takes no document for this record.
+MapFunction = Callable[[SourceRecord, Page, MappingTables], Document | None]
+
+
+@dataclass(frozen=True)
+class TargetMapping:
+    """The document shapes of one kind of target."""
+
+    name: str
+    kinds: tuple[str, ...]
+    map: MapFunction
+
+
+def _map_netsuite(record: SourceRecord, page: Page, tables: MappingTables) -> Document | None:
+    if isinstance(record, Customer):
+        return netsuite.map_customer(record, tables)
+    if isinstance(record, Invoice):
+        return netsuite.map_invoice(record, tables, customer=page.customers.get(record.customer_id))
+    if isinstance(record, CreditNote):
+        return netsuite.map_credit_note(record, tables,
+                                        customer=page.customers.get(record.customer_id))
+    if isinstance(record, Payment):
+        return netsuite.map_payment(record, tables)
+    return None
+
+
+def _map_avatax(record: SourceRecord, page: Page, tables: MappingTables) -> Document | None:
+    if isinstance(record, Invoice):
+        return avatax.map_invoice(record, page.customers.get(record.customer_id), tables)
+    if isinstance(record, CreditNote):
+        return avatax.map_credit_note(record, page.customers.get(record.customer_id),
+                                      page.invoice_dates.get(record.invoice_id), tables)
+    return None
+
+
+MAPPINGS: dict[str, TargetMapping] = {
+    "netsuite": TargetMapping("netsuite", ("customer", "invoice", "credit_note", "payment"),
+                              _map_netsuite),
+    "avatax": TargetMapping("avatax", ("invoice", "credit_note"), _map_avatax),
+}
