@@ -19,8 +19,10 @@ Conventions worth knowing:
 - Discounts: a line's ``amount`` is billing's net amount (after discount). ``rate`` is
   ``amount / quantity`` when that division is exact (so quantity x rate = amount), otherwise
   rounded to ``RATE_DECIMALS`` places while ``amount`` stays exact.
-- Tax: each line carries billing's own ``tax1Amt`` and ``taxRate1`` (percent), and the header
-  ``taxTotal`` equals billing's tax total, so NetSuite's total equals billing's total.
+- Tax: each line carries billing's own tax amount as ``tax1Amt`` (and ``taxRate1`` in percent);
+  the lines' ``tax1Amt`` sum to billing's tax total, so NetSuite's total (sum of ``amount`` plus
+  ``tax1Amt``) equals billing's total. The header ``taxTotal`` is not sent: NetSuite computes it
+  and refuses writes to it.
 - Voids: a voided invoice or credit note, and a failed or reversed payment, maps to operation
   ``"void"``. Its payload is what NetSuite's own direct void leaves behind: every amount zero,
   no applications, memo starting with ``VOID``. NetSuite's 2023_2 SOAP endpoint has no void
@@ -370,7 +372,6 @@ def map_invoice(inv: Invoice, t: MappingTables, *, customer: Customer | None = N
     memo = _void_memo(inv.memo) if void else inv.memo
     if memo:
         payload["memo"] = memo
-    payload["taxTotal"] = _money(_ZERO if void else inv.tax_total, inv.currency)
     payload["itemList"] = [
         _invoice_line(li, inv.currency, refs, void)
         for li, refs in zip(inv.lines, line_refs, strict=True)
@@ -442,7 +443,6 @@ def map_credit_note(
     }
     if reason:
         payload["memo"] = reason
-    payload["taxTotal"] = _money(_ZERO if void else note.tax_total, cur)
     payload["itemList"] = lines
     payload["autoApply"] = False
     payload["applyList"] = (

@@ -1,0 +1,621 @@
+"""NetSuite SuiteTalk SOAP (endpoint 2023_2) connector: upsertList / getList with TBA.
+
+zeep reads the WSDL once per process (``soap_client``) and serialises requests; httpx sends them
+so that timeouts, retries and the concurrency limit are handled exactly like every other
+connector (``connectors.http``). Replies are read with lxml: only status, ids and faults matter.
+
+- Auth: a fresh ``tokenPassport`` header per request (HMAC-SHA256 over
+  ``account&consumerKey&token&nonce&timestamp`` keyed ``consumerSecret&tokenSecret``).
+- Idempotency: ``upsertList`` matches on externalId and record type, so re-sending a batch whose
+  outcome is unknown updates instead of duplicating; retries inside a call are therefore safe.
+- Apply sublists reference invoices by internal id only (``doc`` is ``xsd:long``), so before an
+  upsert the connector looks up the invoices that payments and credit memos apply to.
+- Voids: the 2023_2 endpoint has no void operation; a ``void`` document carries the voided
+  (zeroed) payload and is written with the same upsert.
+- Faults are classified in one table (``classify_fault``); one bad record fails only its own
+  ``WriteResult``. Secrets never appear in messages or logs: zeep's transport logger (which
+  prints envelopes, passport included, at DEBUG) is silenced and unused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import httpx
+import zeep
+from babel import Locale
+from lxml import etree
+
+from connectors.base import Document, WriteResult
+from connectors.http import RetryPolicy, classify_status, classify_transport_error
+from connectors.limits import Limiter, ThreadLimiter
+from finsync.config import Secret, Section
+from finsync.errors import (
+    AuthError,
+    ConfigError,
+    ConnectorError,
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+)
+
+SYSTEM = "netsuite"
+#: The SOAP endpoint version this connector speaks.
+VERSION = "2023_2"
+#: NetSuite's own WSDL for the version (a local path or file: URL works too).
+DEFAULT_WSDL = "https://webservices.netsuite.com/wsdl/v2023_2_0/netsuite.wsdl"
+#: NetSuite's synchronous caps: upsertList 100 records, getList 1000 references.
+MAX_UPSERT = 100
+MAX_GET = 1000
+
+NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+NS_MESSAGES = f"urn:messages_{VERSION}.platform.webservices.netsuite.com"
+NS_CORE = f"urn:core_{VERSION}.platform.webservices.netsuite.com"
+BINDING = f"{{urn:platform_{VERSION}.webservices.netsuite.com}}NetSuiteBinding"
+
+#: Record type (RecordRef ``type``) -> XSD type of the record.
+RECORD_TYPES: Mapping[str, str] = {
+    "customer": f"{{urn:relationships_{VERSION}.lists.webservices.netsuite.com}}Customer",
+    "invoice": f"{{urn:sales_{VERSION}.transactions.webservices.netsuite.com}}Invoice",
+    "creditMemo": f"{{urn:customers_{VERSION}.transactions.webservices.netsuite.com}}CreditMemo",
+    "customerPayment": (
+        f"{{urn:customers_{VERSION}.transactions.webservices.netsuite.com}}CustomerPayment"
+    ),
+    "journalEntry": f"{{urn:general_{VERSION}.transactions.webservices.netsuite.com}}JournalEntry",
+}
+#: Neutral sublist key -> element of one line inside the SOAP list.
+SUBLISTS: Mapping[str, str] = {
+    "itemList": "item",
+    "applyList": "apply",
+    "addressbookList": "addressbook",
+    "lineList": "line",
+}
+#: Neutral date fields; SOAP types them xsd:dateTime.
+DATE_FIELDS = frozenset(
+    {"tranDate", "dueDate", "revRecStartDate", "revRecEndDate", "startDate", "endDate", "applyDate"}
+)
+
+#: Fault and status codes that mean "try again later" (concurrency limits, outages).
+RETRYABLE_CODES = frozenset(
+    {
+        "WS_REQUEST_BLOCKED",
+        "WS_CONCUR_SESSION_DISALLWD",
+        "EXCEEDED_CONCURRENT_REQUEST_LIMIT",
+        "EXCEEDED_REQUEST_LIMIT",
+        "UNEXPECTED_ERROR",
+        "SSS_REQUEST_LIMIT_EXCEEDED",
+        "RCRD_HAS_BEEN_CHANGED",
+        "WS_EXCEEDED_CONCUR_USERS_ALLOWED",
+    }
+)
+#: Fault elements (detail children) that mean "try again later".
+RETRYABLE_FAULTS = frozenset(
+    {
+        "exceededConcurrentRequestLimitFault",
+        "exceededRequestLimitFault",
+        "unexpectedErrorFault",
+    }
+)
+#: Fault elements that mean the credentials or signature were refused.
+AUTH_FAULTS = frozenset({"invalidCredentialsFault", "invalidAccountFault", "invalidSessionFault"})
+#: Status codes of records that do not exist (getList).
+NOT_FOUND_CODES = frozenset({"RCRD_DSNT_EXIST", "INVALID_KEY_OR_REF"})
+
+log = logging.getLogger(__name__)
+# zeep logs whole envelopes (tokenPassport included) at DEBUG; we never send through zeep, and
+# make sure nobody turning on DEBUG gets them either.
+logging.getLogger("zeep.transports").disabled = True
+
+
+def default_endpoint(account: str) -> str:
+    """The account-specific SOAP URL: ``1234567_SB1`` -> ``https://1234567-sb1.suitetalk...``."""
+    host = account.lower().replace("_", "-")
+    return f"https://{host}.suitetalk.api.netsuite.com/services/NetSuitePort_{VERSION}"
+
+
+@dataclass(frozen=True)
+class NetSuiteSoapSettings:
+    """Everything the SOAP connector needs; secrets are ``Secret`` and never printed."""
+
+    account: str
+    consumer_key: Secret
+    consumer_secret: Secret
+    token_id: Secret
+    token_secret: Secret
+    wsdl: str = DEFAULT_WSDL
+    endpoint: str = ""
+    batch_size: int = MAX_UPSERT
+    concurrency: int = 5
+    timeout_seconds: float = 120.0
+    retry_attempts: int = 5
+    retry_deadline_seconds: float = 300.0
+    backoff_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.endpoint:
+            object.__setattr__(self, "endpoint", default_endpoint(self.account))
+        if not 1 <= self.batch_size <= MAX_UPSERT:
+            raise ConfigError("batch_size", f"must be between 1 and {MAX_UPSERT}")
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy inside one call."""
+        return RetryPolicy(
+            attempts=self.retry_attempts,
+            deadline_seconds=self.retry_deadline_seconds,
+            backoff_seconds=self.backoff_seconds,
+        )
+
+    @classmethod
+    def from_section(cls, section: Section) -> NetSuiteSoapSettings:
+        """Read and validate a config section; ConfigError names the bad key."""
+        account = section.str("account", required=True)
+        if account != account.upper():
+            # NetSuite's realm is case-sensitive in the signature: 1234567_SB1, not 1234567_sb1.
+            raise ConfigError(
+                section.key("account"), f"write the account id in upper case ({account.upper()!r})"
+            )
+        settings = cls(
+            account=account,
+            consumer_key=_secret(section, "consumer_key"),
+            consumer_secret=_secret(section, "consumer_secret"),
+            token_id=_secret(section, "token_id"),
+            token_secret=_secret(section, "token_secret"),
+            wsdl=section.str("wsdl", DEFAULT_WSDL),
+            endpoint=section.str("endpoint", default_endpoint(account)),
+            batch_size=section.int("batch_size", MAX_UPSERT, minimum=1, maximum=MAX_UPSERT),
+            concurrency=section.int("concurrency", 5, minimum=1, maximum=100),
+            timeout_seconds=section.float("timeout_seconds", 120.0, minimum=1.0),
+            retry_attempts=section.int("retry_attempts", 5, minimum=1, maximum=100),
+            retry_deadline_seconds=section.float("retry_deadline_seconds", 300.0, minimum=1.0),
+            backoff_seconds=section.float("backoff_seconds", 1.0, minimum=0.0),
+        )
+        section.done()
+        return settings
+
+
+def _secret(section: Section, name: str) -> Secret:
+    value = section.secret(name)
+    assert value is not None  # required=True raises instead
+    return value
+
+
+_clients: dict[str, zeep.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def soap_client(wsdl: str, timeout: float = 60.0) -> zeep.Client:
+    """The zeep client of ``wsdl``, built once per process (loading the WSDL takes ~0.5 s).
+
+    Parsing is locked down: no DTDs, no entities, no external references, no huge trees.
+    """
+    with _clients_lock:
+        client = _clients.get(wsdl)
+        if client is None:
+            settings = zeep.Settings(
+                strict=True,
+                xml_huge_tree=False,
+                forbid_dtd=True,
+                forbid_entities=True,
+                forbid_external=True,
+            )
+            transport = zeep.Transport(timeout=timeout, operation_timeout=timeout)
+            client = zeep.Client(wsdl, settings=settings, transport=transport)
+            _clients[wsdl] = client
+        return client
+
+
+def tba_signature(
+    account: str,
+    consumer_key: str,
+    token: str,
+    nonce: str,
+    timestamp: int,
+    consumer_secret: str,
+    token_secret: str,
+) -> str:
+    """The tokenPassport signature: base64(HMAC-SHA256(cs&ts, account&ck&token&nonce&ts))."""
+    base = "&".join((account, consumer_key, token, nonce, str(timestamp)))
+    key = f"{consumer_secret}&{token_secret}"
+    digest = hmac.new(key.encode(), base.encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _default_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def _local(element: etree._Element) -> str:
+    return etree.QName(element).localname
+
+
+def _child(element: etree._Element | None, name: str) -> etree._Element | None:
+    if element is None:
+        return None
+    for child in element:
+        if isinstance(child.tag, str) and _local(child) == name:
+            return child
+    return None
+
+
+def _children(element: etree._Element | None, name: str) -> list[etree._Element]:
+    if element is None:
+        return []
+    return [c for c in element if isinstance(c.tag, str) and _local(c) == name]
+
+
+def classify_fault(
+    operation: str,
+    fault_name: str | None,
+    code: str | None,
+    message: str,
+    http_status: int | None = None,
+) -> ConnectorError:
+    """The error for a SOAP fault (``fault_name`` is the detail element, ``code`` its code)."""
+    code_text = code or fault_name or "SOAP_FAULT"
+    if (code and code.startswith("INVALID_LOGIN")) or fault_name in AUTH_FAULTS:
+        return AuthError(SYSTEM, operation, message, code=code_text)
+    if code == "INVALID_SIGNATURE" or ("signature" in message.lower() and code is None):
+        return AuthError(SYSTEM, operation, message, code=code_text)
+    if fault_name in ("exceededConcurrentRequestLimitFault", "exceededRequestLimitFault"):
+        return RateLimitedError(SYSTEM, operation, message, code=code_text)
+    if code in RETRYABLE_CODES or fault_name in RETRYABLE_FAULTS:
+        return RetryableError(SYSTEM, operation, message, code=code_text)
+    if http_status is not None and http_status >= 500 and fault_name is None and code is None:
+        return RetryableError(SYSTEM, operation, message, code=code_text)
+    return PermanentError(SYSTEM, operation, message, code=code_text)
+
+
+def _status_error(operation: str, status: etree._Element | None) -> ConnectorError | None:
+    """None when a ``status`` says isSuccess, else the classified error of its first detail."""
+    if status is not None and status.get("isSuccess") == "true":
+        return None
+    details = _children(status, "statusDetail")
+    errors = [d for d in details if d.get("type", "ERROR") == "ERROR"] or details
+    code = (
+        (_child(errors[0], "code").text or "")
+        if errors and _child(errors[0], "code") is not None
+        else None
+    )
+    message = (
+        "; ".join(
+            (_child(d, "message").text or "").strip()
+            for d in errors
+            if _child(d, "message") is not None
+        )
+        or "NetSuite reported a failure without details"
+    )
+    if code in RETRYABLE_CODES:
+        return RetryableError(SYSTEM, operation, message, code=code)
+    if code and code.startswith("INVALID_LOGIN"):
+        return AuthError(SYSTEM, operation, message, code=code)
+    return PermanentError(SYSTEM, operation, message, code=code or "ERROR")
+
+
+def _country(code: str) -> str:
+    """ISO 3166 alpha-2 -> NetSuite's Country enumeration (``US`` -> ``_unitedStates``)."""
+    name = Locale("en").territories.get(code.upper(), code)
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    words = "".join(ch if ch.isalnum() else " " for ch in ascii_name).split()
+    return "_" + words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])
+
+
+def _soap_date(value: str) -> str:
+    # NetSuite dates are calendar dates; a dateTime without offset is read in the account's
+    # own time zone, so the date is never shifted by a UTC conversion.
+    return f"{date.fromisoformat(value).isoformat()}T00:00:00"
+
+
+class NetSuiteSoapConnector:
+    """Writes documents to NetSuite with upsertList and finds them with getList (SOAP, TBA).
+
+    ``client`` is the httpx client (one is made if None); ``clock`` gives the passport
+    timestamp in seconds; ``nonce`` returns a fresh nonce; ``limiter`` bounds requests in
+    flight (a ``ThreadLimiter`` of ``settings.concurrency`` if None; pass a shared one from
+    ``connectors.limits.build_limiter`` to bound all processes together).
+    """
+
+    system = SYSTEM
+
+    def __init__(
+        self,
+        settings: NetSuiteSoapSettings,
+        *,
+        client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+        nonce: Callable[[], str] = _default_nonce,
+        limiter: Limiter | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.max_batch = settings.batch_size
+        self._http = client or httpx.Client(timeout=settings.timeout_seconds)
+        self._owns_http = client is None
+        self._clock = clock
+        self._nonce = nonce
+        self._sleep = sleep
+        self._owns_limiter = limiter is None
+        self._limiter = limiter or ThreadLimiter(
+            f"netsuite:{settings.account}", settings.concurrency
+        )
+        self._zeep = soap_client(settings.wsdl)
+        self._service = self._zeep.create_service(BINDING, settings.endpoint)
+
+    def __repr__(self) -> str:
+        return f"NetSuiteSoapConnector(account={self.settings.account!r})"
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def token_passport(self) -> Any:
+        """A fresh tokenPassport header (new nonce and timestamp each call)."""
+        s = self.settings
+        nonce = self._nonce()
+        timestamp = int(self._clock())
+        signature = tba_signature(
+            s.account,
+            s.consumer_key.reveal(),
+            s.token_id.reveal(),
+            nonce,
+            timestamp,
+            s.consumer_secret.reveal(),
+            s.token_secret.reveal(),
+        )
+        passport_type = self._zeep.get_type(f"{{{NS_CORE}}}TokenPassport")
+        signature_type = self._zeep.get_type(f"{{{NS_CORE}}}TokenPassportSignature")
+        return passport_type(
+            account=s.account,
+            consumerKey=s.consumer_key.reveal(),
+            token=s.token_id.reveal(),
+            nonce=nonce,
+            timestamp=timestamp,
+            signature=signature_type(signature, algorithm="HMAC-SHA256"),
+        )
+
+    def envelope(self, operation: str, **body: Any) -> bytes:
+        """The serialised SOAP request for ``operation`` with a fresh passport."""
+        message = self._zeep.create_message(
+            self._service, operation, **body, _soapheaders={"tokenPassport": self.token_passport()}
+        )
+        return etree.tostring(message, xml_declaration=True, encoding="utf-8")
+
+    def _post_once(self, operation: str, body: Mapping[str, Any]) -> etree._Element:
+        # A new passport per attempt: NetSuite refuses a nonce it has seen.
+        content = self.envelope(operation, **body)
+        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": operation}
+        with self._limiter.slot():
+            try:
+                response = self._http.post(self.settings.endpoint, content=content, headers=headers)
+            except httpx.TransportError as exc:
+                raise classify_transport_error(SYSTEM, operation, exc) from exc
+        root = self._parse(operation, response)
+        fault = _child(_child(root, "Body"), "Fault") if root is not None else None
+        if fault is not None:
+            raise self._fault_error(operation, fault, response.status_code)
+        error = classify_status(SYSTEM, operation, response)
+        if error is not None:
+            raise error
+        if root is None:
+            raise PermanentError(SYSTEM, operation, "reply is not XML")
+        return root
+
+    def _parse(self, operation: str, response: httpx.Response) -> etree._Element | None:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+        try:
+            return etree.fromstring(response.content, parser)
+        except etree.XMLSyntaxError:
+            if response.status_code < 400:
+                raise RetryableError(SYSTEM, operation, "reply is not well-formed XML") from None
+            return None
+
+    def _fault_error(self, operation: str, fault: etree._Element, status: int) -> ConnectorError:
+        faultstring = (
+            (_child(fault, "faultstring").text or "")
+            if _child(fault, "faultstring") is not None
+            else ""
+        )
+        detail = _child(fault, "detail")
+        fault_el = (
+            next((c for c in detail if isinstance(c.tag, str)), None)
+            if detail is not None
+            else None
+        )
+        name = _local(fault_el) if fault_el is not None else None
+        if name == "hostname":
+            fault_el, name = None, None
+        code_el = _child(fault_el, "code")
+        message_el = _child(fault_el, "message")
+        message = message_el.text if message_el is not None and message_el.text else faultstring
+        return classify_fault(
+            operation,
+            name,
+            code_el.text if code_el is not None else None,
+            message.strip() or "SOAP fault",
+            status,
+        )
+
+    def _call(self, operation: str, body: Mapping[str, Any]) -> etree._Element:
+        return self.settings.retry.call(lambda: self._post_once(operation, body), sleep=self._sleep)
+
+    # -- translation --------------------------------------------------------------------------
+
+    def _value(self, key: str, value: Any, doc_ids: Mapping[str, str]) -> Any:
+        if key in DATE_FIELDS and isinstance(value, str):
+            return _soap_date(value)
+        if key == "doc" and isinstance(value, dict):
+            if "internalId" in value:
+                return int(value["internalId"])
+            return int(doc_ids[value["externalId"]])
+        if key == "country" and isinstance(value, str):
+            return _country(value)
+        if isinstance(value, dict):
+            return {k: self._value(k, v, doc_ids) for k, v in value.items()}
+        if key in SUBLISTS and isinstance(value, list):
+            lines = [self._value("", line, doc_ids) for line in value]
+            wrapper: dict[str, Any] = {SUBLISTS[key]: lines}
+            if key != "applyList":
+                wrapper["replaceAll"] = True
+            return wrapper
+        return value
+
+    def to_soap(self, document: Document, doc_ids: Mapping[str, str] | None = None) -> Any:
+        """The zeep record object of ``document`` (apply lines need ``doc_ids``: ext -> int)."""
+        record_type = RECORD_TYPES.get(document.record_type)
+        if record_type is None:
+            raise PermanentError(
+                SYSTEM, "upsertList", f"record type {document.record_type!r} is not supported"
+            )
+        fields = {k: self._value(k, v, doc_ids or {}) for k, v in document.payload.items()}
+        return self._zeep.get_type(record_type)(externalId=document.external_id, **fields)
+
+    # -- Connector protocol -------------------------------------------------------------------
+
+    def send(self, documents: Sequence[Document]) -> list[WriteResult]:
+        """Upsert ``documents`` (at most ``max_batch``); one WriteResult per document, in order.
+
+        Raises RetryableError / PermanentError (AuthError) when the whole call fails.
+        """
+        if len(documents) > self.max_batch:
+            raise ValueError(f"at most {self.max_batch} documents per send, got {len(documents)}")
+        results: dict[int, WriteResult] = {}
+        doc_ids = self._resolve_applied_invoices(documents)
+        records: list[Any] = []
+        positions: list[int] = []
+        for i, document in enumerate(documents):
+            if document.operation == "delete":
+                results[i] = WriteResult(
+                    document.external_id,
+                    False,
+                    error=PermanentError(
+                        SYSTEM, "upsertList", "delete is not supported by this connector"
+                    ),
+                )
+                continue
+            missing = [
+                a["doc"]["externalId"]
+                for a in document.payload.get("applyList", ())
+                if "externalId" in a["doc"] and a["doc"]["externalId"] not in doc_ids
+            ]
+            if missing:
+                results[i] = WriteResult(
+                    document.external_id,
+                    False,
+                    error=RetryableError(
+                        SYSTEM,
+                        "upsertList",
+                        f"{document.label}: applied invoice(s) "
+                        f"{', '.join(missing)} not found in NetSuite; sync them first",
+                        code="DEPENDENCY_NOT_FOUND",
+                    ),
+                )
+                continue
+            try:
+                records.append(self.to_soap(document, doc_ids))
+            except (PermanentError, TypeError, ValueError) as exc:
+                results[i] = WriteResult(
+                    document.external_id,
+                    False,
+                    error=PermanentError(
+                        SYSTEM, "upsertList", f"{document.label}: cannot build the record: {exc}"
+                    ),
+                )
+                continue
+            positions.append(i)
+        if records:
+            root = self._call("upsertList", {"record": records})
+            responses = root.findall(
+                f".//{{{NS_MESSAGES}}}writeResponseList/{{{NS_MESSAGES}}}writeResponse"
+            )
+            list_el = root.find(f".//{{{NS_MESSAGES}}}writeResponseList")
+            list_error = _status_error("upsertList", _child(list_el, "status"))
+            if len(responses) != len(records):
+                if list_error is not None and not responses:
+                    raise list_error
+                raise PermanentError(
+                    SYSTEM, "upsertList", f"{len(responses)} results for {len(records)} records"
+                )
+            for i, response in zip(positions, responses, strict=True):
+                results[i] = self._write_result(documents[i], response)
+        return [results[i] for i in range(len(documents))]
+
+    def _write_result(self, document: Document, response: etree._Element) -> WriteResult:
+        error = _status_error("upsertList", _child(response, "status"))
+        ref = _child(response, "baseRef")
+        internal_id = ref.get("internalId") if ref is not None else None
+        if error is not None:
+            error = type(error)(
+                error.system, error.operation, f"{document.label}: {error.message}", code=error.code
+            )
+            return WriteResult(document.external_id, False, internal_id=internal_id, error=error)
+        return WriteResult(
+            document.external_id,
+            True,
+            internal_id=internal_id,
+            details={"type": ref.get("type") if ref is not None else None},
+        )
+
+    def _get_list(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+        """(record type, external id) -> internal id or None, via getList."""
+        found: dict[tuple[str, str], str | None] = {}
+        for start in range(0, len(refs), MAX_GET):
+            chunk = refs[start : start + MAX_GET]
+            base_refs = [
+                self._zeep.get_type(f"{{{NS_CORE}}}RecordRef")(type=t, externalId=e)
+                for t, e in chunk
+            ]
+            root = self._call("getList", {"baseRef": base_refs})
+            responses = root.findall(
+                f".//{{{NS_MESSAGES}}}readResponseList/{{{NS_MESSAGES}}}readResponse"
+            )
+            if len(responses) != len(chunk):
+                list_el = root.find(f".//{{{NS_MESSAGES}}}readResponseList")
+                raise _status_error("getList", _child(list_el, "status")) or PermanentError(
+                    SYSTEM, "getList", f"{len(responses)} results for {len(chunk)} references"
+                )
+            for key, response in zip(chunk, responses, strict=True):
+                error = _status_error("getList", _child(response, "status"))
+                if error is not None:
+                    if error.code in NOT_FOUND_CODES:
+                        found[key] = None
+                        continue
+                    raise error
+                record = _child(response, "record")
+                found[key] = record.get("internalId") if record is not None else None
+        return found
+
+    def _resolve_applied_invoices(self, documents: Sequence[Document]) -> dict[str, str]:
+        wanted = sorted(
+            {
+                line["doc"]["externalId"]
+                for d in documents
+                if d.operation != "delete"
+                for line in d.payload.get("applyList", ())
+                if isinstance(line.get("doc"), dict) and "externalId" in line["doc"]
+            }
+        )
+        if not wanted:
+            return {}
+        found = self._get_list([("invoice", ext) for ext in wanted])
+        return {ext: iid for (_, ext), iid in found.items() if iid is not None}
+
+    def lookup(self, documents: Sequence[Document]) -> dict[str, str | None]:
+        """external id -> internal id (None when NetSuite has no such record), via getList."""
+        found = self._get_list([(d.record_type, d.external_id) for d in documents])
+        return {ext: iid for (_, ext), iid in found.items()}
+
+    def close(self) -> None:
+        """Close the HTTP client if this connector made it."""
+        if self._owns_http:
+            self._http.close()
+        if self._owns_limiter:
+            self._limiter.close()
