@@ -1,0 +1,307 @@
+"""Tax reconciliation data: the tax billing charged against the tax AvaTax computes.
+
+For every invoice issued in the period (voids excluded), per tax jurisdiction: the net amount
+and tax billed (from ``invoice_lines``), and the tax the engine computed for it (the
+``taxCalculated`` of the jurisdiction summary that the AvaTax connector returned and the sync
+engine stored in the ledger's ``result``). Because finsync sends billing's tax as an override,
+the engine records what the customer paid (``totalTax``) and still computes its own figure; the
+variance (billed - computed) is what finance investigates before filing.
+
+Invoices the engine does not hold yet have ``tax_computed`` None and count separately in the
+totals. Totals are per jurisdiction and currency, and per currency: never across currencies.
+Pure data; the workbook writer renders it. Decimal everywhere: amounts are summed in Python from
+streamed rows, never in SQL (SQLite would sum them as floats).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+
+from billing import schema as b
+from sync.state import ledger
+
+ZERO = Decimal(0)
+#: Jurisdiction label of billing lines without a jurisdiction.
+NO_JURISDICTION = "(none)"
+#: Jurisdiction label of engine tax that came without a per-jurisdiction summary.
+ENGINE_TOTAL = "(engine total)"
+#: Countries whose billing jurisdictions are "country-region" (US states); others are a country.
+_REGIONAL = frozenset({"US"})
+_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class InvoiceTax:
+    """One invoice in one jurisdiction: tax billed against tax computed by the engine."""
+
+    invoice_id: int
+    number: str
+    entity: str
+    currency: str
+    issue_date: date
+    jurisdiction: str
+    taxable: Decimal
+    tax_billed: Decimal
+    #: What the engine computed; None when the engine does not hold the invoice (or its figures).
+    tax_computed: Decimal | None
+    #: "in engine", "not in engine" or "in engine, no figures" (recovered without an answer).
+    engine_state: str
+    #: The ledger status of the invoice for the tax target (None if it was never enqueued).
+    ledger_status: str | None
+
+    @property
+    def variance(self) -> Decimal | None:
+        """Billed minus computed; None while the engine's figure is unknown."""
+        return None if self.tax_computed is None else self.tax_billed - self.tax_computed
+
+
+@dataclass(frozen=True)
+class TaxTotal:
+    """Totals of one jurisdiction in one currency (or of a whole currency)."""
+
+    jurisdiction: str
+    currency: str
+    invoices: int
+    taxable: Decimal
+    tax_billed: Decimal
+    #: Sum over invoices the engine holds with figures (``invoices - not_in_engine`` of them).
+    tax_computed: Decimal
+    #: Tax billed on those same invoices, so ``variance = billed_in_engine - tax_computed``.
+    tax_billed_in_engine: Decimal
+    not_in_engine: int
+
+    @property
+    def variance(self) -> Decimal:
+        """Billed minus computed over the invoices the engine holds."""
+        return self.tax_billed_in_engine - self.tax_computed
+
+
+@dataclass(frozen=True)
+class TaxReconciliation:
+    """Rows per invoice and jurisdiction, with totals per jurisdiction+currency and currency."""
+
+    period_start: date
+    period_end: date
+    entity: str | None
+    rows: tuple[InvoiceTax, ...]
+    totals: tuple[TaxTotal, ...]
+    currency_totals: tuple[TaxTotal, ...]
+
+    @property
+    def variances(self) -> tuple[InvoiceTax, ...]:
+        """Rows where billing charged a different tax than the engine computes."""
+        return tuple(r for r in self.rows if r.variance)
+
+    def computed_by_jurisdiction(self) -> dict[tuple[str, str], Decimal]:
+        """Tax computed per (jurisdiction, currency): the workbook's ``tax_engine`` figures."""
+        return {(t.jurisdiction, t.currency): t.tax_computed for t in self.totals}
+
+
+def tax_reconciliation(
+    billing_engine: sa.Engine,
+    state_engine: sa.Engine,
+    *,
+    period_start: date,
+    period_end: date,
+    entity: str | None = None,
+    target: str = "avatax",
+) -> TaxReconciliation:
+    """Reconcile the tax of invoices issued from ``period_start`` to ``period_end`` (inclusive).
+
+    ``target`` is the name of the tax target in the config (its ledger rows). Reads only.
+    """
+    billed = _billed(billing_engine, period_start, period_end, entity)
+    engine = _engine_figures(state_engine, target, list(billed))
+    rows: list[InvoiceTax] = []
+    for invoice_id, (head, per_juris) in billed.items():
+        number, inv_entity, currency, issued = head
+        status, figures = engine.get(invoice_id, (None, None))
+        if figures is None:
+            state = "in engine, no figures" if status == "synced" else "not in engine"
+            computed: dict[str, Decimal] | None = None
+        else:
+            state = "in engine"
+            computed = _assign_total(figures, list(per_juris))
+        for juris in sorted(set(per_juris) | set(computed or {})):
+            taxable, tax = per_juris.get(juris, (ZERO, ZERO))
+            rows.append(
+                InvoiceTax(
+                    invoice_id=invoice_id,
+                    number=number,
+                    entity=inv_entity,
+                    currency=currency,
+                    issue_date=issued,
+                    jurisdiction=juris,
+                    taxable=taxable,
+                    tax_billed=tax,
+                    tax_computed=None if computed is None else computed.get(juris, ZERO),
+                    engine_state=state,
+                    ledger_status=status,
+                )
+            )
+    rows.sort(key=lambda r: (r.issue_date, r.number, r.jurisdiction))
+    return TaxReconciliation(
+        period_start=period_start,
+        period_end=period_end,
+        entity=entity,
+        rows=tuple(rows),
+        totals=_totals(rows, lambda r: (r.jurisdiction, r.currency)),
+        currency_totals=_totals(rows, lambda r: ("(all)", r.currency)),
+    )
+
+
+def jurisdiction_key(country: str | None, region: str | None) -> str:
+    """Billing's jurisdiction label for an engine jurisdiction: "US-CA" in the US, else "DE"."""
+    country = (country or "").upper()
+    region = (region or "").upper()
+    if not country:
+        return ENGINE_TOTAL
+    if country in _REGIONAL and region and region != country:
+        return f"{country}-{region}"
+    return country
+
+
+_Head = tuple[str, str, str, date]
+
+
+def _billed(
+    engine: sa.Engine, start: date, end: date, entity: str | None
+) -> dict[int, tuple[_Head, dict[str, tuple[Decimal, Decimal]]]]:
+    i, line = b.invoices, b.invoice_lines
+    stmt = (
+        sa.select(
+            i.c.id,
+            i.c.number,
+            i.c.billing_entity,
+            i.c.currency,
+            i.c.issue_date,
+            line.c.tax_jurisdiction,
+            line.c.amount,
+            line.c.tax_amount,
+        )
+        .join(line, line.c.invoice_id == i.c.id)
+        .where(i.c.issue_date >= start, i.c.issue_date <= end, i.c.status != "void")
+        .order_by(i.c.id, line.c.line_no)
+    )
+    if entity:
+        stmt = stmt.where(i.c.billing_entity == entity)
+    out: dict[int, tuple[_Head, dict[str, tuple[Decimal, Decimal]]]] = {}
+    with engine.connect() as conn:
+        for r in conn.execution_options(yield_per=2000).execute(stmt):
+            _head, per_juris = out.setdefault(
+                r.id, ((r.number, r.billing_entity, r.currency, r.issue_date), {})
+            )
+            juris = r.tax_jurisdiction or NO_JURISDICTION
+            taxable, tax = per_juris.get(juris, (ZERO, ZERO))
+            per_juris[juris] = (taxable + r.amount, tax + r.tax_amount)
+    return out
+
+
+_Figures = tuple[dict[str, Decimal], Decimal | None]
+
+
+def _engine_figures(
+    engine: sa.Engine, target: str, invoice_ids: list[int]
+) -> dict[int, tuple[str, _Figures | None]]:
+    """Ledger status and the engine's computed tax (per jurisdiction, total) of each invoice."""
+    out: dict[int, tuple[str, _Figures | None]] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(invoice_ids), _CHUNK):
+            ids = [str(x) for x in invoice_ids[start : start + _CHUNK]]
+            stmt = sa.select(
+                ledger.c.source_id, ledger.c.status, ledger.c.operation, ledger.c.result
+            ).where(
+                ledger.c.target == target,
+                ledger.c.kind == "invoice",
+                ledger.c.source_id.in_(ids),
+            )
+            for r in conn.execute(stmt):
+                figures = _parse_result(r.result) if r.operation == "upsert" else None
+                out[int(r.source_id)] = (r.status, figures)
+    return out
+
+
+def _parse_result(text: str | None) -> _Figures | None:
+    if not text:
+        return None
+    try:
+        data = json.loads(text, parse_float=Decimal)
+    except ValueError:
+        return None
+    if not isinstance(data, Mapping):
+        return None
+    total = _dec(data.get("totalTaxCalculated"))
+    per_juris: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    summary = data.get("summary")
+    for row in summary if isinstance(summary, list) else []:
+        computed = _dec(row.get("taxCalculated")) if isinstance(row, Mapping) else None
+        if computed is None:
+            continue
+        per_juris[jurisdiction_key(row.get("country"), row.get("region"))] += computed
+    if total is None and not per_juris:
+        return None
+    return dict(per_juris), total
+
+
+def _assign_total(figures: _Figures, billed_juris: list[str]) -> dict[str, Decimal]:
+    per_juris, total = figures
+    if per_juris or total is None:
+        return per_juris
+    # No jurisdiction summary: the whole computed tax belongs to the invoice's one
+    # jurisdiction when billing has just one; otherwise it cannot be split honestly.
+    return {billed_juris[0] if len(billed_juris) == 1 else ENGINE_TOTAL: total}
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool | float):
+        return None
+    try:
+        return Decimal(value) if isinstance(value, str | int | Decimal) else None
+    except InvalidOperation:
+        return None
+
+
+def _totals(rows: Iterable[InvoiceTax], key: Any) -> tuple[TaxTotal, ...]:
+    acc: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        k = key(r)
+        t = acc.setdefault(
+            k,
+            {
+                "ids": set(),
+                "missing": set(),
+                "taxable": ZERO,
+                "billed": ZERO,
+                "computed": ZERO,
+                "billed_in": ZERO,
+            },
+        )
+        t["ids"].add(r.invoice_id)
+        t["taxable"] += r.taxable
+        t["billed"] += r.tax_billed
+        if r.tax_computed is None:
+            t["missing"].add(r.invoice_id)
+        else:
+            t["computed"] += r.tax_computed
+            t["billed_in"] += r.tax_billed
+    return tuple(
+        TaxTotal(
+            jurisdiction=j,
+            currency=c,
+            invoices=len(t["ids"]),
+            taxable=t["taxable"],
+            tax_billed=t["billed"],
+            tax_computed=t["computed"],
+            tax_billed_in_engine=t["billed_in"],
+            not_in_engine=len(t["missing"]),
+        )
+        for (j, c), t in sorted(acc.items())
+    )
