@@ -54,23 +54,70 @@ TAX_RATES: dict[str, Decimal] = {
 
 
 def _prices(usd: str, eur: str, gbp: str, jpy: str, kwd: str) -> dict[str, Decimal]:
-    return {"USD": Decimal(usd), "EUR": Decimal(eur), "GBP": Decimal(gbp),
-            "JPY": Decimal(jpy), "KWD": Decimal(kwd)}
+    return {
+        "USD": Decimal(usd),
+        "EUR": Decimal(eur),
+        "GBP": Decimal(gbp),
+        "JPY": Decimal(jpy),
+        "KWD": Decimal(kwd),
+    }
 
 
 PRODUCTS: tuple[CatalogProduct, ...] = (
-    CatalogProduct("plat-basic", "Platform Basic", "platform", "ratable", "SW054000",
-                   _prices("49.00", "45.00", "39.00", "7400", "15.250")),
-    CatalogProduct("plat-pro", "Platform Pro", "platform", "ratable", "SW054000",
-                   _prices("199.00", "185.00", "159.00", "29800", "61.500")),
-    CatalogProduct("seats", "Additional seats", "platform", "ratable", "SW054000",
-                   _prices("12.50", "11.50", "9.90", "1850", "3.875")),
-    CatalogProduct("support-prem", "Premium support", "support", "ratable", "SW054000",
-                   _prices("99.00", "92.00", "79.00", "14800", "30.750")),
-    CatalogProduct("api-calls", "API usage (per 1,000 calls)", "usage", "point_in_time",
-                   "SW054000", _prices("0.4500", "0.4200", "0.3600", "68", "0.1400")),
-    CatalogProduct("onboarding", "Onboarding services", "services", "point_in_time",
-                   "S0000000", _prices("1500.00", "1400.00", "1200.00", "225000", "460.000")),
-    CatalogProduct("training", "Training day", "services", "point_in_time", "S0000000",
-                   _prices("800.00", "750.00", "640.00", "120000", "245.000")),
+    CatalogProduct(
+        "plat-basic",
+        "Platform Basic",
+        "platform",
+        "ratable",
+        "SW054000",
+        _prices("49.00", "45.00", "39.00", "7400", "15.250"),
+    ),
+    CatalogProduct(
+        "plat-pro",
+        "Platform Pro",
+        "platform",
+        "ratable",
+        "SW054000",
+        _prices("199.00", "185.00", "159.00", "29800", "61.500"),
+    ),
+    CatalogProduct(
+        "seats",
+        "Additional seats",
+        "platform",
+        "ratable",
+        "SW054000",
+        _prices("12.50", "11.50", "9.90", "1850", "3.875"),
+    ),
+    CatalogProduct(
+        "support-prem",
+        "Premium support",
+        "support",
+        "ratable",
+        "SW054000",
+        _prices("99.00", "92.00", "79.00", "14800", "30.750"),
+    ),
+    CatalogProduct(
+        "api-calls",
+        "API usage (per 1,000 calls)",
+        "usage",
+        "point_in_time",
+        "SW054000",
+        _prices("0.4500", "0.4200", "0.3600", "68", "0.1400"),
+    ),
+    CatalogProduct(
+        "onboarding",
+        "Onboarding services",
+        "services",
+        "point_in_time",
+        "S0000000",
+        _prices("1500.00", "1400.00", "1200.00", "225000", "460.000"),
+    ),
+    CatalogProduct(
+        "training",
+        "Training day",
+        "services",
+        "point_in_time",
+        "S0000000",
+        _prices("800.00", "750.00", "640.00", "120000", "245.000"),
+    ),
 )

@@ -14,7 +14,14 @@ from typing import Literal
 Kind = Literal["customer", "invoice", "credit_note", "payment", "refund", "revenue"]
 
 #: The order in which kinds are pushed: a document's dependencies come before it.
-KIND_ORDER: tuple[Kind, ...] = ("customer", "invoice", "credit_note", "payment", "refund", "revenue")
+KIND_ORDER: tuple[Kind, ...] = (
+    "customer",
+    "invoice",
+    "credit_note",
+    "payment",
+    "refund",
+    "revenue",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,8 +178,15 @@ revenue_schedule_entries = sa.Table(
 
 # Indexes a deployment should have on its billing side for incremental reads (keyset on
 # updated_at, id). The generator creates them; a deployment's views inherit its own.
-for _table in (customers, products, invoices, credit_notes, payments, refunds,
-               revenue_schedule_entries):
+for _table in (
+    customers,
+    products,
+    invoices,
+    credit_notes,
+    payments,
+    refunds,
+    revenue_schedule_entries,
+):
     sa.Index(f"ix_{_table.name}_updated_at_id", _table.c.updated_at, _table.c.id)
 sa.Index("ix_invoice_lines_invoice_id", invoice_lines.c.invoice_id)
 sa.Index("ix_credit_note_lines_credit_note_id", credit_note_lines.c.credit_note_id)

@@ -29,8 +29,9 @@ def build_connector(target: TargetConfig) -> Connector:
     try:
         factory = _FACTORIES[target.system]
     except KeyError:
-        raise ConfigError(f"targets.{target.name}.system",
-                          f"no connector for system {target.system!r}") from None
+        raise ConfigError(
+            f"targets.{target.name}.system", f"no connector for system {target.system!r}"
+        ) from None
     return factory(target)
 
 

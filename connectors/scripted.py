@@ -93,15 +93,17 @@ class ScriptedConnector:
 
     # -- scripting -------------------------------------------------------------------------
 
-    def fail_next(self, times: int = 1, *, error: str = "retryable",
-                  retry_after: float | None = None) -> None:
+    def fail_next(
+        self, times: int = 1, *, error: str = "retryable", retry_after: float | None = None
+    ) -> None:
         """The next ``times`` calls fail as a whole: 'retryable', 'rate_limited' or 'permanent'."""
         for _ in range(times):
             if error == "retryable":
                 exc: Exception = RetryableError(self.system, "send", "HTTP 503 Service Unavailable")
             elif error == "rate_limited":
-                exc = RateLimitedError(self.system, "send", "HTTP 429 Too Many Requests",
-                                       retry_after=retry_after)
+                exc = RateLimitedError(
+                    self.system, "send", "HTTP 429 Too Many Requests", retry_after=retry_after
+                )
             else:
                 exc = PermanentError(self.system, "send", "HTTP 400 Bad Request")
             self._faults.fail_next.append(exc)
@@ -123,11 +125,19 @@ class ScriptedConnector:
     def records(self) -> list[dict[str, object]]:
         """Every stored record (duplicates included), oldest first."""
         with self._connect() as db:
-            rows = db.execute("SELECT internal_id, external_id, record_type, operation, payload, "
-                              "writes FROM records ORDER BY internal_id").fetchall()
+            rows = db.execute(
+                "SELECT internal_id, external_id, record_type, operation, payload, "
+                "writes FROM records ORDER BY internal_id"
+            ).fetchall()
         return [
-            {"internal_id": r[0], "external_id": r[1], "record_type": r[2], "operation": r[3],
-             "payload": json.loads(r[4]), "writes": r[5]}
+            {
+                "internal_id": r[0],
+                "external_id": r[1],
+                "record_type": r[2],
+                "operation": r[3],
+                "payload": json.loads(r[4]),
+                "writes": r[5],
+            }
             for r in rows
         ]
 
@@ -150,8 +160,15 @@ class ScriptedConnector:
             db.execute("BEGIN IMMEDIATE")
             for doc in documents:
                 if doc.external_id in rejected:
-                    results.append(WriteResult(doc.external_id, ok=False, error=PermanentError(
-                        self.system, "send", rejected[doc.external_id], code="REJECTED")))
+                    results.append(
+                        WriteResult(
+                            doc.external_id,
+                            ok=False,
+                            error=PermanentError(
+                                self.system, "send", rejected[doc.external_id], code="REJECTED"
+                            ),
+                        )
+                    )
                     continue
                 results.append(self._write(db, doc))
             db.execute("COMMIT")
@@ -161,18 +178,24 @@ class ScriptedConnector:
 
     def _write(self, db: sqlite3.Connection, doc: Document) -> WriteResult:
         payload = canonical_json(doc.payload)
-        row = db.execute("SELECT internal_id FROM records WHERE external_id = ? "
-                         "ORDER BY internal_id LIMIT 1", (doc.external_id,)).fetchone()
+        row = db.execute(
+            "SELECT internal_id FROM records WHERE external_id = ? ORDER BY internal_id LIMIT 1",
+            (doc.external_id,),
+        ).fetchone()
         if row is not None and self.settings.mode == "upsert":
-            db.execute("UPDATE records SET payload = ?, operation = ?, writes = writes + 1 "
-                       "WHERE internal_id = ?", (payload, doc.operation, row[0]))
+            db.execute(
+                "UPDATE records SET payload = ?, operation = ?, writes = writes + 1 "
+                "WHERE internal_id = ?",
+                (payload, doc.operation, row[0]),
+            )
             return WriteResult(doc.external_id, ok=True, internal_id=str(row[0]), created=False)
         cursor = db.execute(
             "INSERT INTO records (external_id, record_type, operation, payload) VALUES (?,?,?,?)",
             (doc.external_id, doc.record_type, doc.operation, payload),
         )
-        return WriteResult(doc.external_id, ok=True, internal_id=str(cursor.lastrowid),
-                           created=True)
+        return WriteResult(
+            doc.external_id, ok=True, internal_id=str(cursor.lastrowid), created=True
+        )
 
     def lookup(self, documents: Sequence[Document]) -> dict[str, str | None]:
         """Internal id of each document's external id, or None."""
@@ -181,8 +204,9 @@ class ScriptedConnector:
         found: dict[str, str | None] = {}
         with self._connect() as db:
             for doc in documents:
-                row = db.execute("SELECT MIN(internal_id) FROM records WHERE external_id = ?",
-                                 (doc.external_id,)).fetchone()
+                row = db.execute(
+                    "SELECT MIN(internal_id) FROM records WHERE external_id = ?", (doc.external_id,)
+                ).fetchone()
                 found[doc.external_id] = str(row[0]) if row and row[0] is not None else None
         return found
 

@@ -59,9 +59,14 @@ def friendly_errors() -> Iterator[None]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="finsync")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=lambda: os.environ.get("FINSYNC_CONFIG", DEFAULT_CONFIG),
-              show_default="$FINSYNC_CONFIG or ./finsync.toml", help="The configuration file.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=lambda: os.environ.get("FINSYNC_CONFIG", DEFAULT_CONFIG),
+    show_default="$FINSYNC_CONFIG or ./finsync.toml",
+    help="The configuration file.",
+)
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path) -> None:
     """finsync: billing database to ERP and tax engine, with a ledger and a monthly workbook."""
@@ -106,16 +111,27 @@ def _month(value: str) -> date:
 
 
 @billing.command("seed")
-@click.option("--db", "db_url", required=True, help="Billing database URL (sqlite:///... or "
-              "postgresql://...).")
+@click.option(
+    "--db",
+    "db_url",
+    required=True,
+    help="Billing database URL (sqlite:///... or postgresql://...).",
+)
 @click.option("--customers", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True)
-@click.option("--seed", "seed", type=int, default=42, show_default=True,
-              help="Random seed: the same seed gives identical data.")
+@click.option(
+    "--seed",
+    "seed",
+    type=int,
+    default=42,
+    show_default=True,
+    help="Random seed: the same seed gives identical data.",
+)
 @click.option("--start", default="2025-11", show_default=True, help="First month (YYYY-MM).")
 @click.option("--replace", is_flag=True, help="Empty the billing tables first.")
-def billing_seed(db_url: str, customers: int, months: int, seed: int, start: str,
-                 replace: bool) -> None:
+def billing_seed(
+    db_url: str, customers: int, months: int, seed: int, start: str, replace: bool
+) -> None:
     """Fill a billing database with deterministic, realistic demo data (hard cases included)."""
     from billing.generator import seed_billing
 
@@ -124,8 +140,15 @@ def billing_seed(db_url: str, customers: int, months: int, seed: int, start: str
         engine = make_engine(db_url, key="--db")
         with progress_bar("Seeding billing data") as advance:
             try:
-                summary = seed_billing(engine, customers=customers, months=months, seed=seed,
-                                       start=start_date, replace=replace, progress=advance)
+                summary = seed_billing(
+                    engine,
+                    customers=customers,
+                    months=months,
+                    seed=seed,
+                    start=start_date,
+                    replace=replace,
+                    progress=advance,
+                )
             except ValueError as exc:
                 fail(str(exc))
         engine.dispose()
@@ -140,8 +163,14 @@ def billing_seed(db_url: str, customers: int, months: int, seed: int, start: str
 @contextmanager
 def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar driven by ``advance(done, total)`` callbacks."""
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), console=err_console, transient=False) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=False,
+    ) as bar:
         task = bar.add_task(label, total=None)
 
         def advance(done: int, total: int) -> None:
@@ -154,8 +183,14 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 
 
 @cli.command()
-@click.option("--failures", "failure_limit", type=int, default=20, show_default=True,
-              help="How many failed/dead records to list with their messages.")
+@click.option(
+    "--failures",
+    "failure_limit",
+    type=int,
+    default=20,
+    show_default=True,
+    help="How many failed/dead records to list with their messages.",
+)
 @click.pass_context
 def status(ctx: click.Context, failure_limit: int) -> None:
     """Ledger counts per target, kind and status, and the records that need attention."""
@@ -171,8 +206,9 @@ def status(ctx: click.Context, failure_limit: int) -> None:
     print_status(counts, problems, recent)
 
 
-def print_status(counts: list[dict[str, Any]], problems: list[dict[str, Any]],
-                 recent: list[dict[str, Any]]) -> None:
+def print_status(
+    counts: list[dict[str, Any]], problems: list[dict[str, Any]], recent: list[dict[str, Any]]
+) -> None:
     """Render the status tables."""
     from sync.state import STATUSES
 
@@ -180,8 +216,12 @@ def print_status(counts: list[dict[str, Any]], problems: list[dict[str, Any]],
     for column in ("target", "kind", *STATUSES, "total"):
         table.add_column(column, justify="left" if column in ("target", "kind") else "right")
     for row in counts:
-        table.add_row(row["target"], row["kind"],
-                      *[f"{row.get(s, 0):,}" for s in STATUSES], f"{row['total']:,}")
+        table.add_row(
+            row["target"],
+            row["kind"],
+            *[f"{row.get(s, 0):,}" for s in STATUSES],
+            f"{row['total']:,}",
+        )
     if not counts:
         table.add_row("(empty)", "", *["" for _ in STATUSES], "0")
     console.print(table)
@@ -190,18 +230,29 @@ def print_status(counts: list[dict[str, Any]], problems: list[dict[str, Any]],
         for column in ("run", "kind", "target", "status", "started", "finished", "error"):
             runs_table.add_column(column)
         for run in recent:
-            runs_table.add_row(str(run["id"]), run["kind"], run["target"] or "", run["status"],
-                               f"{run['started_at']:%Y-%m-%d %H:%M:%S}",
-                               f"{run['finished_at']:%H:%M:%S}" if run["finished_at"] else "",
-                               (run["error"] or "")[:80])
+            runs_table.add_row(
+                str(run["id"]),
+                run["kind"],
+                run["target"] or "",
+                run["status"],
+                f"{run['started_at']:%Y-%m-%d %H:%M:%S}",
+                f"{run['finished_at']:%H:%M:%S}" if run["finished_at"] else "",
+                (run["error"] or "")[:80],
+            )
         console.print(runs_table)
     if problems:
         fail_table = Table(title="Needs attention (failed, dead)")
         for column in ("id", "target", "record", "status", "attempts", "error"):
             fail_table.add_column(column, overflow="fold")
         for row in problems:
-            fail_table.add_row(str(row["id"]), row["target"], row["label"], row["status"],
-                               str(row["attempts"]), row["last_error"] or "")
+            fail_table.add_row(
+                str(row["id"]),
+                row["target"],
+                row["label"],
+                row["status"],
+                str(row["attempts"]),
+                row["last_error"] or "",
+            )
         console.print(fail_table)
 
 
@@ -219,9 +270,13 @@ def _engine(ctx: click.Context) -> SyncEngine:
 @contextmanager
 def sync_progress(label: str) -> Iterator[Callable[[str, int], None]]:
     """A live progress display counting extracted and pushed records."""
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"),
-                  TextColumn("{task.fields[extracted]:,} read"),
-                  TextColumn("{task.fields[pushed]:,} pushed"), console=err_console) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.fields[extracted]:,} read"),
+        TextColumn("{task.fields[pushed]:,} pushed"),
+        console=err_console,
+    ) as bar:
         task = bar.add_task(label, total=None, extracted=0, pushed=0)
         seen = {"extracted": 0, "pushed": 0}
 
@@ -234,18 +289,49 @@ def sync_progress(label: str) -> Iterator[Callable[[str, int], None]]:
 
 def print_sync_summary(summary: SyncSummary) -> None:
     """The per-target summary table of a sync."""
-    title = "Sync summary (dry run: nothing written or sent)" if summary.dry_run else \
-        f"Sync summary (run {summary.run_id})"
+    title = (
+        "Sync summary (dry run: nothing written or sent)"
+        if summary.dry_run
+        else f"Sync summary (run {summary.run_id})"
+    )
     table = Table(title=title)
-    columns = ("target", "new", "changed", "unchanged", "mapping failed", "sent", "created",
-               "updated", "recovered", "failed", "retrying", "dead")
+    columns = (
+        "target",
+        "new",
+        "changed",
+        "unchanged",
+        "mapping failed",
+        "sent",
+        "created",
+        "updated",
+        "recovered",
+        "failed",
+        "retrying",
+        "dead",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == "target" else "right")
     for t in summary.targets:
         e, p = t.extracted, t.pushed
-        table.add_row(t.target, *(f"{n:,}" for n in (
-            e.new, e.changed, e.unchanged, e.failed, p.sent, p.created, p.updated, p.recovered,
-            p.failed, p.retrying, p.dead)))
+        table.add_row(
+            t.target,
+            *(
+                f"{n:,}"
+                for n in (
+                    e.new,
+                    e.changed,
+                    e.unchanged,
+                    e.failed,
+                    p.sent,
+                    p.created,
+                    p.updated,
+                    p.recovered,
+                    p.failed,
+                    p.retrying,
+                    p.dead,
+                )
+            ),
+        )
     console.print(table)
     for t in summary.targets:
         if t.error:
@@ -254,21 +340,31 @@ def print_sync_summary(summary: SyncSummary) -> None:
 
 @cli.command()
 @click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
-@click.option("--kind", "kinds", multiple=True,
-              type=click.Choice(["customer", "invoice", "credit_note", "payment", "refund",
-                                 "revenue"]), help="Only this kind (repeatable).")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["customer", "invoice", "credit_note", "payment", "refund", "revenue"]),
+    help="Only this kind (repeatable).",
+)
 @click.option("--dry-run", is_flag=True, help="Map and compare, write and send nothing.")
 @click.option("--full", is_flag=True, help="Re-read every record, not just changes.")
 @click.pass_context
-def sync(ctx: click.Context, targets: tuple[str, ...], kinds: tuple[str, ...], dry_run: bool,
-         full: bool) -> None:
+def sync(
+    ctx: click.Context, targets: tuple[str, ...], kinds: tuple[str, ...], dry_run: bool, full: bool
+) -> None:
     """Send every new or changed billing record to the configured targets."""
     with friendly_errors():
         engine = _engine(ctx)
         try:
             with sync_progress("Syncing") as advance:
-                summary = engine.sync(targets=targets or None, kinds=kinds or None,
-                                      dry_run=dry_run, full=full, progress=advance)
+                summary = engine.sync(
+                    targets=targets or None,
+                    kinds=kinds or None,
+                    dry_run=dry_run,
+                    full=full,
+                    progress=advance,
+                )
         finally:
             engine.close()
     print_sync_summary(summary)
@@ -292,19 +388,34 @@ def _date(value: str | None) -> date | None:
 @click.option("--customer", help="Every record of this customer account number.")
 @click.option("--from", "date_from", help="Documents dated on or after (YYYY-MM-DD).")
 @click.option("--to", "date_to", help="Documents dated on or before (YYYY-MM-DD).")
-@click.option("--status", "statuses", multiple=True,
-              type=click.Choice(["failed", "dead", "retry", "pending", "synced"]),
-              help="Only records in this status (repeatable).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["failed", "dead", "retry", "pending", "synced"]),
+    help="Only records in this status (repeatable).",
+)
 @click.option("--reason", help="Why: recorded in the audit log. Required unless --dry-run.")
 @click.option("--actor", help="Who asks (default: the user running the command).")
-@click.option("--dry-run", is_flag=True,
-              help="Show what would be sent and how it differs from the last send.")
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be sent and how it differs from the last send."
+)
 @click.option("--no-push", is_flag=True, help="Only queue; the next sync sends.")
 @click.pass_context
-def resync(ctx: click.Context, records: tuple[str, ...], targets: tuple[str, ...],
-           kinds: tuple[str, ...], customer: str | None, date_from: str | None,
-           date_to: str | None, statuses: tuple[str, ...], reason: str | None,
-           actor: str | None, dry_run: bool, no_push: bool) -> None:
+def resync(
+    ctx: click.Context,
+    records: tuple[str, ...],
+    targets: tuple[str, ...],
+    kinds: tuple[str, ...],
+    customer: str | None,
+    date_from: str | None,
+    date_to: str | None,
+    statuses: tuple[str, ...],
+    reason: str | None,
+    actor: str | None,
+    dry_run: bool,
+    no_push: bool,
+) -> None:
     """Send records again: by ledger id or document number (RECORDS), customer, dates, status.
 
     The records are re-read from billing and re-mapped with the current mapping file, so a
@@ -313,22 +424,30 @@ def resync(ctx: click.Context, records: tuple[str, ...], targets: tuple[str, ...
     from sync.engine import Selection
 
     selection = Selection(
-        targets=targets, kinds=kinds,
+        targets=targets,
+        kinds=kinds,
         ledger_ids=tuple(int(r) for r in records if r.isdigit()),
-        numbers=tuple(r for r in records if not r.isdigit()), customer=customer,
-        date_from=_date(date_from), date_to=_date(date_to), statuses=statuses,
+        numbers=tuple(r for r in records if not r.isdigit()),
+        customer=customer,
+        date_from=_date(date_from),
+        date_to=_date(date_to),
+        statuses=statuses,
     )
     if selection.is_empty():
-        fail("say what to re-sync: record ids or numbers, --customer, --from/--to, --kind or "
-             "--status (e.g. --status failed)")
+        fail(
+            "say what to re-sync: record ids or numbers, --customer, --from/--to, --kind or "
+            "--status (e.g. --status failed)"
+        )
     if not dry_run and not (reason and reason.strip()):
-        fail("--reason is required: say why these records are sent again (it goes in the "
-             "audit log)")
+        fail(
+            "--reason is required: say why these records are sent again (it goes in the audit log)"
+        )
     with friendly_errors():
         engine = _engine(ctx)
         try:
-            result = engine.resync(selection, reason=reason or "(dry run)", dry_run=dry_run,
-                                   actor=actor)
+            result = engine.resync(
+                selection, reason=reason or "(dry run)", dry_run=dry_run, actor=actor
+            )
             print_resync(result)
             if not dry_run and not no_push and result.queued:
                 wanted = sorted({i.target for i in result.items if i.outcome == "queued"})
@@ -344,19 +463,32 @@ def resync(ctx: click.Context, records: tuple[str, ...], targets: tuple[str, ...
 
 def print_resync(result: ResyncResult) -> None:
     """What a re-sync selected and queued, with the differences from the last send."""
-    table = Table(title=("Re-sync preview (dry run: nothing queued)" if result.dry_run
-                         else f"Re-sync queued (audit entry {result.audit_id})"))
+    table = Table(
+        title=(
+            "Re-sync preview (dry run: nothing queued)"
+            if result.dry_run
+            else f"Re-sync queued (audit entry {result.audit_id})"
+        )
+    )
     for column in ("id", "target", "record", "was", "outcome", "differences from last send"):
         table.add_column(column, overflow="fold")
     for item in result.items:
         changes = "\n".join(str(c) for c in item.changes[:12])
         if len(item.changes) > 12:
             changes += f"\n... {len(item.changes) - 12} more"
-        table.add_row(str(item.ledger_id), item.target, item.label, item.status_before,
-                      item.outcome, item.message or changes or "(no change)")
+        table.add_row(
+            str(item.ledger_id),
+            item.target,
+            item.label,
+            item.status_before,
+            item.outcome,
+            item.message or changes or "(no change)",
+        )
     console.print(table)
-    console.print(f"{result.queued} of {len(result.items)} selected records "
-                  f"{'would be' if result.dry_run else 'were'} queued.")
+    console.print(
+        f"{result.queued} of {len(result.items)} selected records "
+        f"{'would be' if result.dry_run else 'were'} queued."
+    )
 
 
 def print_records(rows: list[dict[str, Any]]) -> None:
@@ -365,8 +497,14 @@ def print_records(rows: list[dict[str, Any]]) -> None:
     for column in ("id", "target", "record", "status", "ERP id", "error"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(str(row["id"]), row["target"], row["label"], row["status"],
-                      row["internal_id"] or "", row["last_error"] or "")
+        table.add_row(
+            str(row["id"]),
+            row["target"],
+            row["label"],
+            row["status"],
+            row["internal_id"] or "",
+            row["last_error"] or "",
+        )
     console.print(table)
 
 

@@ -92,8 +92,14 @@ class Section:
             return default
         return self._data[name]
 
-    def str(self, name: str, default: str | None = None, *, required: bool = False,
-            choices: tuple[str, ...] | None = None) -> Any:
+    def str(
+        self,
+        name: str,
+        default: str | None = None,
+        *,
+        required: bool = False,
+        choices: tuple[str, ...] | None = None,
+    ) -> Any:
         """A string setting (None when absent and no default)."""
         value = self._raw(name, default, required)
         if value is None:
@@ -237,8 +243,11 @@ def _smtp(section: Section) -> SmtpSettings | None:
 
 
 def parse_config(
-    data: Mapping[str, Any], *, base_dir: Path | None = None,
-    environ: Mapping[str, str] | None = None, path: Path | None = None,
+    data: Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    path: Path | None = None,
 ) -> Config:
     """Validate parsed TOML into a ``Config``. Raises ConfigError naming the first bad key."""
     base = base_dir or Path.cwd()
@@ -276,7 +285,9 @@ def parse_config(
         page_size=sync_section.int("page_size", defaults.page_size, minimum=1),
         lookback_seconds=sync_section.int("lookback_seconds", defaults.lookback_seconds),
         max_attempts=sync_section.int("max_attempts", defaults.max_attempts, minimum=1),
-        backoff_base_seconds=sync_section.float("backoff_base_seconds", defaults.backoff_base_seconds),
+        backoff_base_seconds=sync_section.float(
+            "backoff_base_seconds", defaults.backoff_base_seconds
+        ),
         backoff_max_seconds=sync_section.float("backoff_max_seconds", defaults.backoff_max_seconds),
         lease_seconds=sync_section.int("lease_seconds", defaults.lease_seconds, minimum=1),
         kinds=kinds,
@@ -305,8 +316,14 @@ def parse_config(
     targets_section.done()
     root.done()
     return Config(
-        billing_url=billing_url, state_url=state_url, mapping_file=mapping_file,
-        timezone=timezone, sync=sync, report=report, targets=targets, path=path,
+        billing_url=billing_url,
+        state_url=state_url,
+        mapping_file=mapping_file,
+        timezone=timezone,
+        sync=sync,
+        report=report,
+        targets=targets,
+        path=path,
     )
 
 

@@ -92,7 +92,9 @@ def make_engine(url: str, *, key: str = "database.url", **kwargs: Any) -> Engine
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ConfigError(key, f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
+        raise ConfigError(
+            key, f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
+        )
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(parsed, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)

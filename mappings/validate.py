@@ -39,8 +39,11 @@ def amount_problems(
             problems.append(Problem(field, f"is negative ({amount}); amounts must be >= 0"))
         if known and not is_rounded(amount, currency):
             problems.append(
-                Problem(field, f"{amount} has more decimals than {currency} allows; "
-                               f"round it in billing to {currency}'s minor units")
+                Problem(
+                    field,
+                    f"{amount} has more decimals than {currency} allows; "
+                    f"round it in billing to {currency}'s minor units",
+                )
             )
     return problems
 
@@ -52,13 +55,19 @@ def customer_problems(customer: Customer) -> list[Problem]:
         problems.append(Problem("name", "is empty: give the customer a name in billing"))
     elif len(customer.name) > MAX_NAME_LENGTH:
         problems.append(
-            Problem("name", f"is {len(customer.name)} characters; the ERP allows at most "
-                            f"{MAX_NAME_LENGTH}: shorten it in billing")
+            Problem(
+                "name",
+                f"is {len(customer.name)} characters; the ERP allows at most "
+                f"{MAX_NAME_LENGTH}: shorten it in billing",
+            )
         )
     if customer.tax_exempt and not customer.exemption_number:
         problems.append(
-            Problem("exemption_number", "is empty for a tax-exempt customer: record the "
-                                        "exemption certificate number in billing")
+            Problem(
+                "exemption_number",
+                "is empty for a tax-exempt customer: record the "
+                "exemption certificate number in billing",
+            )
         )
     return problems
 
@@ -75,46 +84,82 @@ def invoice_problems(invoice: Invoice) -> list[Problem]:
     if invoice.due_date is None:
         problems.append(Problem("due_date", "is empty: an invoice needs a due date"))
     elif invoice.issue_date is not None and invoice.due_date < invoice.issue_date:
-        problems.append(Problem("due_date", f"{invoice.due_date} is before the issue date "
-                                            f"{invoice.issue_date}"))
+        problems.append(
+            Problem("due_date", f"{invoice.due_date} is before the issue date {invoice.issue_date}")
+        )
     if not invoice.lines:
         problems.append(Problem("lines", "the invoice has no lines"))
     problems += amount_problems(
-        [("subtotal", invoice.subtotal), ("tax_total", invoice.tax_total),
-         ("total", invoice.total)], invoice.currency,
+        [
+            ("subtotal", invoice.subtotal),
+            ("tax_total", invoice.tax_total),
+            ("total", invoice.total),
+        ],
+        invoice.currency,
     )
     for line in invoice.lines:
         where = f"line {line.line_no}"
         if line.product is None:
-            problems.append(Problem(f"{where}.product_id",
-                                    f"product {line.product_id} does not exist in billing"))
+            problems.append(
+                Problem(
+                    f"{where}.product_id", f"product {line.product_id} does not exist in billing"
+                )
+            )
         if line.quantity is None or line.quantity < _ZERO:
-            problems.append(Problem(f"{where}.quantity",
-                                    f"is negative ({line.quantity}); credit with a credit note "
-                                    "instead of a negative line"))
+            problems.append(
+                Problem(
+                    f"{where}.quantity",
+                    f"is negative ({line.quantity}); credit with a credit note "
+                    "instead of a negative line",
+                )
+            )
         problems += amount_problems(
-            [(f"{where}.amount", line.amount), (f"{where}.tax_amount", line.tax_amount),
-             (f"{where}.discount", line.discount)], invoice.currency,
+            [
+                (f"{where}.amount", line.amount),
+                (f"{where}.tax_amount", line.tax_amount),
+                (f"{where}.discount", line.discount),
+            ],
+            invoice.currency,
         )
         if line.service_start and line.service_end and line.service_end < line.service_start:
-            problems.append(Problem(f"{where}.service_end",
-                                    f"{line.service_end} is before service_start "
-                                    f"{line.service_start}"))
+            problems.append(
+                Problem(
+                    f"{where}.service_end",
+                    f"{line.service_end} is before service_start {line.service_start}",
+                )
+            )
         if (line.service_start is None) != (line.service_end is None):
-            problems.append(Problem(f"{where}.service_start",
-                                    "service period needs both service_start and service_end"))
+            problems.append(
+                Problem(
+                    f"{where}.service_start",
+                    "service period needs both service_start and service_end",
+                )
+            )
     if invoice.lines and all(line.amount is not None for line in invoice.lines):
         lines_net = sum((line.amount for line in invoice.lines), _ZERO)
         lines_tax = sum((line.tax_amount for line in invoice.lines), _ZERO)
         if lines_net != invoice.subtotal:
-            problems.append(Problem("subtotal", f"{invoice.subtotal} differs from the sum of "
-                                                f"the lines' amounts {lines_net}"))
+            problems.append(
+                Problem(
+                    "subtotal",
+                    f"{invoice.subtotal} differs from the sum of the lines' amounts {lines_net}",
+                )
+            )
         if lines_tax != invoice.tax_total:
-            problems.append(Problem("tax_total", f"{invoice.tax_total} differs from the sum of "
-                                                 f"the lines' tax {lines_tax}"))
+            problems.append(
+                Problem(
+                    "tax_total",
+                    f"{invoice.tax_total} differs from the sum of the lines' tax {lines_tax}",
+                )
+            )
     if invoice.total != invoice.subtotal + invoice.tax_total:
-        problems.append(Problem("total", f"{invoice.total} is not subtotal {invoice.subtotal} "
-                                         f"+ tax_total {invoice.tax_total}"))
+        problems.append(
+            Problem(
+                "total",
+                f"{invoice.total} is not subtotal {invoice.subtotal} "
+                f"+ tax_total {invoice.tax_total}",
+            )
+        )
     return problems
 
 
@@ -133,11 +178,18 @@ def credit_note_problems(note: CreditNote) -> list[Problem]:
     )
     for line in note.lines:
         if line.product is None:
-            problems.append(Problem(f"line {line.line_no}.product_id",
-                                    f"product {line.product_id} does not exist in billing"))
+            problems.append(
+                Problem(
+                    f"line {line.line_no}.product_id",
+                    f"product {line.product_id} does not exist in billing",
+                )
+            )
         problems += amount_problems(
-            [(f"line {line.line_no}.amount", line.amount),
-             (f"line {line.line_no}.tax_amount", line.tax_amount)], note.currency,
+            [
+                (f"line {line.line_no}.amount", line.amount),
+                (f"line {line.line_no}.tax_amount", line.tax_amount),
+            ],
+            note.currency,
         )
     if note.lines:
         if sum((li.amount for li in note.lines), _ZERO) != note.subtotal:
@@ -163,11 +215,19 @@ def payment_problems(payment: Payment) -> list[Problem]:
     )
     for app in payment.applications:
         if app.invoice_number is None:
-            problems.append(Problem(f"application {app.id}.invoice_id",
-                                    f"invoice {app.invoice_id} does not exist"))
+            problems.append(
+                Problem(
+                    f"application {app.id}.invoice_id", f"invoice {app.invoice_id} does not exist"
+                )
+            )
     if payment.amount is not None and payment.unapplied < _ZERO:
-        problems.append(Problem("applications", f"applied {payment.amount - payment.unapplied} "
-                                                f"exceeds the payment amount {payment.amount}"))
+        problems.append(
+            Problem(
+                "applications",
+                f"applied {payment.amount - payment.unapplied} "
+                f"exceeds the payment amount {payment.amount}",
+            )
+        )
     return problems
 
 

@@ -26,12 +26,18 @@ class Change:
 def _walk(old: Any, new: Any, path: str) -> Iterator[Change]:
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
-            yield from _walk(old.get(key, _MISSING), new.get(key, _MISSING),
-                             f"{path}.{key}" if path else str(key))
+            yield from _walk(
+                old.get(key, _MISSING),
+                new.get(key, _MISSING),
+                f"{path}.{key}" if path else str(key),
+            )
     elif isinstance(old, list) and isinstance(new, list):
         for index in range(max(len(old), len(new))):
-            yield from _walk(old[index] if index < len(old) else _MISSING,
-                             new[index] if index < len(new) else _MISSING, f"{path}[{index}]")
+            yield from _walk(
+                old[index] if index < len(old) else _MISSING,
+                new[index] if index < len(new) else _MISSING,
+                f"{path}[{index}]",
+            )
     elif old != new:
         yield Change(path or "(root)", old, new)
 

@@ -77,8 +77,18 @@ class Selection:
 
     def is_empty(self) -> bool:
         """True when nothing narrows the selection."""
-        return not any((self.targets, self.kinds, self.ledger_ids, self.numbers, self.customer,
-                        self.date_from, self.date_to, self.statuses))
+        return not any(
+            (
+                self.targets,
+                self.kinds,
+                self.ledger_ids,
+                self.numbers,
+                self.customer,
+                self.date_from,
+                self.date_to,
+                self.statuses,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -117,24 +127,33 @@ def default_actor() -> str:
         return f"uid {os.getuid()}"
 
 
-def map_record(mapping: TargetMapping, record: SourceRecord, page: Page,
-               tables: MappingTables) -> Document | MappingError | None:
+def map_record(
+    mapping: TargetMapping, record: SourceRecord, page: Page, tables: MappingTables
+) -> Document | MappingError | None:
     """Map one record; a mapping bug on odd data quarantines the record instead of the run."""
     try:
         return mapping.map(record, page, tables)
     except MappingError as exc:
         return exc
     except (ArithmeticError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        return MappingError(record.label, [Problem("record", f"cannot be mapped "
-                                                   f"({type(exc).__name__}: {exc})")])
+        return MappingError(
+            record.label, [Problem("record", f"cannot be mapped ({type(exc).__name__}: {exc})")]
+        )
 
 
 class SyncEngine:
     """Runs syncs and re-syncs for one configuration."""
 
-    def __init__(self, config: Config, *, connectors: Mapping[str, Connector] | None = None,
-                 clock: Callable[[], datetime] = utcnow, actor: str | None = None,
-                 billing: Engine | None = None, state: Engine | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        connectors: Mapping[str, Connector] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        actor: str | None = None,
+        billing: Engine | None = None,
+        state: Engine | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.actor = actor or default_actor()
@@ -161,8 +180,11 @@ class SyncEngine:
             wanted = list(only)
             for name in wanted:
                 if name not in self._targets:
-                    raise ConfigError("--target", f"no enabled target named {name!r}; "
-                                                  f"configured: {', '.join(names) or 'none'}")
+                    raise ConfigError(
+                        "--target",
+                        f"no enabled target named {name!r}; "
+                        f"configured: {', '.join(names) or 'none'}",
+                    )
             names = [n for n in names if n in wanted]
         return names
 
@@ -195,23 +217,45 @@ class SyncEngine:
 
     def _start_run(self, kind: str, target: str | None) -> int:
         with self.state.begin() as conn:
-            result = conn.execute(runs.insert().values(
-                kind=kind, target=target, actor=self.actor, status="running",
-                started_at=self.clock(), counts="{}"))
+            result = conn.execute(
+                runs.insert().values(
+                    kind=kind,
+                    target=target,
+                    actor=self.actor,
+                    status="running",
+                    started_at=self.clock(),
+                    counts="{}",
+                )
+            )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def _finish_run(self, run_id: int, summary: SyncSummary) -> None:
-        counts = {t.target: {"extracted": asdict(t.extracted), "pushed": asdict(t.pushed)}
-                  for t in summary.targets}
+        counts = {
+            t.target: {"extracted": asdict(t.extracted), "pushed": asdict(t.pushed)}
+            for t in summary.targets
+        }
         errors = "; ".join(f"{t.target}: {t.error}" for t in summary.targets if t.error)
         with self.state.begin() as conn:
-            conn.execute(runs.update().where(runs.c.id == run_id).values(
-                status="ok" if summary.ok else "failed", finished_at=self.clock(),
-                counts=json.dumps(counts, sort_keys=True), error=errors or None))
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(
+                    status="ok" if summary.ok else "failed",
+                    finished_at=self.clock(),
+                    counts=json.dumps(counts, sort_keys=True),
+                    error=errors or None,
+                )
+            )
 
-    def sync(self, *, targets: Iterable[str] | None = None, kinds: Iterable[str] | None = None,
-             dry_run: bool = False, full: bool = False,
-             progress: Progress | None = None) -> SyncSummary:
+    def sync(
+        self,
+        *,
+        targets: Iterable[str] | None = None,
+        kinds: Iterable[str] | None = None,
+        dry_run: bool = False,
+        full: bool = False,
+        progress: Progress | None = None,
+    ) -> SyncSummary:
         """Extract every new or changed record and push what is due, per target.
 
         ``dry_run`` maps and compares with the ledger but writes nothing and sends nothing.
@@ -227,11 +271,12 @@ class SyncEngine:
             target_kinds = self.kinds_for(name, kinds)
             try:
                 target_summary.extracted = self.extract(
-                    name, target_kinds, run_id=run_id, dry_run=dry_run, full=full,
-                    progress=progress)
+                    name, target_kinds, run_id=run_id, dry_run=dry_run, full=full, progress=progress
+                )
                 if not dry_run:
-                    target_summary.pushed = self.push(name, target_kinds, run_id=run_id,
-                                                      progress=progress)
+                    target_summary.pushed = self.push(
+                        name, target_kinds, run_id=run_id, progress=progress
+                    )
             except Exception as exc:  # recorded on the run, then re-raised for the caller
                 target_summary.error = str(exc)
                 if run_id is not None:
@@ -241,9 +286,16 @@ class SyncEngine:
             self._finish_run(run_id, summary)
         return summary
 
-    def extract(self, target: str, kinds: Sequence[str], *, run_id: int | None = None,
-                dry_run: bool = False, full: bool = False,
-                progress: Progress | None = None) -> ledger.EnqueueCounts:
+    def extract(
+        self,
+        target: str,
+        kinds: Sequence[str],
+        *,
+        run_id: int | None = None,
+        dry_run: bool = False,
+        full: bool = False,
+        progress: Progress | None = None,
+    ) -> ledger.EnqueueCounts:
         """Read changes of ``kinds`` for ``target`` and enqueue their documents."""
         mapping = self._mappings[target]
         lookback = timedelta(seconds=self.config.sync.lookback_seconds)
@@ -253,8 +305,9 @@ class SyncEngine:
             for kind in kinds:
                 with self.state.connect() as conn:
                     since = None if full else ledger.load_cursor(conn, target, kind)
-                for page in reader.changes(kind, since, lookback=lookback,
-                                           page_size=self.config.sync.page_size):
+                for page in reader.changes(
+                    kind, since, lookback=lookback, page_size=self.config.sync.page_size
+                ):
                     outcomes = [
                         ledger.MapOutcome(record, result)
                         for record in page.records
@@ -265,15 +318,22 @@ class SyncEngine:
                         progress("extracted", len(page.records))
         return total
 
-    def _enqueue_page(self, target: str, kind: str, page: Page,
-                      outcomes: list[ledger.MapOutcome], run_id: int | None,
-                      dry_run: bool) -> ledger.EnqueueCounts:
+    def _enqueue_page(
+        self,
+        target: str,
+        kind: str,
+        page: Page,
+        outcomes: list[ledger.MapOutcome],
+        run_id: int | None,
+        dry_run: bool,
+    ) -> ledger.EnqueueCounts:
         now = self.clock()
         with self.state.connect() as conn:
             transaction = conn.begin()
             try:
-                counts = ledger.enqueue(conn, target=target, kind=kind, outcomes=outcomes,
-                                        run_id=run_id, now=now)
+                counts = ledger.enqueue(
+                    conn, target=target, kind=kind, outcomes=outcomes, run_id=run_id, now=now
+                )
                 if dry_run:
                     transaction.rollback()
                     return counts
@@ -285,13 +345,26 @@ class SyncEngine:
                 raise
         return counts
 
-    def push(self, target: str, kinds: Sequence[str] | None = None, *, run_id: int | None = None,
-             progress: Progress | None = None, threads: int | None = None) -> PushCounts:
+    def push(
+        self,
+        target: str,
+        kinds: Sequence[str] | None = None,
+        *,
+        run_id: int | None = None,
+        progress: Progress | None = None,
+        threads: int | None = None,
+    ) -> PushCounts:
         """Send every due document of ``target`` (all its kinds by default)."""
         connector = self.connector(target)
         pusher = Pusher(
-            self.state, connector, target=target, settings=self.config.sync, worker=self.worker,
-            run_id=run_id, clock=self.clock, progress=progress,
+            self.state,
+            connector,
+            target=target,
+            settings=self.config.sync,
+            worker=self.worker,
+            run_id=run_id,
+            clock=self.clock,
+            progress=progress,
             threads=threads or int(getattr(connector, "concurrency", 1)),
         )
         return pusher.push(list(kinds) if kinds else self.kinds_for(target))
@@ -322,8 +395,9 @@ class SyncEngine:
             query = query.where(t.c.document_date <= selection.date_to)
         return list(conn.execute(query).mappings())
 
-    def resync(self, selection: Selection, *, reason: str, dry_run: bool = False,
-               actor: str | None = None) -> ResyncResult:
+    def resync(
+        self, selection: Selection, *, reason: str, dry_run: bool = False, actor: str | None = None
+    ) -> ResyncResult:
         """Queue the selected records to be sent again, re-read from billing and re-mapped.
 
         Every re-sync is recorded in the audit log with who, when, why and what was selected.
@@ -344,8 +418,16 @@ class SyncEngine:
                 page = reader.by_ids(kind, [int(r["source_id"]) for r in group])
                 records = {str(r.id): r for r in page.records}
                 for row in group:
-                    items.append(self._requeue(conn, row, records.get(row["source_id"]), page,
-                                               self._mappings[target], now))
+                    items.append(
+                        self._requeue(
+                            conn,
+                            row,
+                            records.get(row["source_id"]),
+                            page,
+                            self._mappings[target],
+                            now,
+                        )
+                    )
             audit_id = None
             if not dry_run:
                 audit_id = self._audit(conn, actor or self.actor, reason, selection, items, now)
@@ -354,45 +436,110 @@ class SyncEngine:
                 transaction.rollback()
         return ResyncResult(items=items, audit_id=audit_id, dry_run=dry_run)
 
-    def _requeue(self, conn: Connection, row: Mapping[str, Any], record: SourceRecord | None,
-                 page: Page, mapping: TargetMapping, now: datetime) -> ResyncItem:
-        base = {"ledger_id": row["id"], "target": row["target"], "kind": row["kind"],
-                "label": row["label"], "status_before": row["status"]}
+    def _requeue(
+        self,
+        conn: Connection,
+        row: Mapping[str, Any],
+        record: SourceRecord | None,
+        page: Page,
+        mapping: TargetMapping,
+        now: datetime,
+    ) -> ResyncItem:
+        base = {
+            "ledger_id": row["id"],
+            "target": row["target"],
+            "kind": row["kind"],
+            "label": row["label"],
+            "status_before": row["status"],
+        }
         old = json.loads(row["synced_payload"]) if row["synced_payload"] else None
         if record is None:
-            return ResyncItem(**base, outcome="missing in billing",
-                              message="the record is no longer in billing", changes=())
+            return ResyncItem(
+                **base,
+                outcome="missing in billing",
+                message="the record is no longer in billing",
+                changes=(),
+            )
         result = map_record(mapping, record, page, self.tables)
         if result is None:
-            return ResyncItem(**base, outcome="missing in billing",
-                              message="the target takes no document for this record", changes=())
-        ledger.enqueue(conn, target=row["target"], kind=row["kind"],
-                       outcomes=[ledger.MapOutcome(record, result)], run_id=None, now=now)
+            return ResyncItem(
+                **base,
+                outcome="missing in billing",
+                message="the target takes no document for this record",
+                changes=(),
+            )
+        ledger.enqueue(
+            conn,
+            target=row["target"],
+            kind=row["kind"],
+            outcomes=[ledger.MapOutcome(record, result)],
+            run_id=None,
+            now=now,
+        )
         if isinstance(result, MappingError):
             return ResyncItem(**base, outcome="mapping failed", message=str(result), changes=())
         # Force a send even if the payload is unchanged; keep the suspect flag of an unknown
         # outcome so the push looks the record up before writing again.
-        ledger.bulk_update(conn, [{"_id": row["id"]}], status="pending", attempts=0,
-                           next_attempt_at=None, last_error=None,
-                           error_kind=sa.case((ledger.ledger.c.error_kind == "unknown", "unknown"),
-                                              else_=None), updated_at=now)
-        conn.execute(ledger.ledger_events.insert().values(
-            ledger_id=row["id"], at=now, event="resync", status="pending",
-            detail=f"queued by {self.actor}"))
-        return ResyncItem(**base, outcome="queued", message=None,
-                          changes=tuple(diff_payloads(old, dict(result.payload))))
+        ledger.bulk_update(
+            conn,
+            [{"_id": row["id"]}],
+            status="pending",
+            attempts=0,
+            next_attempt_at=None,
+            last_error=None,
+            error_kind=sa.case((ledger.ledger.c.error_kind == "unknown", "unknown"), else_=None),
+            updated_at=now,
+        )
+        conn.execute(
+            ledger.ledger_events.insert().values(
+                ledger_id=row["id"],
+                at=now,
+                event="resync",
+                status="pending",
+                detail=f"queued by {self.actor}",
+            )
+        )
+        return ResyncItem(
+            **base,
+            outcome="queued",
+            message=None,
+            changes=tuple(diff_payloads(old, dict(result.payload))),
+        )
 
-    def _audit(self, conn: Connection, actor: str, reason: str, selection: Selection,
-               items: list[ResyncItem], now: datetime) -> int:
+    def _audit(
+        self,
+        conn: Connection,
+        actor: str,
+        reason: str,
+        selection: Selection,
+        items: list[ResyncItem],
+        now: datetime,
+    ) -> int:
         details = {
-            "selection": {k: (v.isoformat() if isinstance(v, date) else v)
-                          for k, v in asdict(selection).items() if v not in ((), None)},
+            "selection": {
+                k: (v.isoformat() if isinstance(v, date) else v)
+                for k, v in asdict(selection).items()
+                if v not in ((), None)
+            },
             "matched": len(items),
             "queued": sum(1 for i in items if i.outcome == "queued"),
-            "records": [{"ledger_id": i.ledger_id, "target": i.target, "label": i.label,
-                         "outcome": i.outcome} for i in items[:1000]],
+            "records": [
+                {
+                    "ledger_id": i.ledger_id,
+                    "target": i.target,
+                    "label": i.label,
+                    "outcome": i.outcome,
+                }
+                for i in items[:1000]
+            ],
         }
-        result = conn.execute(audit_log.insert().values(
-            at=now, actor=actor, action="resync", reason=reason,
-            details=json.dumps(details, sort_keys=True)))
+        result = conn.execute(
+            audit_log.insert().values(
+                at=now,
+                actor=actor,
+                action="resync",
+                reason=reason,
+                details=json.dumps(details, sort_keys=True),
+            )
+        )
         return int(result.inserted_primary_key[0])  # type: ignore[index]

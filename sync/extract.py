@@ -94,8 +94,9 @@ class BillingReader:
                 found[row["id"]] = row
         return found
 
-    def _children(self, table: sa.Table, fk: sa.Column[Any], ids: Sequence[int],
-                  order: sa.Column[Any]) -> dict[int, list[Mapping[str, Any]]]:
+    def _children(
+        self, table: sa.Table, fk: sa.Column[Any], ids: Sequence[int], order: sa.Column[Any]
+    ) -> dict[int, list[Mapping[str, Any]]]:
         out: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
         for chunk in _chunks(sorted(set(ids))):
             query = sa.select(table).where(fk.in_(chunk)).order_by(fk, order)
@@ -109,96 +110,163 @@ class BillingReader:
 
     # -- builders ---------------------------------------------------------------------------
 
-    def _invoices(self, rows: Sequence[Mapping[str, Any]],
-                  customers: Mapping[int, Customer]) -> list[Invoice]:
+    def _invoices(
+        self, rows: Sequence[Mapping[str, Any]], customers: Mapping[int, Customer]
+    ) -> list[Invoice]:
         products = self.products()
-        lines = self._children(b.invoice_lines, b.invoice_lines.c.invoice_id,
-                               [r["id"] for r in rows], b.invoice_lines.c.line_no)
+        lines = self._children(
+            b.invoice_lines,
+            b.invoice_lines.c.invoice_id,
+            [r["id"] for r in rows],
+            b.invoice_lines.c.line_no,
+        )
         out = []
         for r in rows:
             customer = customers.get(r["customer_id"])
-            out.append(Invoice(
-                id=r["id"], number=r["number"], customer_id=r["customer_id"],
-                customer_account=customer.account_number if customer else None,
-                billing_entity=r["billing_entity"], currency=r["currency"], status=r["status"],
-                issue_date=r["issue_date"], due_date=r["due_date"], subtotal=r["subtotal"],
-                tax_total=r["tax_total"], total=r["total"], memo=r["memo"],
-                voided_at=r["voided_at"], created_at=r["created_at"], updated_at=r["updated_at"],
-                lines=tuple(
-                    InvoiceLine(
-                        id=li["id"], line_no=li["line_no"], product=products.get(li["product_id"]),
-                        product_id=li["product_id"], description=li["description"],
-                        quantity=li["quantity"], unit_price=li["unit_price"],
-                        discount=li["discount"], amount=li["amount"], tax_rate=li["tax_rate"],
-                        tax_amount=li["tax_amount"], tax_jurisdiction=li["tax_jurisdiction"],
-                        service_start=li["service_start"], service_end=li["service_end"],
-                    )
-                    for li in lines.get(r["id"], [])
-                ),
-            ))
+            out.append(
+                Invoice(
+                    id=r["id"],
+                    number=r["number"],
+                    customer_id=r["customer_id"],
+                    customer_account=customer.account_number if customer else None,
+                    billing_entity=r["billing_entity"],
+                    currency=r["currency"],
+                    status=r["status"],
+                    issue_date=r["issue_date"],
+                    due_date=r["due_date"],
+                    subtotal=r["subtotal"],
+                    tax_total=r["tax_total"],
+                    total=r["total"],
+                    memo=r["memo"],
+                    voided_at=r["voided_at"],
+                    created_at=r["created_at"],
+                    updated_at=r["updated_at"],
+                    lines=tuple(
+                        InvoiceLine(
+                            id=li["id"],
+                            line_no=li["line_no"],
+                            product=products.get(li["product_id"]),
+                            product_id=li["product_id"],
+                            description=li["description"],
+                            quantity=li["quantity"],
+                            unit_price=li["unit_price"],
+                            discount=li["discount"],
+                            amount=li["amount"],
+                            tax_rate=li["tax_rate"],
+                            tax_amount=li["tax_amount"],
+                            tax_jurisdiction=li["tax_jurisdiction"],
+                            service_start=li["service_start"],
+                            service_end=li["service_end"],
+                        )
+                        for li in lines.get(r["id"], [])
+                    ),
+                )
+            )
         return out
 
-    def _credit_notes(self, rows: Sequence[Mapping[str, Any]], customers: Mapping[int, Customer],
-                      invoices: Mapping[int, Mapping[str, Any]]) -> list[CreditNote]:
+    def _credit_notes(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        customers: Mapping[int, Customer],
+        invoices: Mapping[int, Mapping[str, Any]],
+    ) -> list[CreditNote]:
         products = self.products()
-        lines = self._children(b.credit_note_lines, b.credit_note_lines.c.credit_note_id,
-                               [r["id"] for r in rows], b.credit_note_lines.c.line_no)
+        lines = self._children(
+            b.credit_note_lines,
+            b.credit_note_lines.c.credit_note_id,
+            [r["id"] for r in rows],
+            b.credit_note_lines.c.line_no,
+        )
         out = []
         for r in rows:
             customer = customers.get(r["customer_id"])
             invoice = invoices.get(r["invoice_id"])
-            out.append(CreditNote(
-                id=r["id"], number=r["number"], invoice_id=r["invoice_id"],
-                invoice_number=invoice["number"] if invoice else None,
-                customer_id=r["customer_id"],
-                customer_account=customer.account_number if customer else None,
-                billing_entity=invoice["billing_entity"] if invoice else None,
-                currency=r["currency"], status=r["status"], issue_date=r["issue_date"],
-                reason=r["reason"], subtotal=r["subtotal"], tax_total=r["tax_total"],
-                total=r["total"], created_at=r["created_at"], updated_at=r["updated_at"],
-                lines=tuple(
-                    CreditNoteLine(
-                        id=li["id"], line_no=li["line_no"], invoice_line_id=li["invoice_line_id"],
-                        product=products.get(li["product_id"]), product_id=li["product_id"],
-                        description=li["description"], amount=li["amount"],
-                        tax_amount=li["tax_amount"],
-                    )
-                    for li in lines.get(r["id"], [])
-                ),
-            ))
+            out.append(
+                CreditNote(
+                    id=r["id"],
+                    number=r["number"],
+                    invoice_id=r["invoice_id"],
+                    invoice_number=invoice["number"] if invoice else None,
+                    customer_id=r["customer_id"],
+                    customer_account=customer.account_number if customer else None,
+                    billing_entity=invoice["billing_entity"] if invoice else None,
+                    currency=r["currency"],
+                    status=r["status"],
+                    issue_date=r["issue_date"],
+                    reason=r["reason"],
+                    subtotal=r["subtotal"],
+                    tax_total=r["tax_total"],
+                    total=r["total"],
+                    created_at=r["created_at"],
+                    updated_at=r["updated_at"],
+                    lines=tuple(
+                        CreditNoteLine(
+                            id=li["id"],
+                            line_no=li["line_no"],
+                            invoice_line_id=li["invoice_line_id"],
+                            product=products.get(li["product_id"]),
+                            product_id=li["product_id"],
+                            description=li["description"],
+                            amount=li["amount"],
+                            tax_amount=li["tax_amount"],
+                        )
+                        for li in lines.get(r["id"], [])
+                    ),
+                )
+            )
         return out
 
-    def _payments(self, rows: Sequence[Mapping[str, Any]],
-                  customers: Mapping[int, Customer]) -> list[Payment]:
-        apps = self._children(b.payment_applications, b.payment_applications.c.payment_id,
-                              [r["id"] for r in rows], b.payment_applications.c.id)
+    def _payments(
+        self, rows: Sequence[Mapping[str, Any]], customers: Mapping[int, Customer]
+    ) -> list[Payment]:
+        apps = self._children(
+            b.payment_applications,
+            b.payment_applications.c.payment_id,
+            [r["id"] for r in rows],
+            b.payment_applications.c.id,
+        )
         invoices = self._rows_by_id(
             b.invoices, (a["invoice_id"] for group in apps.values() for a in group)
         )
         out = []
         for r in rows:
             customer = customers.get(r["customer_id"])
-            out.append(Payment(
-                id=r["id"], reference=r["reference"], customer_id=r["customer_id"],
-                customer_account=customer.account_number if customer else None,
-                billing_entity=customer.billing_entity if customer else None,
-                currency=r["currency"], amount=r["amount"], received_on=r["received_on"],
-                method=r["method"], processor_fee=r["processor_fee"], status=r["status"],
-                created_at=r["created_at"], updated_at=r["updated_at"],
-                applications=tuple(
-                    PaymentApplication(
-                        id=a["id"], invoice_id=a["invoice_id"],
-                        invoice_number=(invoices[a["invoice_id"]]["number"]
-                                        if a["invoice_id"] in invoices else None),
-                        amount=a["amount"], applied_on=a["applied_on"],
-                    )
-                    for a in apps.get(r["id"], [])
-                ),
-            ))
+            out.append(
+                Payment(
+                    id=r["id"],
+                    reference=r["reference"],
+                    customer_id=r["customer_id"],
+                    customer_account=customer.account_number if customer else None,
+                    billing_entity=customer.billing_entity if customer else None,
+                    currency=r["currency"],
+                    amount=r["amount"],
+                    received_on=r["received_on"],
+                    method=r["method"],
+                    processor_fee=r["processor_fee"],
+                    status=r["status"],
+                    created_at=r["created_at"],
+                    updated_at=r["updated_at"],
+                    applications=tuple(
+                        PaymentApplication(
+                            id=a["id"],
+                            invoice_id=a["invoice_id"],
+                            invoice_number=(
+                                invoices[a["invoice_id"]]["number"]
+                                if a["invoice_id"] in invoices
+                                else None
+                            ),
+                            amount=a["amount"],
+                            applied_on=a["applied_on"],
+                        )
+                        for a in apps.get(r["id"], [])
+                    ),
+                )
+            )
         return out
 
-    def _refunds(self, rows: Sequence[Mapping[str, Any]],
-                 customers: Mapping[int, Customer]) -> list[Refund]:
+    def _refunds(
+        self, rows: Sequence[Mapping[str, Any]], customers: Mapping[int, Customer]
+    ) -> list[Refund]:
         payments = self._rows_by_id(b.payments, (r["payment_id"] for r in rows))
         notes = self._rows_by_id(b.credit_notes, (r["credit_note_id"] for r in rows))
         out = []
@@ -206,17 +274,24 @@ class BillingReader:
             customer = customers.get(r["customer_id"])
             payment = payments.get(r["payment_id"]) if r["payment_id"] is not None else None
             note = notes.get(r["credit_note_id"]) if r["credit_note_id"] is not None else None
-            out.append(Refund(
-                id=r["id"], reference=r["reference"], customer_id=r["customer_id"],
-                customer_account=customer.account_number if customer else None,
-                billing_entity=customer.billing_entity if customer else None,
-                payment_id=r["payment_id"],
-                payment_reference=payment["reference"] if payment else None,
-                credit_note_id=r["credit_note_id"],
-                credit_note_number=note["number"] if note else None,
-                currency=r["currency"], amount=r["amount"], refunded_on=r["refunded_on"],
-                created_at=r["created_at"], updated_at=r["updated_at"],
-            ))
+            out.append(
+                Refund(
+                    id=r["id"],
+                    reference=r["reference"],
+                    customer_id=r["customer_id"],
+                    customer_account=customer.account_number if customer else None,
+                    billing_entity=customer.billing_entity if customer else None,
+                    payment_id=r["payment_id"],
+                    payment_reference=payment["reference"] if payment else None,
+                    credit_note_id=r["credit_note_id"],
+                    credit_note_number=note["number"] if note else None,
+                    currency=r["currency"],
+                    amount=r["amount"],
+                    refunded_on=r["refunded_on"],
+                    created_at=r["created_at"],
+                    updated_at=r["updated_at"],
+                )
+            )
         return out
 
     def _revenue(self, rows: Sequence[Mapping[str, Any]]) -> list[RevenueEntry]:
@@ -227,19 +302,29 @@ class BillingReader:
         for r in rows:
             line = lines[r["invoice_line_id"]]
             invoice = invoices[line["invoice_id"]]
-            out.append(RevenueEntry(
-                id=r["id"], invoice_line_id=r["invoice_line_id"], invoice_id=invoice["id"],
-                invoice_number=invoice["number"], billing_entity=invoice["billing_entity"],
-                currency=invoice["currency"], product=products.get(line["product_id"]),
-                period=r["period"], amount=r["amount"], status=r["status"],
-                recognized_on=r["recognized_on"], updated_at=r["updated_at"],
-            ))
+            out.append(
+                RevenueEntry(
+                    id=r["id"],
+                    invoice_line_id=r["invoice_line_id"],
+                    invoice_id=invoice["id"],
+                    invoice_number=invoice["number"],
+                    billing_entity=invoice["billing_entity"],
+                    currency=invoice["currency"],
+                    product=products.get(line["product_id"]),
+                    period=r["period"],
+                    amount=r["amount"],
+                    status=r["status"],
+                    recognized_on=r["recognized_on"],
+                    updated_at=r["updated_at"],
+                )
+            )
         return out
 
     def build(self, kind: str, rows: Sequence[Mapping[str, Any]]) -> Page:
         """Turn raw rows of ``kind`` into a page of source records."""
-        customer_ids = [r["customer_id"] for r in rows] if "customer_id" in KIND_TABLES[kind].c \
-            else []
+        customer_ids = (
+            [r["customer_id"] for r in rows] if "customer_id" in KIND_TABLES[kind].c else []
+        )
         customers = self.customers_by_id(customer_ids)
         records: list[SourceRecord]
         invoice_dates: dict[int, date | None] = {}
@@ -261,13 +346,19 @@ class BillingReader:
         else:
             raise ValueError(f"unknown kind {kind!r}")
         end = Cursor(rows[-1]["updated_at"], rows[-1]["id"]) if rows else None
-        return Page(kind=kind, records=tuple(records), customers=customers,
-                    invoice_dates=invoice_dates, end=end)
+        return Page(
+            kind=kind,
+            records=tuple(records),
+            customers=customers,
+            invoice_dates=invoice_dates,
+            end=end,
+        )
 
     # -- reads ------------------------------------------------------------------------------
 
-    def changes(self, kind: Kind | str, since: Cursor | None, *, lookback: timedelta,
-                page_size: int) -> Iterator[Page]:
+    def changes(
+        self, kind: Kind | str, since: Cursor | None, *, lookback: timedelta, page_size: int
+    ) -> Iterator[Page]:
         """Pages of records of ``kind`` changed after ``since`` minus ``lookback``.
 
         ``since=None`` reads everything (a full re-read). Within a run the keyset moves strictly
@@ -281,10 +372,13 @@ class BillingReader:
         while True:
             query = sa.select(table).order_by(table.c.updated_at, table.c.id).limit(page_size)
             if position is not None:
-                query = query.where(key > sa.tuple_(
-                    sa.literal(position[0], table.c.updated_at.type),
-                    sa.literal(position[1], sa.BigInteger()),
-                ))
+                query = query.where(
+                    key
+                    > sa.tuple_(
+                        sa.literal(position[0], table.c.updated_at.type),
+                        sa.literal(position[1], sa.BigInteger()),
+                    )
+                )
             rows = list(self._conn.execute(query).mappings())
             if not rows:
                 return

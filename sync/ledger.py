@@ -82,28 +82,53 @@ def record_facts(record: SourceRecord) -> dict[str, Any]:
     }
 
 
-def _event(ledger_id: int, event: str, status: str, now: datetime,
-           run_id: int | None, detail: str | None = None) -> dict[str, Any]:
-    return {"ledger_id": ledger_id, "at": now, "run_id": run_id, "event": event,
-            "status": status, "detail": detail}
+def _event(
+    ledger_id: int,
+    event: str,
+    status: str,
+    now: datetime,
+    run_id: int | None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "ledger_id": ledger_id,
+        "at": now,
+        "run_id": run_id,
+        "event": event,
+        "status": status,
+        "detail": detail,
+    }
 
 
-def _existing(conn: Connection, target: str, kind: str,
-              source_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+def _existing(
+    conn: Connection, target: str, kind: str, source_ids: Sequence[str]
+) -> dict[str, Mapping[str, Any]]:
     found: dict[str, Mapping[str, Any]] = {}
     for start in range(0, len(source_ids), 900):
         chunk = source_ids[start : start + 900]
         query = sa.select(
-            ledger.c.id, ledger.c.source_id, ledger.c.status, ledger.c.payload_hash,
-            ledger.c.synced_hash, ledger.c.error_kind, ledger.c.last_error,
+            ledger.c.id,
+            ledger.c.source_id,
+            ledger.c.status,
+            ledger.c.payload_hash,
+            ledger.c.synced_hash,
+            ledger.c.error_kind,
+            ledger.c.last_error,
         ).where(ledger.c.target == target, ledger.c.kind == kind, ledger.c.source_id.in_(chunk))
         for row in conn.execute(query).mappings():
             found[row["source_id"]] = row
     return found
 
 
-def enqueue(conn: Connection, *, target: str, kind: str, outcomes: Sequence[MapOutcome],
-            run_id: int | None, now: datetime) -> EnqueueCounts:
+def enqueue(
+    conn: Connection,
+    *,
+    target: str,
+    kind: str,
+    outcomes: Sequence[MapOutcome],
+    run_id: int | None,
+    now: datetime,
+) -> EnqueueCounts:
     """Put mapped documents (and mapping failures) into the ledger.
 
     New documents become ``pending``; a changed payload makes its row ``pending`` again with
@@ -127,18 +152,33 @@ def enqueue(conn: Connection, *, target: str, kind: str, outcomes: Sequence[MapO
                 continue
             counts.failed += 1
             values = {
-                **facts, "status": "failed", "error_kind": "mapping", "last_error": message,
-                "payload": None, "payload_hash": None, "next_attempt_at": None,
-                "run_id": run_id, "updated_at": now,
+                **facts,
+                "status": "failed",
+                "error_kind": "mapping",
+                "last_error": message,
+                "payload": None,
+                "payload_hash": None,
+                "next_attempt_at": None,
+                "run_id": run_id,
+                "updated_at": now,
             }
             if row is None:
-                inserts.append({**values, "target": target, "kind": kind, "source_id": source_id,
-                                "external_id": None, "operation": "upsert", "attempts": 0,
-                                "depends_on": "[]", "created_at": now})
+                inserts.append(
+                    {
+                        **values,
+                        "target": target,
+                        "kind": kind,
+                        "source_id": source_id,
+                        "external_id": None,
+                        "operation": "upsert",
+                        "attempts": 0,
+                        "depends_on": "[]",
+                        "created_at": now,
+                    }
+                )
             else:
                 updates.append({**values, "_id": row["id"]})
-                events.append(_event(row["id"], "mapping_failed", "failed", now, run_id,
-                                     message))
+                events.append(_event(row["id"], "mapping_failed", "failed", now, run_id, message))
             continue
         doc = outcome.result
         digest = doc.payload_hash
@@ -147,29 +187,57 @@ def enqueue(conn: Connection, *, target: str, kind: str, outcomes: Sequence[MapO
             continue
         status = "synced" if row is not None and row["synced_hash"] == digest else "pending"
         values = {
-            **facts, "external_id": doc.external_id, "record_type": doc.record_type,
-            "operation": doc.operation, "status": status, "payload": canonical_json(doc.payload),
+            **facts,
+            "external_id": doc.external_id,
+            "record_type": doc.record_type,
+            "operation": doc.operation,
+            "status": status,
+            "payload": canonical_json(doc.payload),
             "payload_hash": digest,
             "depends_on": json.dumps([str(k) for k in doc.depends_on]),
-            "attempts": 0, "next_attempt_at": None, "last_error": None, "error_kind": None,
-            "run_id": run_id, "updated_at": now,
+            "attempts": 0,
+            "next_attempt_at": None,
+            "last_error": None,
+            "error_kind": None,
+            "run_id": run_id,
+            "updated_at": now,
         }
         if row is None:
             counts.new += 1
-            inserts.append({**values, "target": target, "kind": kind, "source_id": source_id,
-                            "created_at": now})
+            inserts.append(
+                {
+                    **values,
+                    "target": target,
+                    "kind": kind,
+                    "source_id": source_id,
+                    "created_at": now,
+                }
+            )
         else:
             counts.changed += 1
             updates.append({**values, "_id": row["id"]})
-            events.append(_event(row["id"], "changed", status, now, run_id,
-                                 f"{doc.operation}: billing record changed"))
+            events.append(
+                _event(
+                    row["id"],
+                    "changed",
+                    status,
+                    now,
+                    run_id,
+                    f"{doc.operation}: billing record changed",
+                )
+            )
     if inserts:
         conn.execute(ledger.insert(), inserts)
         new_ids = _existing(conn, target, kind, [r["source_id"] for r in inserts])
         events += [
-            _event(new_ids[r["source_id"]]["id"],
-                   "mapping_failed" if r["status"] == "failed" else "enqueued", r["status"], now,
-                   run_id, r["last_error"])
+            _event(
+                new_ids[r["source_id"]]["id"],
+                "mapping_failed" if r["status"] == "failed" else "enqueued",
+                r["status"],
+                now,
+                run_id,
+                r["last_error"],
+            )
             for r in inserts
         ]
     for group in _same_keys(updates):
@@ -186,8 +254,7 @@ def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
-def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]],
-                **fixed: Any) -> None:
+def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]], **fixed: Any) -> None:
     """Update ledger rows by id in one executemany: each row maps ``_id`` and column values.
 
     ``fixed`` values (plain values or SQL expressions) are the same for every row.
@@ -195,8 +262,10 @@ def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]],
     if not rows:
         return
     columns = [c for c in rows[0] if c != "_id"]
-    statement = ledger.update().where(ledger.c.id == sa.bindparam("p__id")).values(
-        {**{c: sa.bindparam(f"p_{c}") for c in columns}, **fixed}
+    statement = (
+        ledger.update()
+        .where(ledger.c.id == sa.bindparam("p__id"))
+        .values({**{c: sa.bindparam(f"p_{c}") for c in columns}, **fixed})
     )
     conn.execute(statement, [{f"p_{k}": v for k, v in row.items()} for row in rows])
 
@@ -208,7 +277,8 @@ def load_cursor(conn: Connection, target: str, kind: str) -> Cursor | None:
     """The saved cursor of (target, kind), or None before the first read."""
     row = conn.execute(
         sa.select(cursors.c.updated_at, cursors.c.last_id).where(
-            cursors.c.target == target, cursors.c.kind == kind)
+            cursors.c.target == target, cursors.c.kind == kind
+        )
     ).first()
     return Cursor(row.updated_at, row.last_id) if row else None
 
@@ -222,8 +292,11 @@ def save_cursor(conn: Connection, target: str, kind: str, cursor: Cursor, now: d
     if current is None:
         conn.execute(cursors.insert().values(target=target, kind=kind, **values))
     else:
-        conn.execute(cursors.update().where(cursors.c.target == target, cursors.c.kind == kind)
-                     .values(**values))
+        conn.execute(
+            cursors.update()
+            .where(cursors.c.target == target, cursors.c.kind == kind)
+            .values(**values)
+        )
 
 
 def reset_cursor(conn: Connection, target: str, kind: str) -> None:
@@ -247,15 +320,21 @@ class Claimed:
 
 def _document(row: Mapping[str, Any]) -> Document:
     return Document(
-        target=row["target"], kind=row["kind"], source_id=row["source_id"],
-        external_id=row["external_id"], record_type=row["record_type"], label=row["label"],
-        payload=json.loads(row["payload"]), operation=row["operation"],
+        target=row["target"],
+        kind=row["kind"],
+        source_id=row["source_id"],
+        external_id=row["external_id"],
+        record_type=row["record_type"],
+        label=row["label"],
+        payload=json.loads(row["payload"]),
+        operation=row["operation"],
         depends_on=tuple(DocKey(*k.split(":", 1)) for k in json.loads(row["depends_on"])),
     )
 
 
-def _dependency_status(conn: Connection, target: str,
-                       keys: Iterable[DocKey]) -> dict[DocKey, tuple[str, str | None]]:
+def _dependency_status(
+    conn: Connection, target: str, keys: Iterable[DocKey]
+) -> dict[DocKey, tuple[str, str | None]]:
     by_kind: dict[str, list[str]] = {}
     for key in keys:
         by_kind.setdefault(key.kind, []).append(key.source_id)
@@ -264,16 +343,27 @@ def _dependency_status(conn: Connection, target: str,
         for start in range(0, len(ids), 900):
             rows = conn.execute(
                 sa.select(ledger.c.source_id, ledger.c.status, ledger.c.label).where(
-                    ledger.c.target == target, ledger.c.kind == kind,
-                    ledger.c.source_id.in_(ids[start : start + 900]))
+                    ledger.c.target == target,
+                    ledger.c.kind == kind,
+                    ledger.c.source_id.in_(ids[start : start + 900]),
+                )
             )
             for source_id, status, label in rows:
                 found[DocKey(kind, source_id)] = (status, label)
     return found
 
 
-def claim(conn: Connection, *, target: str, kind: str, worker: str, now: datetime,
-          limit: int, lease: timedelta, wait: timedelta) -> list[Claimed]:
+def claim(
+    conn: Connection,
+    *,
+    target: str,
+    kind: str,
+    worker: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    wait: timedelta,
+) -> list[Claimed]:
     """Claim up to ``limit`` due documents of (target, kind) for ``worker`` under a lease.
 
     Due: ``pending`` or ``retry`` whose ``next_attempt_at`` has come, or ``sending`` whose lease
@@ -282,12 +372,18 @@ def claim(conn: Connection, *, target: str, kind: str, worker: str, now: datetim
     LOCKED on PostgreSQL, so concurrent workers never claim the same row.
     """
     due = sa.or_(
-        sa.and_(ledger.c.status.in_(("pending", "retry")),
-                sa.or_(ledger.c.next_attempt_at.is_(None), ledger.c.next_attempt_at <= now)),
+        sa.and_(
+            ledger.c.status.in_(("pending", "retry")),
+            sa.or_(ledger.c.next_attempt_at.is_(None), ledger.c.next_attempt_at <= now),
+        ),
         sa.and_(ledger.c.status == "sending", ledger.c.claimed_until < now),
     )
-    query = (sa.select(ledger).where(ledger.c.target == target, ledger.c.kind == kind, due)
-             .order_by(ledger.c.id).limit(limit))
+    query = (
+        sa.select(ledger)
+        .where(ledger.c.target == target, ledger.c.kind == kind, due)
+        .order_by(ledger.c.id)
+        .limit(limit)
+    )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = list(conn.execute(query).mappings())
@@ -307,24 +403,50 @@ def claim(conn: Connection, *, target: str, kind: str, worker: str, now: datetim
         if waiting:
             key, (status, label) = waiting[0]
             note = f"waiting for {label or key} ({status}) to sync first"
-            postponed.append({"_id": row["id"], "next_attempt_at": now + wait,
-                              "last_error": note, "updated_at": now})
+            postponed.append(
+                {
+                    "_id": row["id"],
+                    "next_attempt_at": now + wait,
+                    "last_error": note,
+                    "updated_at": now,
+                }
+            )
             continue
-        claimed.append(Claimed(
-            ledger_id=row["id"], document=_document(row), attempts=row["attempts"] + 1,
-            suspect=row["status"] == "sending" or row["error_kind"] == "unknown",
-            previously_synced=row["synced_hash"] is not None,
-        ))
-    bulk_update(conn, postponed,
-                status=sa.case((ledger.c.status == "sending", "pending"), else_=ledger.c.status))
-    bulk_update(conn, [{"_id": c.ledger_id, "attempts": c.attempts} for c in claimed],
-                status="sending", claimed_by=worker, claimed_until=now + lease, updated_at=now)
+        claimed.append(
+            Claimed(
+                ledger_id=row["id"],
+                document=_document(row),
+                attempts=row["attempts"] + 1,
+                suspect=row["status"] == "sending" or row["error_kind"] == "unknown",
+                previously_synced=row["synced_hash"] is not None,
+            )
+        )
+    bulk_update(
+        conn,
+        postponed,
+        status=sa.case((ledger.c.status == "sending", "pending"), else_=ledger.c.status),
+    )
+    bulk_update(
+        conn,
+        [{"_id": c.ledger_id, "attempts": c.attempts} for c in claimed],
+        status="sending",
+        claimed_by=worker,
+        claimed_until=now + lease,
+        updated_at=now,
+    )
     return claimed
 
 
-def record_success(conn: Connection, claimed: Claimed, *, internal_id: str | None,
-                   details: Mapping[str, Any] | None, created: bool | None, now: datetime,
-                   run_id: int | None) -> None:
+def record_success(
+    conn: Connection,
+    claimed: Claimed,
+    *,
+    internal_id: str | None,
+    details: Mapping[str, Any] | None,
+    created: bool | None,
+    now: datetime,
+    run_id: int | None,
+) -> None:
     """The target holds the claimed document: mark it synced.
 
     If billing changed the record while it was in flight, the row goes back to ``pending`` so
@@ -332,38 +454,83 @@ def record_success(conn: Connection, claimed: Claimed, *, internal_id: str | Non
     """
     sent_hash = claimed.document.payload_hash
     conn.execute(
-        ledger.update().where(ledger.c.id == claimed.ledger_id).values(
+        ledger.update()
+        .where(ledger.c.id == claimed.ledger_id)
+        .values(
             status=sa.case((ledger.c.payload_hash == sent_hash, "synced"), else_="pending"),
-            synced_hash=sent_hash, synced_payload=canonical_json(claimed.document.payload),
-            internal_id=internal_id, result=json.dumps(details or {}, sort_keys=True),
-            last_error=None, error_kind=None, next_attempt_at=None, claimed_by=None,
-            claimed_until=None, synced_at=now, updated_at=now, run_id=run_id,
+            synced_hash=sent_hash,
+            synced_payload=canonical_json(claimed.document.payload),
+            internal_id=internal_id,
+            result=json.dumps(details or {}, sort_keys=True),
+            last_error=None,
+            error_kind=None,
+            next_attempt_at=None,
+            claimed_by=None,
+            claimed_until=None,
+            synced_at=now,
+            updated_at=now,
+            run_id=run_id,
         )
     )
     event = "created" if created else ("updated" if created is False else "synced")
-    conn.execute(ledger_events.insert().values(
-        ledger_id=claimed.ledger_id, at=now, run_id=run_id, event=event, status="synced",
-        detail=f"{claimed.document.operation} ok, id {internal_id}" if internal_id else None))
-
-
-def record_failure(conn: Connection, claimed: Claimed, *, status: str, error_kind: str,
-                   message: str, next_attempt_at: datetime | None, now: datetime,
-                   run_id: int | None) -> None:
-    """Record a failed send: ``retry`` (with its time), ``dead`` or ``failed``."""
     conn.execute(
-        ledger.update().where(ledger.c.id == claimed.ledger_id).values(
-            status=status, error_kind=error_kind, last_error=message,
-            next_attempt_at=next_attempt_at, claimed_by=None, claimed_until=None,
-            updated_at=now, run_id=run_id,
+        ledger_events.insert().values(
+            ledger_id=claimed.ledger_id,
+            at=now,
+            run_id=run_id,
+            event=event,
+            status="synced",
+            detail=f"{claimed.document.operation} ok, id {internal_id}" if internal_id else None,
         )
     )
-    conn.execute(ledger_events.insert().values(
-        ledger_id=claimed.ledger_id, at=now, run_id=run_id, event=error_kind, status=status,
-        detail=message))
+
+
+def record_failure(
+    conn: Connection,
+    claimed: Claimed,
+    *,
+    status: str,
+    error_kind: str,
+    message: str,
+    next_attempt_at: datetime | None,
+    now: datetime,
+    run_id: int | None,
+) -> None:
+    """Record a failed send: ``retry`` (with its time), ``dead`` or ``failed``."""
+    conn.execute(
+        ledger.update()
+        .where(ledger.c.id == claimed.ledger_id)
+        .values(
+            status=status,
+            error_kind=error_kind,
+            last_error=message,
+            next_attempt_at=next_attempt_at,
+            claimed_by=None,
+            claimed_until=None,
+            updated_at=now,
+            run_id=run_id,
+        )
+    )
+    conn.execute(
+        ledger_events.insert().values(
+            ledger_id=claimed.ledger_id,
+            at=now,
+            run_id=run_id,
+            event=error_kind,
+            status=status,
+            detail=message,
+        )
+    )
 
 
 def release(conn: Connection, claimed: Sequence[Claimed], *, message: str, now: datetime) -> None:
     """Give claimed rows back untouched (e.g. credentials were refused): no attempt counted."""
-    bulk_update(conn, [{"_id": c.ledger_id, "attempts": c.attempts - 1} for c in claimed],
-                status="pending", last_error=message, claimed_by=None, claimed_until=None,
-                updated_at=now)
+    bulk_update(
+        conn,
+        [{"_id": c.ledger_id, "attempts": c.attempts - 1} for c in claimed],
+        status="pending",
+        last_error=message,
+        claimed_by=None,
+        claimed_until=None,
+        updated_at=now,
+    )

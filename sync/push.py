@@ -60,18 +60,29 @@ class PushCounts:
 
 def backoff_delay(attempts: int, settings: SyncSettings, rng: random.Random) -> timedelta:
     """Exponential backoff with jitter: base * 2^(attempts-1), capped, times 0.5..1."""
-    raw = min(settings.backoff_max_seconds,
-              settings.backoff_base_seconds * 2 ** max(attempts - 1, 0))
+    raw = min(
+        settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** max(attempts - 1, 0)
+    )
     return timedelta(seconds=raw * (0.5 + rng.random() / 2))
 
 
 class Pusher:
     """Pushes one target's due documents through its connector."""
 
-    def __init__(self, state: Engine, connector: Connector, *, target: str,
-                 settings: SyncSettings, worker: str, run_id: int | None = None,
-                 clock: Callable[[], datetime] = utcnow, threads: int = 1,
-                 progress: Progress | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        state: Engine,
+        connector: Connector,
+        *,
+        target: str,
+        settings: SyncSettings,
+        worker: str,
+        run_id: int | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        threads: int = 1,
+        progress: Progress | None = None,
+        seed: int | None = None,
+    ) -> None:
         self._state = state
         self._connector = connector
         self._target = target
@@ -102,7 +113,11 @@ class Pusher:
             now = self._clock()
             with self._state.begin() as conn:
                 batch = ledger.claim(
-                    conn, target=self._target, kind=kind, worker=self._worker, now=now,
+                    conn,
+                    target=self._target,
+                    kind=kind,
+                    worker=self._worker,
+                    now=now,
                     limit=self._connector.max_batch,
                     lease=timedelta(seconds=self._settings.lease_seconds),
                     wait=timedelta(seconds=self._settings.backoff_base_seconds),
@@ -126,8 +141,10 @@ class Pusher:
             self._fail_all(to_send, exc, counts)
             return counts
         if len(results) != len(to_send):
-            raise RuntimeError(f"{self._connector.system} connector returned {len(results)} "
-                               f"results for {len(to_send)} documents")
+            raise RuntimeError(
+                f"{self._connector.system} connector returned {len(results)} "
+                f"results for {len(to_send)} documents"
+            )
         now = self._clock()
         with self._state.begin() as conn:
             for claimed, result in zip(to_send, results, strict=True):
@@ -136,7 +153,8 @@ class Pusher:
                     self._succeed(conn, claimed, result, now, counts)
                 else:
                     error = result.error or PermanentError(
-                        self._connector.system, "send", "rejected without a message")
+                        self._connector.system, "send", "rejected without a message"
+                    )
                     self._fail(conn, claimed, error, now, counts)
         self._report("pushed", len(to_send))
         return counts
@@ -158,27 +176,51 @@ class Pusher:
             for claimed in suspects:
                 internal_id = found.get(claimed.document.external_id)
                 if internal_id is not None:
-                    ledger.record_success(conn, claimed, internal_id=internal_id,
-                                          details={"recovered_by_lookup": True}, created=None,
-                                          now=now, run_id=self._run_id)
+                    ledger.record_success(
+                        conn,
+                        claimed,
+                        internal_id=internal_id,
+                        details={"recovered_by_lookup": True},
+                        created=None,
+                        now=now,
+                        run_id=self._run_id,
+                    )
                     counts.recovered += 1
                     done.add(claimed.ledger_id)
         if done:
             self._report("pushed", len(done))
         return [c for c in batch if c.ledger_id not in done]
 
-    def _succeed(self, conn: Connection, claimed: ledger.Claimed, result: WriteResult,
-                 now: datetime, counts: PushCounts) -> None:
-        ledger.record_success(conn, claimed, internal_id=result.internal_id,
-                              details=result.details, created=result.created, now=now,
-                              run_id=self._run_id)
+    def _succeed(
+        self,
+        conn: Connection,
+        claimed: ledger.Claimed,
+        result: WriteResult,
+        now: datetime,
+        counts: PushCounts,
+    ) -> None:
+        ledger.record_success(
+            conn,
+            claimed,
+            internal_id=result.internal_id,
+            details=result.details,
+            created=result.created,
+            now=now,
+            run_id=self._run_id,
+        )
         if result.created is False or (result.created is None and claimed.previously_synced):
             counts.updated += 1
         else:
             counts.created += 1
 
-    def _fail(self, conn: Connection, claimed: ledger.Claimed, error: ConnectorError,
-              now: datetime, counts: PushCounts) -> None:
+    def _fail(
+        self,
+        conn: Connection,
+        claimed: ledger.Claimed,
+        error: ConnectorError,
+        now: datetime,
+        counts: PushCounts,
+    ) -> None:
         if isinstance(error, RetryableError):
             kind = "unknown" if isinstance(error, OutcomeUnknownError) else "retryable"
             if claimed.attempts >= self._settings.max_attempts:
@@ -196,12 +238,20 @@ class Pusher:
         else:
             kind, status, when, message = "permanent", "failed", None, str(error)
             counts.failed += 1
-        ledger.record_failure(conn, claimed, status=status, error_kind=kind,
-                              message=message, next_attempt_at=when, now=now,
-                              run_id=self._run_id)
+        ledger.record_failure(
+            conn,
+            claimed,
+            status=status,
+            error_kind=kind,
+            message=message,
+            next_attempt_at=when,
+            now=now,
+            run_id=self._run_id,
+        )
 
-    def _fail_all(self, claimed: Sequence[ledger.Claimed], error: ConnectorError,
-                  counts: PushCounts) -> None:
+    def _fail_all(
+        self, claimed: Sequence[ledger.Claimed], error: ConnectorError, counts: PushCounts
+    ) -> None:
         now = self._clock()
         with self._state.begin() as conn:
             for item in claimed:

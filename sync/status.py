@@ -12,8 +12,9 @@ from sync.state import ledger, runs
 
 def ledger_counts(engine: Engine) -> list[dict[str, Any]]:
     """Counts per (target, kind) with one key per status and a total, sorted."""
-    query = (sa.select(ledger.c.target, ledger.c.kind, ledger.c.status, sa.func.count())
-             .group_by(ledger.c.target, ledger.c.kind, ledger.c.status))
+    query = sa.select(ledger.c.target, ledger.c.kind, ledger.c.status, sa.func.count()).group_by(
+        ledger.c.target, ledger.c.kind, ledger.c.status
+    )
     table: dict[tuple[str, str], dict[str, Any]] = {}
     with engine.connect() as conn:
         for target, kind, status, count in conn.execute(query):
@@ -25,11 +26,21 @@ def ledger_counts(engine: Engine) -> list[dict[str, Any]]:
 
 def failures(engine: Engine, *, limit: int = 20) -> list[dict[str, Any]]:
     """Failed and dead records with their last error, newest first."""
-    query = (sa.select(ledger.c.id, ledger.c.target, ledger.c.kind, ledger.c.label,
-                       ledger.c.status, ledger.c.attempts, ledger.c.last_error,
-                       ledger.c.updated_at)
-             .where(ledger.c.status.in_(("failed", "dead")))
-             .order_by(ledger.c.updated_at.desc(), ledger.c.id.desc()).limit(limit))
+    query = (
+        sa.select(
+            ledger.c.id,
+            ledger.c.target,
+            ledger.c.kind,
+            ledger.c.label,
+            ledger.c.status,
+            ledger.c.attempts,
+            ledger.c.last_error,
+            ledger.c.updated_at,
+        )
+        .where(ledger.c.status.in_(("failed", "dead")))
+        .order_by(ledger.c.updated_at.desc(), ledger.c.id.desc())
+        .limit(limit)
+    )
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
 

@@ -35,8 +35,9 @@ def _map_netsuite(record: SourceRecord, page: Page, tables: MappingTables) -> Do
     if isinstance(record, Invoice):
         return netsuite.map_invoice(record, tables, customer=page.customers.get(record.customer_id))
     if isinstance(record, CreditNote):
-        return netsuite.map_credit_note(record, tables,
-                                        customer=page.customers.get(record.customer_id))
+        return netsuite.map_credit_note(
+            record, tables, customer=page.customers.get(record.customer_id)
+        )
     if isinstance(record, Payment):
         return netsuite.map_payment(record, tables)
     return None
@@ -46,13 +47,18 @@ def _map_avatax(record: SourceRecord, page: Page, tables: MappingTables) -> Docu
     if isinstance(record, Invoice):
         return avatax.map_invoice(record, page.customers.get(record.customer_id), tables)
     if isinstance(record, CreditNote):
-        return avatax.map_credit_note(record, page.customers.get(record.customer_id),
-                                      page.invoice_dates.get(record.invoice_id), tables)
+        return avatax.map_credit_note(
+            record,
+            page.customers.get(record.customer_id),
+            page.invoice_dates.get(record.invoice_id),
+            tables,
+        )
     return None
 
 
 MAPPINGS: dict[str, TargetMapping] = {
-    "netsuite": TargetMapping("netsuite", ("customer", "invoice", "credit_note", "payment"),
-                              _map_netsuite),
+    "netsuite": TargetMapping(
+        "netsuite", ("customer", "invoice", "credit_note", "payment"), _map_netsuite
+    ),
     "avatax": TargetMapping("avatax", ("invoice", "credit_note"), _map_avatax),
 }

@@ -18,7 +18,9 @@ import sqlalchemy as sa
 
 from finsync.db import make_engine
 
-PG_ADMIN_URL = os.environ.get("FINSYNC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "FINSYNC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs"
 
 
