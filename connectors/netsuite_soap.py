@@ -262,17 +262,23 @@ def classify_fault(
     message: str,
     http_status: int | None = None,
 ) -> ConnectorError:
-    """The error for a SOAP fault (``fault_name`` is the detail element, ``code`` its code)."""
+    """The error for a SOAP fault (``fault_name`` is the detail element, ``code`` its code).
+
+    The code decides when there is one (an ``unexpectedErrorFault`` may carry USER_ERROR, which
+    will fail again); the fault element decides otherwise; a bare 5xx fault is retryable.
+    """
     code_text = code or fault_name or "SOAP_FAULT"
-    if (code and code.startswith("INVALID_LOGIN")) or fault_name in AUTH_FAULTS:
+    if (code and code.startswith("INVALID_LOGIN")) or code == "INVALID_SIGNATURE":
         return AuthError(SYSTEM, operation, message, code=code_text)
-    if code == "INVALID_SIGNATURE" or ("signature" in message.lower() and code is None):
+    if fault_name in AUTH_FAULTS:
         return AuthError(SYSTEM, operation, message, code=code_text)
-    if fault_name in ("exceededConcurrentRequestLimitFault", "exceededRequestLimitFault"):
+    limited = fault_name in ("exceededConcurrentRequestLimitFault", "exceededRequestLimitFault")
+    if code in RETRYABLE_CODES or (code is None and fault_name in RETRYABLE_FAULTS):
+        cls = RateLimitedError if limited else RetryableError
+        return cls(SYSTEM, operation, message, code=code_text)
+    if code is None and limited:
         return RateLimitedError(SYSTEM, operation, message, code=code_text)
-    if code in RETRYABLE_CODES or fault_name in RETRYABLE_FAULTS:
-        return RetryableError(SYSTEM, operation, message, code=code_text)
-    if http_status is not None and http_status >= 500 and fault_name is None and code is None:
+    if code is None and fault_name is None and (http_status or 500) >= 500:
         return RetryableError(SYSTEM, operation, message, code=code_text)
     return PermanentError(SYSTEM, operation, message, code=code_text)
 
