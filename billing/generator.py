@@ -235,7 +235,7 @@ def _split_weighted(total: Decimal, weights: Sequence[int], currency: str) -> li
     order = sorted(range(len(weights)), key=lambda i: (-(units * weights[i] % weight_sum), i))
     for i in order[: units - sum(shares)]:
         shares[i] += 1
-    return [sign * Decimal(s) * q for s in shares]
+    return [Decimal(sign * s) * q for s in shares]
 
 
 def _schedule(amount: Decimal, start: date, end: date, currency: str) -> list[tuple[date, Decimal]]:
