@@ -47,7 +47,7 @@ class ScriptedSettings:
     store: Path
     mode: Mode = "upsert"
     batch_size: int = 50
-    latency_seconds: float = 0.0
+    latency_seconds: float = 0.0  # half before the write, half after it (before answering)
 
     @classmethod
     def from_section(cls, section: Section) -> ScriptedSettings:
@@ -153,8 +153,7 @@ class ScriptedConnector:
             if timeout:
                 self._faults.timeouts_after_commit -= 1
             rejected = dict(self._faults.rejected)
-        if self.settings.latency_seconds:
-            time.sleep(self.settings.latency_seconds)
+        time.sleep(self.settings.latency_seconds / 2)
         results = []
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -172,6 +171,9 @@ class ScriptedConnector:
                     continue
                 results.append(self._write(db, doc))
             db.execute("COMMIT")
+        # A caller killed now has written to the target without recording it: the crash
+        # trials rely on this window.
+        time.sleep(self.settings.latency_seconds / 2)
         if timeout:
             raise OutcomeUnknownError(self.system, "send", "timed out waiting for the answer")
         return results

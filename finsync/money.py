@@ -6,12 +6,12 @@ A float anywhere near an amount is a bug; these functions refuse floats outright
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
-from functools import lru_cache
+from functools import cache
 
 from babel.numbers import get_currency_precision, list_currencies
 
 
-@lru_cache(maxsize=None)
+@cache
 def _known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
@@ -21,7 +21,7 @@ def is_known_currency(code: str) -> bool:
     return code in _known_currencies()
 
 
-@lru_cache(maxsize=None)
+@cache
 def minor_units(currency: str) -> int:
     """Number of decimals of ``currency`` (JPY 0, USD 2, KWD 3). Raises ValueError if unknown."""
     if not is_known_currency(currency):
@@ -29,7 +29,7 @@ def minor_units(currency: str) -> int:
     return int(get_currency_precision(currency))
 
 
-@lru_cache(maxsize=None)
+@cache
 def quantum(currency: str) -> Decimal:
     """The smallest amount of ``currency`` as a Decimal exponent (Decimal('0.01') for USD)."""
     return Decimal(1).scaleb(-minor_units(currency))

@@ -120,6 +120,17 @@ def _existing(
     return found
 
 
+def _lock_kind(conn: Connection, target: str, kind: str) -> None:
+    """Serialise enqueues of one (target, kind) across processes until the transaction ends.
+
+    Two syncs running at once then never insert the same ledger row twice: the second one
+    sees the first one's rows and finds them unchanged. (SQLite has one writer anyway.)
+    """
+    if conn.dialect.name == "postgresql":
+        key = sa.func.hashtext(f"finsync.enqueue:{target}:{kind}")
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
 def enqueue(
     conn: Connection,
     *,
@@ -136,6 +147,7 @@ def enqueue(
     holds is ``synced``. A record that cannot be mapped becomes ``failed`` with the message.
     """
     counts = EnqueueCounts()
+    _lock_kind(conn, target, kind)
     source_ids = [str(o.record.id) for o in outcomes]
     existing = _existing(conn, target, kind, source_ids)
     inserts: list[dict[str, Any]] = []
@@ -170,6 +182,7 @@ def enqueue(
                         "kind": kind,
                         "source_id": source_id,
                         "external_id": None,
+                        "record_type": None,
                         "operation": "upsert",
                         "attempts": 0,
                         "depends_on": "[]",
@@ -227,7 +240,8 @@ def enqueue(
                 )
             )
     if inserts:
-        conn.execute(ledger.insert(), inserts)
+        for group in _same_keys(inserts):
+            conn.execute(ledger.insert(), group)
         new_ids = _existing(conn, target, kind, [r["source_id"] for r in inserts])
         events += [
             _event(

@@ -136,21 +136,14 @@ class BillingBuilder:
             unit_price = Decimal(spec.get("unit_price", "100.00"))
             discount = Decimal(spec.get("discount", "0"))
             rate = Decimal(spec.get("tax_rate", "0.0725"))
-            amount = spec.get(
-                "amount",
-                round_money(quantity * unit_price - discount, currency)
-                if currency != "XXX"
-                else quantity * unit_price,
-            )
-            amount = Decimal(amount) if amount is not None else None
-            tax = Decimal(
-                spec.get(
-                    "tax_amount",
-                    round_money(amount * rate, currency)
-                    if amount is not None and currency != "XXX"
-                    else "0",
-                )
-            )
+            if "amount" in spec:
+                amount = Decimal(spec["amount"])
+            else:
+                amount = round_money(quantity * unit_price - discount, currency)
+            if "tax_amount" in spec:
+                tax = Decimal(spec["tax_amount"])
+            else:
+                tax = round_money(amount * rate, currency)
             line_rows.append(
                 {
                     "id": next(self._ids),
@@ -172,7 +165,7 @@ class BillingBuilder:
                     "updated_at": stamp,
                 }
             )
-        subtotal = sum((r["amount"] for r in line_rows if r["amount"] is not None), Decimal(0))
+        subtotal = sum((r["amount"] for r in line_rows), Decimal(0))
         tax_total = sum((r["tax_amount"] for r in line_rows), Decimal(0))
         row = {
             "id": iid,

@@ -1,4 +1,4 @@
-"""The sync engine end to end: billing rows -> ledger -> scripted target, on SQLite and PostgreSQL."""
+"""The sync engine end to end: billing rows -> ledger -> scripted target (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
