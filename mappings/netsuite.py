@@ -279,12 +279,9 @@ def map_customer(c: Customer, t: MappingTables) -> Document:
         "isPerson": False,
         "subsidiary": subsidiary,
         "currency": currency,
-        "taxable": not c.tax_exempt,
     }
     if c.email:
         payload["email"] = c.email
-    if c.tax_exempt and c.exemption_number:
-        payload["resaleNumber"] = c.exemption_number
     address = {
         key: value
         for key, value in (
