@@ -37,10 +37,10 @@ import zeep
 from babel import Locale
 from lxml import etree
 
-from connectors.base import Document, WriteResult
+from connectors.base import Connector, Document, WriteResult
 from connectors.http import RetryPolicy, classify_status, classify_transport_error
-from connectors.limits import Limiter, ThreadLimiter
-from finsync.config import Secret, Section
+from connectors.limits import Limiter, ThreadLimiter, build_limiter
+from finsync.config import Secret, Section, TargetConfig
 from finsync.errors import (
     AuthError,
     ConfigError,
@@ -625,3 +625,23 @@ class NetSuiteSoapConnector:
             self._http.close()
         if self._owns_limiter:
             self._limiter.close()
+
+
+def build_netsuite(target: TargetConfig, *, state_url: str | None = None) -> Connector:
+    """The NetSuite connector of a target section: ``transport = "soap"`` (default) or ``"rest"``.
+
+    With ``state_url`` (the ledger's database) the account's concurrency limit is shared by
+    every process using that database (PostgreSQL advisory locks, or file locks for SQLite).
+    Raises ConfigError naming the bad key.
+    """
+    from connectors.netsuite_rest import NetSuiteRestConnector, NetSuiteRestSettings
+
+    section = target.options
+    transport = section.str("transport", "soap", choices=("soap", "rest"))
+    if transport == "rest":
+        rest = NetSuiteRestSettings.from_section(section)
+        limiter = build_limiter(f"netsuite:{rest.account}", rest.concurrency, state_url)
+        return NetSuiteRestConnector(rest, limiter=limiter)
+    soap = NetSuiteSoapSettings.from_section(section)
+    limiter = build_limiter(f"netsuite:{soap.account}", soap.concurrency, state_url)
+    return NetSuiteSoapConnector(soap, limiter=limiter)
