@@ -20,7 +20,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from billing import schema as b
 from finsync.errors import ConfigError
 from mappings.tables import MappingTables
+from reports.tax import InvoiceTax, TaxTotal, tax_reconciliation
 from sync.state import ledger
 
 ZERO = Decimal(0)
@@ -234,17 +235,6 @@ class AgingRow:
 
 
 @dataclass(frozen=True)
-class TaxRow:
-    """Tax billed in the period for one jurisdiction and currency."""
-
-    jurisdiction: str
-    currency: str
-    taxable: Decimal
-    tax_billed: Decimal
-    tax_engine: Decimal | None
-
-
-@dataclass(frozen=True)
 class Figures:
     """The small, fully aggregated parts of the report (everything but the document lists)."""
 
@@ -256,8 +246,8 @@ class Figures:
     waterfall: dict[str, tuple[Decimal, ...]]  # currency -> one amount per month, then "later"
     revenue_recon: Tally
     aging: tuple[AgingRow, ...]
-    tax: tuple[TaxRow, ...]
-    tax_note: str | None
+    tax: tuple[TaxTotal, ...]  # per jurisdiction and currency, from reports.tax
+    tax_variances: tuple[InvoiceTax, ...]  # invoices whose billed tax differs from the engine's
     sync_health: dict[str, dict[str, int]]  # kind -> status -> count (ERP target)
     exceptions_count: int
 
@@ -604,32 +594,20 @@ def build_figures(
     entity: str | None,
     timezone: ZoneInfo,
     erp_target: str = "netsuite",
+    tax_target: str = "avatax",
     mapping: MappingTables | None = None,
-    tax_engine: Callable[[Period], dict[tuple[str, str], Decimal]] | None = None,
 ) -> Figures:
-    """Aggregate revenue, deferred revenue, AR aging, tax and sync health for the period.
-
-    ``tax_engine`` returns the tax the engine computed per (jurisdiction, currency); without it
-    the Tax sheet's engine column stays empty with a note.
-    """
+    """Aggregate revenue, deferred revenue, AR aging, tax and sync health for the period."""
     revenue, rolls, months, waterfall, recon = _revenue(
         billing, state, period, entity, erp_target, mapping
     )
-    tax_billed = _tax_billed(billing, period, entity)
-    engine_tax = tax_engine(period) if tax_engine else None
-    tax_rows = tuple(
-        TaxRow(
-            j, cur, taxable, tax, engine_tax.get((j, cur), ZERO) if engine_tax is not None else None
-        )
-        for (j, cur), (taxable, tax) in sorted(tax_billed.items())
-    )
-    note = (
-        None
-        if engine_tax is not None
-        else (
-            "Tax engine figures are not available yet (reports/tax.py has not landed); "
-            "the engine and variance columns are left empty."
-        )
+    tax = tax_reconciliation(
+        billing,
+        state,
+        period_start=period.start,
+        period_end=period.end,
+        entity=entity,
+        target=tax_target,
     )
     return Figures(
         period=period,
@@ -640,8 +618,8 @@ def build_figures(
         waterfall=waterfall,
         revenue_recon=recon,
         aging=_aging(billing, period, entity, timezone),
-        tax=tax_rows,
-        tax_note=note,
+        tax=tax.totals,
+        tax_variances=tax.variances,
         sync_health=_sync_health(state, erp_target),
         exceptions_count=_count_exceptions(state),
     )
@@ -769,25 +747,6 @@ def _revenue(
         {cur: tuple(v) for cur, v in sorted(waterfall.items())},
         recon,
     )
-
-
-def _tax_billed(
-    billing: sa.Engine, period: Period, entity: str | None
-) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
-    i, line = b.invoices, b.invoice_lines
-    stmt = (
-        sa.select(line.c.tax_jurisdiction, i.c.currency, line.c.amount, line.c.tax_amount)
-        .join(i, i.c.id == line.c.invoice_id)
-        .where(_in_period(i.c.issue_date, period), i.c.status != "void")
-    )
-    if entity:
-        stmt = stmt.where(i.c.billing_entity == entity)
-    out: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
-    for r in _stream(billing, stmt):
-        key = (r.tax_jurisdiction or "(none)", r.currency)
-        taxable, tax = out.get(key, (ZERO, ZERO))
-        out[key] = (taxable + r.amount, tax + r.tax_amount)
-    return out
 
 
 def _aging(

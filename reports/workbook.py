@@ -55,12 +55,16 @@ _PROGRESS_EVERY = 10_000
 Progress = Callable[[str, int], None]
 
 
+def _decimals(currency: str) -> int:
+    try:
+        return minor_units(currency)
+    except ValueError:  # an unknown code still gets a readable format; mapping flags it
+        return 2
+
+
 def money_format(currency: str) -> str:
     """Number format with the currency's decimals, negatives in red (JPY ``#,##0``)."""
-    try:
-        decimals = minor_units(currency)
-    except ValueError:
-        decimals = 2
+    decimals = _decimals(currency)
     body = "#,##0" + ("." + "0" * decimals if decimals else "")
     return f"{body};[Red]-{body}"
 
@@ -121,6 +125,11 @@ class _Sheet:
 
     def count(self, value: int, **style: Any) -> WriteOnlyCell:
         return _style(WriteOnlyCell(self.ws, value), fmt=_COUNT_FORMAT, **style)
+
+    def money_formula(self, expr: str, currency: str, **style: Any) -> WriteOnlyCell:
+        """``=ROUND(expr, decimals)``: spreadsheets add in binary floating point."""
+        text = f"=ROUND({expr},{_decimals(currency)})"
+        return self.formula(text, money_format(currency), **style)
 
     def formula(self, text: str, fmt: str | None = None, **style: Any) -> WriteOnlyCell:
         return _style(WriteOnlyCell(self.ws, text), fmt=fmt, **style)
@@ -199,11 +208,7 @@ class ReportResult:
 
 
 def _fmt(amount: Decimal, currency: str) -> str:
-    try:
-        decimals = minor_units(currency)
-    except ValueError:
-        decimals = 2
-    return f"{amount:,.{decimals}f}"
+    return f"{amount:,.{_decimals(currency)}f}"
 
 
 def report_filename(period: str, entity: str | None) -> str:
@@ -242,8 +247,8 @@ def build_monthly_report(
         entity=entity,
         timezone=timezone,
         erp_target=erp_target,
+        tax_target=tax_target,
         mapping=mapping,
-        tax_engine=_tax_engine(billing_engine, state_engine, entity, tax_target),
     )
     notify("figures", 0)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -354,29 +359,6 @@ def build_monthly_report(
         generated_at=generated_at,
         sync_health=figures.sync_health,
     )
-
-
-def _tax_engine(
-    billing: sa.Engine, state: sa.Engine, entity: str | None, tax_target: str
-) -> Callable[[m.Period], dict[tuple[str, str], Decimal]] | None:
-    """The engine's tax per (jurisdiction, currency) from reports.tax, once that module exists."""
-    try:
-        from reports.tax import tax_reconciliation  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-
-    def compute(per: m.Period) -> dict[tuple[str, str], Decimal]:
-        rec = tax_reconciliation(
-            billing, state, period_start=per.start, period_end=per.end, entity=entity
-        )
-        out: dict[tuple[str, str], Decimal] = {}
-        for total in rec.totals:
-            key = (total.jurisdiction, total.currency)
-            out[key] = out.get(key, m.ZERO) + total.tax_computed
-        return out
-
-    del tax_target  # reports.tax reads the tax target's ledger rows itself
-    return compute
 
 
 # --- document sheets ---------------------------------------------------------------------
@@ -534,10 +516,10 @@ def _write_documents(
         for col in range(_CURRENCY_COL + 1, max(total_cols) + 1):
             letter = get_column_letter(col)
             text = (
-                f"=SUMIFS({letter}$2:{letter}${last},${cur_col}$2:${cur_col}${last},"
+                f"SUMIFS({letter}$2:{letter}${last},${cur_col}$2:${cur_col}${last},"
                 f'"{cur}",${status}$2:${status}${last},{status_rule})'
             )
-            cells.append(s.formula(text, money_format(cur), font=_TOTAL_FONT, border=_TOTAL_BORDER))
+            cells.append(s.money_formula(text, cur, font=_TOTAL_FONT, border=_TOTAL_BORDER))
         s.append(cells)
     s.append([s.text(note, font=_NOTE_FONT)])
     return last
@@ -574,9 +556,9 @@ def _write_revenue(wb: Workbook, f: m.Figures) -> _RevenueRanges:
                 s.text(cur, font=_TOTAL_FONT, border=_TOTAL_BORDER),
                 s.text(f"Total {cur}", font=_TOTAL_FONT, border=_TOTAL_BORDER),
                 s.text("", border=_TOTAL_BORDER),
-                s.formula(
-                    f'=SUMIF($A$2:$A${recognized_last},"{cur}",D$2:D${recognized_last})',
-                    money_format(cur),
+                s.money_formula(
+                    f'SUMIF($A$2:$A${recognized_last},"{cur}",D$2:D${recognized_last})',
+                    cur,
                     font=_TOTAL_FONT,
                     border=_TOTAL_BORDER,
                 ),
@@ -597,7 +579,7 @@ def _write_revenue(wb: Workbook, f: m.Figures) -> _RevenueRanges:
                 s.money(rf.billed, cur),
                 s.money(rf.credited, cur),
                 s.money(rf.recognized, cur),
-                s.formula(f"=C{row}+D{row}-E{row}-F{row}", money_format(cur)),
+                s.money_formula(f"C{row}+D{row}-E{row}-F{row}", cur),
             ]
         )
     roll_last = s.row
@@ -614,7 +596,7 @@ def _write_revenue(wb: Workbook, f: m.Figures) -> _RevenueRanges:
             [
                 s.text(cur),
                 *(s.money(a, cur) for a in amounts),
-                s.formula(f"=SUM(B{row}:{last_col}{row})", money_format(cur)),
+                s.money_formula(f"SUM(B{row}:{last_col}{row})", cur),
             ]
         )
     anchor_row = s.row + 3
@@ -664,7 +646,7 @@ def _write_aging(wb: Workbook, f: m.Figures) -> None:
                 s.text(a.customer_name),
                 s.text(a.currency),
                 *(s.money(a.buckets[bucket], a.currency) for bucket in m.AGING_BUCKETS),
-                s.formula(f"=SUM(D{row}:H{row})", money_format(a.currency)),
+                s.money_formula(f"SUM(D{row}:H{row})", a.currency),
             ]
         )
     last = s.row
@@ -677,9 +659,9 @@ def _write_aging(wb: Workbook, f: m.Figures) -> None:
                 s.text("", border=_TOTAL_BORDER),
                 s.text(cur, font=_TOTAL_FONT, border=_TOTAL_BORDER),
                 *(
-                    s.formula(
-                        f'=SUMIF($C$2:$C${last},"{cur}",{c}$2:{c}${last})',
-                        money_format(cur),
+                    s.money_formula(
+                        f'SUMIF($C$2:$C${last},"{cur}",{c}$2:{c}${last})',
+                        cur,
                         font=_TOTAL_FONT,
                         border=_TOTAL_BORDER,
                     )
@@ -699,48 +681,101 @@ def _write_aging(wb: Workbook, f: m.Figures) -> None:
 
 
 def _write_tax(wb: Workbook, f: m.Figures) -> None:
-    s = _Sheet(wb, "Tax", [18, 9, 17, 16, 16, 16])
+    s = _Sheet(wb, "Tax", [18, 9, 10, 17, 16, 16, 16, 16, 12])
     s.freeze("A2")
-    s.header(["Jurisdiction", "Currency", "Taxable", "Tax billed", "Tax in engine", "Variance"])
+    s.header(
+        [
+            "Jurisdiction",
+            "Currency",
+            "Invoices",
+            "Taxable",
+            "Tax billed",
+            "Tax billed (invoices in engine)",
+            "Tax computed by engine",
+            "Variance",
+            "Invoices not in engine",
+        ]
+    )
     for t in f.tax:
         row = s.row + 1
-        engine = s.money(t.tax_engine, t.currency) if t.tax_engine is not None else s.text("")
-        variance = (
-            s.formula(f"=D{row}-E{row}", money_format(t.currency))
-            if t.tax_engine is not None
-            else s.text("")
-        )
+        cur = t.currency
         s.append(
             [
                 s.text(t.jurisdiction),
-                s.text(t.currency),
-                s.money(t.taxable, t.currency),
-                s.money(t.tax_billed, t.currency),
-                engine,
-                variance,
+                s.text(cur),
+                s.count(t.invoices),
+                s.money(t.taxable, cur),
+                s.money(t.tax_billed, cur),
+                s.money(t.tax_billed_in_engine, cur),
+                s.money(t.tax_computed, cur),
+                s.money_formula(f"F{row}-G{row}", cur),
+                s.count(t.not_in_engine),
             ]
         )
     last = s.row
-    s.autofilter(6, last)
+    s.autofilter(9, last)
     s.blank()
     for cur in sorted({t.currency for t in f.tax}):
         s.append(
             [
                 s.text(f"Total {cur}", font=_TOTAL_FONT, border=_TOTAL_BORDER),
                 s.text(cur, font=_TOTAL_FONT, border=_TOTAL_BORDER),
+                s.formula(
+                    f'=SUMIF($B$2:$B${last},"{cur}",C$2:C${last})',
+                    _COUNT_FORMAT,
+                    font=_TOTAL_FONT,
+                    border=_TOTAL_BORDER,
+                ),
                 *(
-                    s.formula(
-                        f'=SUMIF($B$2:$B${last},"{cur}",{c}$2:{c}${last})',
-                        money_format(cur),
+                    s.money_formula(
+                        f'SUMIF($B$2:$B${last},"{cur}",{c}$2:{c}${last})',
+                        cur,
                         font=_TOTAL_FONT,
                         border=_TOTAL_BORDER,
                     )
-                    for c in "CD"
+                    for c in "DEFGH"
                 ),
             ]
         )
-    if f.tax_note:
-        s.append([s.text(f.tax_note, font=_NOTE_FONT)])
+    s.append(
+        [
+            s.text(
+                "Variance = tax billed - tax computed, over the invoices the tax engine "
+                "holds; invoices not in the engine yet are counted on the right.",
+                font=_NOTE_FONT,
+            )
+        ]
+    )
+    s.blank()
+    s.section("Invoices whose billed tax differs from the engine's")
+    s.header(
+        [
+            "Invoice",
+            "Jurisdiction",
+            "Currency",
+            "Entity",
+            "Issue date",
+            "Tax billed",
+            "Tax computed",
+            "Variance",
+        ]
+    )
+    for v in f.tax_variances:
+        cur = v.currency
+        s.append(
+            [
+                s.text(v.number),
+                s.text(v.jurisdiction),
+                s.text(cur),
+                s.text(v.entity),
+                s.date(v.issue_date),
+                s.money(v.tax_billed, cur),
+                s.money(v.tax_computed, cur),
+                s.money(v.variance, cur),
+            ]
+        )
+    if not f.tax_variances:
+        s.append([s.text("None.", font=_NOTE_FONT)])
 
 
 _SUMMARY_HEADER_ROW = 7
@@ -786,7 +821,7 @@ def _write_reconciliation(
                     s.count(t.synced_count),
                     s.money(t.synced_amount, cur),
                     s.formula(f"=C{row}-E{row}", _COUNT_FORMAT),
-                    s.formula(f"=D{row}-F{row}", money_format(cur)),
+                    s.money_formula(f"D{row}-F{row}", cur),
                 ]
             )
     s.autofilter(8, s.row)

@@ -6,6 +6,7 @@ some customer text is hostile (formula injection) on purpose.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from typing import Any
@@ -479,7 +480,19 @@ def seed_ledger(engine: sa.Engine) -> None:
         ("netsuite", "payment", "3", "payment PAY-3", "synced", "NS-303", None, None),
         ("netsuite", "revenue", "100", "revenue entry 100", "synced", "NS-JE1", None, None),
         ("avatax", "invoice", "1", "invoice INV-1", "synced", "INV-1", None, None),
+        ("avatax", "invoice", "5", "invoice INV-5", "synced", "INV-5", None, None),
     ]
+    # What AvaTax computed: INV-1 in New York 0.01 below what billing charged, INV-5 exact.
+    results = {
+        ("avatax", "1"): {
+            "totalTaxCalculated": "150.87",
+            "summary": [{"country": "US", "region": "NY", "taxCalculated": "150.87"}],
+        },
+        ("avatax", "5"): {
+            "totalTaxCalculated": "2980",
+            "summary": [{"country": "JP", "region": "", "taxCalculated": "2980"}],
+        },
+    }
     with engine.begin() as conn:
         conn.execute(
             state.ledger.insert(),
@@ -496,6 +509,7 @@ def seed_ledger(engine: sa.Engine) -> None:
                     "external_id": sid,
                     "created_at": T0,
                     "updated_at": T0,
+                    "result": json.dumps(results[(t, sid)]) if (t, sid) in results else None,
                 }
                 for t, k, sid, label, status, iid, err, ek in rows
             ],

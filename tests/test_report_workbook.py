@@ -94,6 +94,13 @@ def test_libreoffice_recalculates_totals_that_tie(report: ReportResult, tmp_path
         D(0),
         D("2238.13"),
     ]
+    # Tax: billed vs what AvaTax computed (INV-1 0.01 apart; INV-3 not in the engine).
+    tax = wb["Tax"]
+    ny = _row(tax, "US-NY")
+    assert [_cents(v) for v in ny[4:8]] == [D("150.88"), D("150.88"), D("150.87"), D("0.01")]
+    assert _row(tax, "US-CA")[8] == 1
+    assert _cents(_row(tax, "Total USD")[7]) == D("0.01")
+    assert _row(tax, "INV-1")[7] == 0.01
     recon = {(r[0], r[1]): r for r in _rows(wb["Reconciliation"]) if r[0] == "Invoices"}
     assert recon[("Invoices", "USD")][6] == 1  # INV-3 failed to sync
     assert _cents(recon[("Invoices", "USD")][7]) == D("107.25")
@@ -147,7 +154,7 @@ def test_finance_formatting(report: ReportResult) -> None:
     kwd = next(r for r in wb["AR aging"].iter_rows(min_row=2) if r[2].value == "KWD")
     assert kwd[5].number_format == "#,##0.000;[Red]-#,##0.000"
     total = next(r for r in invoices.iter_rows() if r[0].value == "Total USD")
-    assert total[9].value.startswith("=SUMIFS(J$2:J$5,")
+    assert total[9].value.startswith("=ROUND(SUMIFS(J$2:J$5,")
 
 
 def test_written_atomically(report: ReportResult, db_engine: sa.Engine) -> None:
