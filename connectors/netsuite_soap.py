@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import zeep
@@ -195,22 +196,49 @@ _clients: dict[str, zeep.Client] = {}
 _clients_lock = threading.Lock()
 
 
+class _SameOriginTransport(zeep.Transport):  # type: ignore[misc]
+    """Loads WSDL/XSD documents only from the WSDL's own origin (scheme, host, port)."""
+
+    def __init__(self, origin: str, timeout: float) -> None:
+        super().__init__(timeout=timeout, operation_timeout=timeout)
+        self._origin = origin
+
+    def load(self, url: str) -> bytes:
+        """The document at ``url``; refuses any other origin (no fetching from elsewhere)."""
+        if _origin(url) != self._origin:
+            raise ConfigError("wsdl", f"the WSDL imports {url}, outside {self._origin}")
+        return super().load(url)  # type: ignore[no-any-return]
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 def soap_client(wsdl: str, timeout: float = 60.0) -> zeep.Client:
     """The zeep client of ``wsdl``, built once per process (loading the WSDL takes ~0.5 s).
 
-    Parsing is locked down: no DTDs, no entities, no external references, no huge trees.
+    Parsing is locked down: no DTDs, no entities, no huge trees. A local WSDL may not reference
+    anything remote (``forbid_external``); a WSDL served over HTTP(S) imports its XSDs from its
+    own server, which zeep's ``forbid_external`` would refuse, so there the transport allows
+    exactly that origin and nothing else.
     """
     with _clients_lock:
         client = _clients.get(wsdl)
         if client is None:
+            remote = urlsplit(wsdl).scheme in ("http", "https")
             settings = zeep.Settings(
                 strict=True,
                 xml_huge_tree=False,
                 forbid_dtd=True,
                 forbid_entities=True,
-                forbid_external=True,
+                forbid_external=not remote,
             )
-            transport = zeep.Transport(timeout=timeout, operation_timeout=timeout)
+            transport = (
+                _SameOriginTransport(_origin(wsdl), timeout)
+                if remote
+                else zeep.Transport(timeout=timeout, operation_timeout=timeout)
+            )
             client = zeep.Client(wsdl, settings=settings, transport=transport)
             _clients[wsdl] = client
         return client
