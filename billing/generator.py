@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, Decimal
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -207,6 +208,7 @@ class EditSummary:
 # --- dates and amounts -----------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def _add_months(day: date, months: int) -> date:
     years, month0 = divmod(day.month - 1 + months, 12)
     year = day.year + years
@@ -217,6 +219,7 @@ def _month_start(day: date) -> date:
     return day.replace(day=1)
 
 
+@lru_cache(maxsize=4096)
 def _month_end(day: date) -> date:
     return day.replace(day=monthrange(day.year, day.month)[1])
 
