@@ -331,6 +331,8 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox._record(transport, None, status, "scripted HTTP error")
             self._send(status, f"<html><body>HTTP {status}</body></html>".encode(), "text/html")
             return
+        # The slot is released before the answer is written: a client that sends its next
+        # request as soon as it reads an answer must not find its previous one still counted.
         with sandbox._slot() as admitted:
             if not admitted or faults.concurrency_fault:
                 reply: Reply = (
@@ -342,22 +344,20 @@ class _Handler(BaseHTTPRequestHandler):
                     "over the concurrency limit" if not admitted else "scripted concurrency fault"
                 )
                 sandbox._record(transport, None, reply.status, detail)
-                self._reply(reply)
-                return
-            pause = sandbox.latency_seconds + faults.delay
-            if pause:
-                time.sleep(pause)
-            reply = handle(body)
-            sandbox._record(transport, reply, reply.status, reply.detail)
-            if reply.wrote:
-                timeout = sandbox.faults.take_commit_timeout()
+            else:
+                pause = sandbox.latency_seconds + faults.delay
+                if pause:
+                    time.sleep(pause)
+                reply = handle(body)
+                sandbox._record(transport, reply, reply.status, reply.detail)
+                timeout = sandbox.faults.take_commit_timeout() if reply.wrote else None
                 if timeout is not None:
                     if timeout.delay is None:
                         # Written but unanswered: the client sees the connection drop.
                         self.close_connection = True
                         return
                     time.sleep(timeout.delay)
-            self._reply(reply)
+        self._reply(reply)
 
     def _reply(self, reply: Reply) -> None:
         if isinstance(reply, SoapReply):
