@@ -1,3 +1,3 @@
-"""finsync: billing database to ERP and tax engine, with a per-record ledger and a monthly workbook."""
+"""finsync: billing database to ERP and tax engine, with a per-record ledger and a workbook."""
 
 __version__ = "0.1.0"

@@ -41,10 +41,28 @@ class Setup:
         return load_config(self.config_path)
 
 
+SYNC_DEFAULTS = {
+    "lookback_seconds": 300,
+    "backoff_base_seconds": 30,
+    "backoff_max_seconds": 600,
+    "max_attempts": 3,
+    "lease_seconds": 60,
+}
+
+
 def write_config(
-    tmp_path: Path, db_url: str, *, mode: str = "upsert", extra: str = "", sync: str = ""
+    tmp_path: Path,
+    db_url: str,
+    *,
+    mode: str = "upsert",
+    extra: str = "",
+    sync: dict[str, int] | None = None,
 ) -> Setup:
-    """A finsync.toml using ``db_url`` for billing and state, and a scripted target 'erp'."""
+    """A finsync.toml using ``db_url`` for billing and state, and a scripted target 'erp'.
+
+    ``sync`` overrides settings of the [sync] section; ``extra`` adds lines to the target's.
+    """
+    sync_lines = "\n".join(f"{k} = {v}" for k, v in (SYNC_DEFAULTS | (sync or {})).items())
     mapping = tmp_path / "mapping.toml"
     shutil.copy(REPO / "mapping.example.toml", mapping)
     store = tmp_path / "target.db"
@@ -60,12 +78,7 @@ url = "{db_url}"
 file = "mapping.toml"
 
 [sync]
-lookback_seconds = 300
-backoff_base_seconds = 30
-backoff_max_seconds = 600
-max_attempts = 3
-lease_seconds = 60
-{sync}
+{sync_lines}
 
 [targets.erp]
 system = "scripted"

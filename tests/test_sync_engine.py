@@ -177,7 +177,7 @@ def test_late_commit_with_older_timestamp_is_not_missed(engine, billing):
 
 
 def test_rows_sharing_one_timestamp_across_pages_are_all_read(tmp_path, db_url, clock):
-    setup = write_config(tmp_path, db_url, sync="page_size = 2")
+    setup = write_config(tmp_path, db_url, sync={"page_size": 2})
     engine = make_engine(setup, clock)
     billing = BillingBuilder(engine.billing)
     c1 = billing.customer()
