@@ -13,7 +13,9 @@ from connectors.base import Connector
 from finsync.config import TargetConfig
 from finsync.errors import ConfigError
 
-Factory = Callable[[TargetConfig], Connector]
+#: Builds a connector from a target's section. ``state_url`` is the state store's database, where
+#: connectors that limit concurrency across processes keep their slots.
+Factory = Callable[[TargetConfig, str | None], Connector]
 _FACTORIES: dict[str, Factory] = {}
 
 
@@ -24,7 +26,7 @@ def register(system: str, factory: Factory) -> None:
     _FACTORIES[system] = factory
 
 
-def build_connector(target: TargetConfig) -> Connector:
+def build_connector(target: TargetConfig, *, state_url: str | None = None) -> Connector:
     """Build the connector of ``target``, validating its settings. Raises ConfigError."""
     try:
         factory = _FACTORIES[target.system]
@@ -32,13 +34,27 @@ def build_connector(target: TargetConfig) -> Connector:
         raise ConfigError(
             f"targets.{target.name}.system", f"no connector for system {target.system!r}"
         ) from None
-    return factory(target)
+    return factory(target, state_url)
 
 
-def _scripted(target: TargetConfig) -> Connector:
+def _scripted(target: TargetConfig, state_url: str | None) -> Connector:
     from connectors.scripted import ScriptedConnector, ScriptedSettings
 
     return ScriptedConnector(ScriptedSettings.from_section(target.options))
 
 
+def _netsuite(target: TargetConfig, state_url: str | None) -> Connector:
+    from connectors.netsuite_soap import build_netsuite
+
+    return build_netsuite(target, state_url=state_url)
+
+
+def _avatax(target: TargetConfig, state_url: str | None) -> Connector:
+    from connectors.avatax import build_avatax
+
+    return build_avatax(target)
+
+
 register("scripted", _scripted)
+register("netsuite", _netsuite)
+register("avatax", _avatax)

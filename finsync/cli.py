@@ -508,6 +508,212 @@ def print_records(rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
+# -- report ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def report() -> None:
+    """Finance reports."""
+
+
+@report.command("monthly")
+@click.option("--period", required=True, help="The month, YYYY-MM (e.g. 2026-10).")
+@click.option("--entity", help="Only this billing entity.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the workbook (default: [report] out_dir).",
+)
+@click.option("--email", is_flag=True, help="Also e-mail it to [report] recipients.")
+@click.pass_context
+def report_monthly(
+    ctx: click.Context, period: str, entity: str | None, out_dir: Path | None, email: bool
+) -> None:
+    """Build the monthly finance workbook (and e-mail it)."""
+    with friendly_errors():
+        config = _config(ctx)
+        path = build_report(config, period, entity=entity, out_dir=out_dir, email=email)
+    console.print(f"Workbook: [bold]{path}[/]")
+
+
+def build_report(
+    config: Config,
+    period: str,
+    *,
+    entity: str | None = None,
+    out_dir: Path | None = None,
+    email: bool = False,
+) -> Path:
+    """Build one monthly workbook with a progress display; print its summary; return its path."""
+    from mappings.tables import load_mapping_file
+    from reports.delivery import deliver_report
+    from reports.monthly import parse_period
+    from reports.workbook import build_monthly_report
+
+    try:
+        parse_period(period)
+    except ValueError as exc:
+        raise ConfigError("--period", str(exc)) from None
+    if email and not (config.report.smtp and config.report.recipients):
+        raise ConfigError("report.smtp", "--email needs [report.smtp] and report.recipients")
+    billing_engine = make_engine(config.billing_url, key="billing.url")
+    state_engine = make_engine(config.state_url, key="state.url")
+    erp = next(
+        (n for n, t in config.targets.items() if t.system in ("netsuite", "scripted")), "netsuite"
+    )
+    tax = next((n for n, t in config.targets.items() if t.system == "avatax"), "avatax")
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]Building workbook[/] {task.description}"),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("", total=None)
+
+            def advance(stage: str, rows: int) -> None:
+                bar.update(task, description=f"{stage}: {rows:,} rows")
+
+            result = build_monthly_report(
+                billing_engine,
+                state_engine,
+                period=period,
+                entity=entity,
+                out_dir=out_dir or config.report.out_dir,
+                timezone=config.timezone,
+                erp_target=erp,
+                tax_target=tax,
+                progress=advance,
+                mapping=load_mapping_file(config.mapping_file),
+            )
+    finally:
+        billing_engine.dispose()
+        state_engine.dispose()
+    if email:
+        delivery = deliver_report(result, config.report)
+        if not delivery.ok:
+            fail(f"the workbook was written to {result.path} but e-mail failed: {delivery.error}")
+        console.print(f"E-mailed to {', '.join(config.report.recipients)}.")
+    return Path(result.path)
+
+
+# -- sandboxes and demo ----------------------------------------------------------------------
+
+
+@cli.group()
+def sandbox() -> None:
+    """Run a local vendor sandbox alone, for manual trials."""
+
+
+@sandbox.command("netsuite")
+@click.option("--port", type=int, default=8088, show_default=True)
+@click.option("--concurrency", type=int, default=5, show_default=True)
+@click.option(
+    "--latency", type=float, default=0.0, show_default=True, help="Seconds added to every request."
+)
+def sandbox_netsuite(port: int, concurrency: int, latency: float) -> None:
+    """A local NetSuite (SuiteTalk SOAP and REST) on 127.0.0.1, with the demo credentials."""
+    from sandbox.netsuite import serve
+
+    serve(
+        "127.0.0.1",
+        port,
+        concurrency_limit=concurrency,
+        latency_seconds=latency,
+        echo=console.print,
+    )
+
+
+@sandbox.command("avatax")
+@click.option("--port", type=int, default=8766, show_default=True)
+def sandbox_avatax(port: int) -> None:
+    """A local AvaTax REST v2 on 127.0.0.1 (account 2000000001, licence demo-license-key)."""
+    from sandbox.avatax.server import AvaTaxSandbox
+
+    console.print(f"AvaTax sandbox on http://127.0.0.1:{port} (Ctrl-C stops it)")
+    AvaTaxSandbox(account_id="2000000001", license_key="demo-license-key").serve("127.0.0.1", port)
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".finsync/demo"),
+    show_default=True,
+    help="Where the demo keeps its databases, config and workbook (recreated).",
+)
+@click.option("--customers", type=click.IntRange(1, 5000), default=40, show_default=True)
+@click.option(
+    "--transport",
+    type=click.Choice(["soap", "rest"]),
+    default="soap",
+    show_default=True,
+    help="How to talk to the NetSuite sandbox.",
+)
+def demo(folder: Path, customers: int, transport: str) -> None:
+    """Run the whole job on embedded defaults: seed, sync, edit, sync again, workbook."""
+    from billing.generator import seed_billing
+    from finsync.demo import DemoSettings, edit_billing, prepare, running_sandboxes
+    from sync.engine import SyncEngine
+    from sync.migrate import upgrade
+    from sync.status import failures, last_runs, ledger_counts
+
+    settings = DemoSettings(folder=folder.resolve(), customers=customers, transport=transport)
+    with friendly_errors(), running_sandboxes() as (netsuite, avatax):
+        config = prepare(settings, netsuite, avatax)
+        console.rule("[bold]1. Billing data")
+        billing_engine = make_engine(config.billing_url)
+        with progress_bar("Seeding billing data") as advance:
+            seeded = seed_billing(
+                billing_engine,
+                customers=settings.customers,
+                months=settings.months,
+                seed=settings.seed,
+                start=settings.start,
+                progress=advance,
+            )
+        billing_engine.dispose()
+        console.print("  ".join(f"{name} {count:,}" for name, count in seeded.rows()))
+        console.rule(
+            f"[bold]2. First sync: NetSuite sandbox ({transport.upper()}) and AvaTax sandbox"
+        )
+        engine = SyncEngine(config, actor="demo")
+        try:
+            upgrade(engine.state)
+            engine.check()
+            with sync_progress("Syncing") as advance_sync:
+                first = engine.sync(progress=advance_sync)
+            print_sync_summary(first)
+            console.rule("[bold]3. Billing edits records; the next sync sends only those")
+            edits = edit_billing(config, settings.seed)
+            console.print(
+                f"changed invoices {', '.join(edits.changed_invoices) or '-'}; "  # type: ignore[attr-defined]
+                f"voided {', '.join(edits.voided_invoices) or '-'}; "  # type: ignore[attr-defined]
+                f"renamed customers {', '.join(edits.renamed_customers) or '-'}"  # type: ignore[attr-defined]
+            )
+            with sync_progress("Syncing changes") as advance_sync:
+                second = engine.sync(progress=advance_sync)
+            print_sync_summary(second)
+            print_status(
+                ledger_counts(engine.state),
+                failures(engine.state, limit=10),
+                last_runs(engine.state, limit=3),
+            )
+        finally:
+            engine.close()
+        console.rule(f"[bold]4. Monthly workbook for {settings.report_period}")
+        path = build_report(config, settings.report_period)
+    console.print(f"\nWorkbook: [bold]{path}[/]")
+    console.print(f"Config:   {settings.folder / 'finsync.toml'}")
+    console.print(
+        "Next: `finsync --config "
+        f"{settings.folder / 'finsync.toml'} status` "
+        "(the sandboxes stop with the demo; see README for running them alone)."
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(obj={})

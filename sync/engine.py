@@ -191,7 +191,9 @@ class SyncEngine:
     def connector(self, target: str) -> Connector:
         """The connector of ``target``, built (and its settings validated) on first use."""
         if target not in self._connectors:
-            self._connectors[target] = build_connector(self._targets[target])
+            self._connectors[target] = build_connector(
+                self._targets[target], state_url=self.config.state_url
+            )
         return self._connectors[target]
 
     def check(self) -> None:
