@@ -107,6 +107,11 @@ class _Sheet:
 
     def __init__(self, wb: Workbook, title: str, widths: Sequence[float]) -> None:
         self.ws: WriteOnlyWorksheet = wb.create_sheet(title)
+        # Printed or exported to PDF: landscape, all columns on one page width.
+        self.ws.page_setup.orientation = "landscape"
+        self.ws.page_setup.fitToWidth = 1
+        self.ws.page_setup.fitToHeight = 0
+        self.ws.sheet_properties.pageSetUpPr.fitToPage = True
         for index, width in enumerate(widths, start=1):
             self.ws.column_dimensions[get_column_letter(index)].width = width
         self.row = 0
