@@ -358,9 +358,11 @@ class AvaTaxConnector:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
             log.warning("AvaTax asked to slow down; retrying in %.1f s", exc.retry_after)
-            return exc.retry_after
+            return float(exc.retry_after)
         base = self.settings.backoff_base_seconds
-        backoff = min(self.settings.backoff_max_seconds, base * 2 ** (state.attempt_number - 1))
+        backoff = min(
+            self.settings.backoff_max_seconds, base * float(2 ** (state.attempt_number - 1))
+        )
         # Jitter keeps several workers that failed together from retrying in lockstep.
         delay = backoff + random.uniform(0, base)
         log.warning(

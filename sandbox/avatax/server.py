@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import threading
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from http import HTTPStatus
@@ -191,7 +192,7 @@ class AvaTaxSandbox:
         return account == self.account_id and key == self._license_key
 
     def _admin(self, action: str, args: dict[str, Any]) -> Any:
-        actions = {
+        actions: dict[str, Callable[..., None]] = {
             "fail_next": self.fail_next,
             "rate_limit_next": self.rate_limit_next,
             "timeout_after_commit": self.timeout_after_commit,
@@ -257,12 +258,12 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 result = sandbox._admin(path[len(_ADMIN) :], body or {})
             except (AvaTaxFault, TypeError, ValueError) as exc:
-                fault = (
+                refusal = (
                     exc
                     if isinstance(exc, AvaTaxFault)
                     else AvaTaxFault(400, "InvalidParameterValue", str(exc))
                 )
-                self._send_fault(fault, entry)
+                self._send_fault(refusal, entry)
                 return
             self._send_json(200, result, entry)
             return
