@@ -69,6 +69,11 @@ class DeliveryResult:
     attempts: int
     error: str | None = None
 
+    @property
+    def ok(self) -> bool:
+        """True when the message was accepted by the SMTP server."""
+        return self.delivered
+
 
 def build_message(result: ReportResult, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
     """The e-mail: the summary as body, the workbook attached byte for byte."""

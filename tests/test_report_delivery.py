@@ -108,7 +108,7 @@ def test_report_arrives_with_the_workbook_byte_identical(
 ) -> None:
     handler, port = smtp_server
     delivery = deliver_report(result, _settings(port))
-    assert delivery.delivered and delivery.error is None and delivery.attempts == 1
+    assert delivery.ok and delivery.error is None and delivery.attempts == 1
     [envelope] = handler.received
     assert sorted(envelope.rcpt_tos) == ["ap@acme.example", "cfo@acme.example"]
     msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
