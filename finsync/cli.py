@@ -212,18 +212,19 @@ def print_status(
     """Render the status tables."""
     from sync.state import STATUSES
 
+    shown = [s for s in STATUSES if any(row.get(s) for row in counts)] or ["synced"]
     table = Table(title="Ledger")
-    for column in ("target", "kind", *STATUSES, "total"):
+    for column in ("target", "kind", *shown, "total"):
         table.add_column(column, justify="left" if column in ("target", "kind") else "right")
     for row in counts:
         table.add_row(
             row["target"],
             row["kind"],
-            *[f"{row.get(s, 0):,}" for s in STATUSES],
+            *[f"{row.get(s, 0):,}" for s in shown],
             f"{row['total']:,}",
         )
     if not counts:
-        table.add_row("(empty)", "", *["" for _ in STATUSES], "0")
+        table.add_row("(empty)", "", *["" for _ in shown], "0")
     console.print(table)
     if recent:
         runs_table = Table(title="Recent runs")
@@ -288,50 +289,31 @@ def sync_progress(label: str) -> Iterator[Callable[[str, int], None]]:
 
 
 def print_sync_summary(summary: SyncSummary) -> None:
-    """The per-target summary table of a sync."""
+    """The summary of a sync: one row per outcome, one column per target."""
     title = (
         "Sync summary (dry run: nothing written or sent)"
         if summary.dry_run
         else f"Sync summary (run {summary.run_id})"
     )
     table = Table(title=title)
-    columns = (
-        "target",
-        "new",
-        "changed",
-        "unchanged",
-        "mapping failed",
-        "sent",
-        "created",
-        "updated",
-        "recovered",
-        "failed",
-        "retrying",
-        "dead",
-    )
-    for column in columns:
-        table.add_column(column, justify="left" if column == "target" else "right")
+    table.add_column("")
     for t in summary.targets:
-        e, p = t.extracted, t.pushed
-        table.add_row(
-            t.target,
-            *(
-                f"{n:,}"
-                for n in (
-                    e.new,
-                    e.changed,
-                    e.unchanged,
-                    e.failed,
-                    p.sent,
-                    p.created,
-                    p.updated,
-                    p.recovered,
-                    p.failed,
-                    p.retrying,
-                    p.dead,
-                )
-            ),
-        )
+        table.add_column(t.target, justify="right")
+    rows = (
+        ("new in billing", lambda t: t.extracted.new),
+        ("changed in billing", lambda t: t.extracted.changed),
+        ("unchanged (skipped)", lambda t: t.extracted.unchanged),
+        ("mapping failed", lambda t: t.extracted.failed),
+        ("sent", lambda t: t.pushed.sent),
+        ("  created", lambda t: t.pushed.created),
+        ("  updated", lambda t: t.pushed.updated),
+        ("  found after timeout", lambda t: t.pushed.recovered),
+        ("  failed", lambda t: t.pushed.failed),
+        ("  retrying", lambda t: t.pushed.retrying),
+        ("  dead", lambda t: t.pushed.dead),
+    )
+    for label, value in rows:
+        table.add_row(label, *(f"{value(t):,}" for t in summary.targets))
     console.print(table)
     for t in summary.targets:
         if t.error:
