@@ -298,8 +298,8 @@ def _ledger_lookup(
 
 
 def _with_ledger(
-    rows: Iterable[sa.Row[Any]], state_engine: sa.Engine, target: str, kind: str
-) -> Iterator[tuple[sa.Row[Any], LedgerInfo | None]]:
+    rows: Iterable[Any], state_engine: sa.Engine, target: str, kind: str
+) -> Iterator[tuple[Any, LedgerInfo | None]]:
     """Pair each billing row (with an ``id``) with its ledger row, one query per chunk."""
     for batch in _chunks(rows):
         found = _ledger_lookup(state_engine, target, kind, [str(r.id) for r in batch])
