@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench postgres clean
+.PHONY: demo test lint bench postgres system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ demo: $(STAMP)
 postgres:
 	@bash .ci/ensure-postgres
 
-test: $(STAMP) postgres
+# LibreOffice and poppler, which the workbook tests drive (installed from Debian if missing).
+system-deps:
+	@bash .ci/system-deps
+
+test: $(STAMP) postgres system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
