@@ -111,3 +111,44 @@ audit_log = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("details", sa.Text, nullable=False, server_default="{}"),
 )
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),  # viewer | accountant | admin
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 hex
+    sa.Column("prefix", sa.String(12), nullable=False),  # shown to people, never the token
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("expires_at", UTCDateTime()),
+    sa.Column("revoked_at", UTCDateTime()),
+    sa.Column("last_used_at", UTCDateTime()),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(40), nullable=False),  # dead_records | run_failed | delivery_failed
+    sa.Column("incident", sa.Text, nullable=False),  # what makes it one incident, e.g. target
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.Column("notified_at", UTCDateTime()),
+    sa.Column("resolved_at", UTCDateTime()),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_alerts_open", "kind", "incident", "resolved_at"),
+)
+
+workbooks = sa.Table(
+    "workbooks",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("period", sa.String(7), nullable=False),  # YYYY-MM
+    sa.Column("entity", sa.Text),  # None: all entities
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("built_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.BigInteger),
+    sa.Column("delivered_at", UTCDateTime()),
+    sa.Column("delivery_error", sa.Text),
+)
