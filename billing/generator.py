@@ -1014,6 +1014,18 @@ def _row_counts(conn: Connection) -> dict[str, int]:
     }
 
 
+def _empty(conn: Connection) -> None:
+    """Delete every row of the contract's tables."""
+    if conn.dialect.name == "postgresql":
+        # Row-by-row DELETE re-checks each foreign key against tables full of dead rows, which
+        # is quadratic; TRUNCATE of all the tables together is instant and transactional.
+        names = ", ".join(conn.dialect.identifier_preparer.format_table(t) for t in _TABLES)
+        conn.execute(sa.text(f"TRUNCATE {names}"))
+    else:
+        for table in reversed(_TABLES):
+            conn.execute(table.delete())
+
+
 def seed_billing(
     engine: Engine,
     *,
@@ -1046,8 +1058,7 @@ def seed_billing(
                     f"billing tables already hold rows ({held}); pass replace=True to empty "
                     "them first"
                 )
-            for table in reversed(_TABLES):
-                conn.execute(table.delete())
+            _empty(conn)
         seeder.products()
         for index in range(customers):
             seeder.customer(index)
@@ -1273,7 +1284,9 @@ def _new_invoice(
     region = cust["region"]
     jurisdiction = f"{cust['country']}-{region}" if region else str(cust["country"])
     rate = _ZERO if cust["tax_exempt"] else TAX_RATES.get(jurisdiction, _ZERO)
-    product_ids = dict(conn.execute(sa.select(s.products.c.sku, s.products.c.id)).all())
+    product_ids: dict[str, int] = {
+        sku: pid for sku, pid in conn.execute(sa.select(s.products.c.sku, s.products.c.id))
+    }
     issue = at.date()
     end = _add_months(issue, 1) - timedelta(days=1)
     seats, training = PRODUCTS[2], PRODUCTS[6]
@@ -1285,7 +1298,8 @@ def _new_invoice(
     number = f"INV-{invoice_id:08d}"
     line_id = _next_id(conn, s.invoice_lines)
     entry_id = _next_id(conn, s.revenue_schedule_entries)
-    line_rows, entry_rows = [], []
+    line_rows: list[dict[str, Any]] = []
+    entry_rows: list[dict[str, Any]] = []
     for line_no, (product, qty, unit, start, stop) in enumerate(specs, 1):
         amount = _line_amount(qty, unit, _ZERO, cur)
         line_rows.append(
