@@ -200,6 +200,37 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class ServiceSettings:
+    """How ``finsync serve`` and ``finsync worker`` run: schedules, leader election, health."""
+
+    sync_interval_minutes: float = 15.0
+    retry_sweep_minutes: float = 5.0
+    report_enabled: bool = True
+    report_day: int = 1  # day of the month the workbook of the month just ended is built
+    report_hour: int = 6  # in Config.timezone
+    report_minute: int = 0
+    misfire_grace_seconds: int = 3 * 24 * 3600  # a job missed by less than this still runs once
+    leader_lock_key: int = 0x46534E43  # PostgreSQL advisory lock key of the scheduler leader
+    leader_poll_seconds: float = 5.0
+    worker_idle_seconds: float = 5.0
+    stop_timeout_seconds: float = 30.0
+    health_host: str = "127.0.0.1"
+    health_port: int = 8080
+    json_logs: bool = False
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Who hears about dead records, failed runs and undelivered workbooks."""
+
+    recipients: tuple[str, ...] = ()  # e-mailed through [report.smtp]
+    webhook_url: str | None = None
+    webhook_secret: Secret | None = None
+    webhook_secret_header: str = "X-Finsync-Secret"  # noqa: S105 - a header name
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class TargetConfig:
     """One target system's section. Its connector validates ``options`` at start."""
 
@@ -221,6 +252,8 @@ class Config:
     report: ReportSettings
     targets: Mapping[str, TargetConfig] = field(default_factory=dict)
     path: Path | None = None
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 _SYSTEMS = ("netsuite", "avatax", "scripted")
@@ -240,6 +273,71 @@ def _smtp(section: Section) -> SmtpSettings | None:
     )
     section.done()
     return smtp
+
+
+def _service(section: Section) -> ServiceSettings:
+    d = ServiceSettings()
+    report_time = section.str("report_time", f"{d.report_hour:02d}:{d.report_minute:02d}")
+    hour, _, minute = report_time.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+        raise ConfigError(section.key("report_time"), f"must be HH:MM, got {report_time!r}")
+    service = ServiceSettings(
+        # Fractional minutes are allowed so a busy site (or a test) can sync every few seconds.
+        sync_interval_minutes=section.float(
+            "sync_interval_minutes", d.sync_interval_minutes, minimum=0.01
+        ),
+        retry_sweep_minutes=section.float(
+            "retry_sweep_minutes", d.retry_sweep_minutes, minimum=0.01
+        ),
+        report_enabled=section.bool("report_enabled", d.report_enabled),
+        # Day 28 at most: every month has it, so no month is skipped.
+        report_day=section.int("report_day", d.report_day, minimum=1, maximum=28),
+        report_hour=int(hour),
+        report_minute=int(minute),
+        misfire_grace_seconds=section.int(
+            "misfire_grace_seconds", d.misfire_grace_seconds, minimum=1
+        ),
+        leader_lock_key=section.int(
+            "leader_lock_key", d.leader_lock_key, minimum=-(2**63), maximum=2**63 - 1
+        ),
+        leader_poll_seconds=section.float(
+            "leader_poll_seconds", d.leader_poll_seconds, minimum=0.1
+        ),
+        worker_idle_seconds=section.float(
+            "worker_idle_seconds", d.worker_idle_seconds, minimum=0.1
+        ),
+        stop_timeout_seconds=section.float("stop_timeout_seconds", d.stop_timeout_seconds),
+        health_host=section.str("health_host", d.health_host),
+        health_port=section.int("health_port", d.health_port, maximum=65535),
+        json_logs=section.bool("json_logs", d.json_logs),
+    )
+    section.done()
+    return service
+
+
+def _alerts(section: Section, report: ReportSettings) -> AlertSettings:
+    d = AlertSettings()
+    recipients = tuple(section.list_of_str("recipients"))
+    if recipients and report.smtp is None:
+        raise ConfigError(section.key("recipients"), "e-mail alerts need [report.smtp]")
+    for address in recipients:
+        if "@" not in address:
+            raise ConfigError(section.key("recipients"), f"not an e-mail address: {address!r}")
+    url = section.str("webhook_url")
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ConfigError(section.key("webhook_url"), f"must be an http(s) URL, got {url!r}")
+    secret = section.secret("webhook_secret", required=False)
+    if secret is not None and url is None:
+        raise ConfigError(section.key("webhook_secret"), "set alerts.webhook_url too")
+    alerts = AlertSettings(
+        recipients=recipients,
+        webhook_url=url,
+        webhook_secret=secret,
+        webhook_secret_header=section.str("webhook_secret_header", d.webhook_secret_header),
+        timeout_seconds=section.float("timeout_seconds", d.timeout_seconds, minimum=0.5),
+    )
+    section.done()
+    return alerts
 
 
 def parse_config(
@@ -314,6 +412,8 @@ def parse_config(
             name=name, system=system, enabled=section.bool("enabled", True), options=section
         )
     targets_section.done()
+    service = _service(root.section("service"))
+    alerts = _alerts(root.section("alerts"), report)
     root.done()
     return Config(
         billing_url=billing_url,
@@ -324,6 +424,8 @@ def parse_config(
         report=report,
         targets=targets,
         path=path,
+        service=service,
+        alerts=alerts,
     )
 
 
