@@ -188,6 +188,12 @@ for _table in (
     revenue_schedule_entries,
 ):
     sa.Index(f"ix_{_table.name}_updated_at_id", _table.c.updated_at, _table.c.id)
+sa.Index("ix_invoices_customer_id", invoices.c.customer_id)
+sa.Index("ix_credit_notes_invoice_id", credit_notes.c.invoice_id)
+sa.Index("ix_payments_customer_id", payments.c.customer_id)
+sa.Index("ix_payment_applications_invoice_id", payment_applications.c.invoice_id)
+sa.Index("ix_refunds_payment_id", refunds.c.payment_id)
+sa.Index("ix_refunds_credit_note_id", refunds.c.credit_note_id)
 sa.Index("ix_invoice_lines_invoice_id", invoice_lines.c.invoice_id)
 sa.Index("ix_credit_note_lines_credit_note_id", credit_note_lines.c.credit_note_id)
 sa.Index("ix_payment_applications_payment_id", payment_applications.c.payment_id)

@@ -58,7 +58,7 @@ class Document:
 
     @property
     def payload_hash(self) -> str:
-        """SHA-256 of the canonical JSON of operation and payload: equal hashes mean nothing to send."""
+        """SHA-256 of the canonical JSON of operation and payload (equal: nothing to send)."""
         return payload_hash(self.operation, self.payload)
 
 
@@ -69,10 +69,15 @@ def canonical_json(payload: Mapping[str, Any]) -> str:
 
 def payload_hash(operation: str, payload: Mapping[str, Any]) -> str:
     """Hash of what would be sent; the ledger skips a document whose hash was already synced."""
+    return hash_payload_text(operation, canonical_json(payload))
+
+
+def hash_payload_text(operation: str, payload_text: str) -> str:
+    """``payload_hash`` of a payload already turned into canonical JSON."""
     digest = hashlib.sha256()
     digest.update(operation.encode())
     digest.update(b"\0")
-    digest.update(canonical_json(payload).encode())
+    digest.update(payload_text.encode())
     return digest.hexdigest()
 
 

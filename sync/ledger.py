@@ -3,7 +3,7 @@
 All SQL on the state store's ledger, cursors and events lives here. Extraction enqueues mapped
 documents (``enqueue``) in the same transaction that advances the cursor (``save_cursor``), so a
 record is in the ledger before the cursor moves past it. Pushing claims due rows (``claim``) under
-a lease and records each outcome (``record_success``, ``record_failure``). A document whose
+a lease and records each outcome (``record_successes``, ``record_failures``). A document whose
 payload hash is unchanged is not sent again.
 """
 
@@ -27,7 +27,7 @@ from billing.records import (
     RevenueEntry,
     SourceRecord,
 )
-from connectors.base import DocKey, Document, canonical_json
+from connectors.base import DocKey, Document, canonical_json, hash_payload_text
 from finsync.errors import MappingError
 from sync.extract import Cursor
 from sync.state import cursors, ledger, ledger_events
@@ -194,7 +194,8 @@ def enqueue(
                 events.append(_event(row["id"], "mapping_failed", "failed", now, run_id, message))
             continue
         doc = outcome.result
-        digest = doc.payload_hash
+        payload_text = canonical_json(doc.payload)
+        digest = hash_payload_text(doc.operation, payload_text)
         if row is not None and row["payload_hash"] == digest and row["error_kind"] != "mapping":
             counts.unchanged += 1
             continue
@@ -205,7 +206,7 @@ def enqueue(
             "record_type": doc.record_type,
             "operation": doc.operation,
             "status": status,
-            "payload": canonical_json(doc.payload),
+            "payload": payload_text,
             "payload_hash": digest,
             "depends_on": json.dumps([str(k) for k in doc.depends_on]),
             "attempts": 0,
@@ -240,12 +241,18 @@ def enqueue(
                 )
             )
     if inserts:
+        new_ids: dict[str, int] = {}
         for group in _same_keys(inserts):
-            conn.execute(ledger.insert(), group)
-        new_ids = _existing(conn, target, kind, [r["source_id"] for r in inserts])
+            returned = conn.execute(
+                ledger.insert().returning(
+                    ledger.c.id, ledger.c.source_id, sort_by_parameter_order=True
+                ),
+                group,
+            )
+            new_ids.update({source_id: ledger_id for ledger_id, source_id in returned})
         events += [
             _event(
-                new_ids[r["source_id"]]["id"],
+                new_ids[r["source_id"]],
                 "mapping_failed" if r["status"] == "failed" else "enqueued",
                 r["status"],
                 now,
@@ -330,6 +337,8 @@ class Claimed:
     attempts: int
     suspect: bool  # a previous send may have been applied: look it up before sending again
     previously_synced: bool
+    payload_text: str  # the canonical JSON stored in the ledger, i.e. what is sent
+    payload_hash: str
 
 
 def _document(row: Mapping[str, Any]) -> Document:
@@ -433,6 +442,8 @@ def claim(
                 attempts=row["attempts"] + 1,
                 suspect=row["status"] == "sending" or row["error_kind"] == "unknown",
                 previously_synced=row["synced_hash"] is not None,
+                payload_text=row["payload"],
+                payload_hash=row["payload_hash"],
             )
         )
     bulk_update(
@@ -451,89 +462,106 @@ def claim(
     return claimed
 
 
-def record_success(
-    conn: Connection,
-    claimed: Claimed,
-    *,
-    internal_id: str | None,
-    details: Mapping[str, Any] | None,
-    created: bool | None,
-    now: datetime,
-    run_id: int | None,
-) -> None:
-    """The target holds the claimed document: mark it synced.
+@dataclass(frozen=True)
+class Success:
+    """A claimed document the target now holds."""
 
-    If billing changed the record while it was in flight, the row goes back to ``pending`` so
-    the newer payload is sent too.
+    claimed: Claimed
+    internal_id: str | None
+    details: Mapping[str, Any] | None = None
+    created: bool | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A claimed document that was not written: ``retry`` (at a time), ``dead`` or ``failed``."""
+
+    claimed: Claimed
+    status: str
+    error_kind: str
+    message: str
+    next_attempt_at: datetime | None = None
+
+
+def record_successes(
+    conn: Connection, successes: Sequence[Success], *, now: datetime, run_id: int | None
+) -> None:
+    """Mark documents synced, in two statements for the whole batch.
+
+    A row whose payload changed in billing while it was in flight goes back to ``pending``,
+    so the newer payload is sent too.
     """
-    sent_hash = claimed.document.payload_hash
-    conn.execute(
-        ledger.update()
-        .where(ledger.c.id == claimed.ledger_id)
-        .values(
-            status=sa.case((ledger.c.payload_hash == sent_hash, "synced"), else_="pending"),
-            synced_hash=sent_hash,
-            synced_payload=canonical_json(claimed.document.payload),
-            internal_id=internal_id,
-            result=json.dumps(details or {}, sort_keys=True),
-            last_error=None,
-            error_kind=None,
-            next_attempt_at=None,
-            claimed_by=None,
-            claimed_until=None,
-            synced_at=now,
-            updated_at=now,
-            run_id=run_id,
-        )
+    if not successes:
+        return
+    bulk_update(
+        conn,
+        [
+            {
+                "_id": s.claimed.ledger_id,
+                "synced_hash": s.claimed.payload_hash,
+                "synced_payload": s.claimed.payload_text,
+                "internal_id": s.internal_id,
+                "result": json.dumps(s.details or {}, sort_keys=True),
+            }
+            for s in successes
+        ],
+        status=sa.case(
+            (ledger.c.payload_hash == sa.bindparam("p_synced_hash"), "synced"), else_="pending"
+        ),
+        last_error=None,
+        error_kind=None,
+        next_attempt_at=None,
+        claimed_by=None,
+        claimed_until=None,
+        synced_at=now,
+        updated_at=now,
+        run_id=run_id,
     )
-    event = "created" if created else ("updated" if created is False else "synced")
     conn.execute(
-        ledger_events.insert().values(
-            ledger_id=claimed.ledger_id,
-            at=now,
-            run_id=run_id,
-            event=event,
-            status="synced",
-            detail=f"{claimed.document.operation} ok, id {internal_id}" if internal_id else None,
-        )
+        ledger_events.insert(),
+        [
+            _event(
+                s.claimed.ledger_id,
+                "created" if s.created else ("updated" if s.created is False else "synced"),
+                "synced",
+                now,
+                run_id,
+                f"{s.claimed.document.operation} ok, id {s.internal_id}" if s.internal_id else None,
+            )
+            for s in successes
+        ],
     )
 
 
-def record_failure(
-    conn: Connection,
-    claimed: Claimed,
-    *,
-    status: str,
-    error_kind: str,
-    message: str,
-    next_attempt_at: datetime | None,
-    now: datetime,
-    run_id: int | None,
+def record_failures(
+    conn: Connection, failures: Sequence[Failure], *, now: datetime, run_id: int | None
 ) -> None:
-    """Record a failed send: ``retry`` (with its time), ``dead`` or ``failed``."""
-    conn.execute(
-        ledger.update()
-        .where(ledger.c.id == claimed.ledger_id)
-        .values(
-            status=status,
-            error_kind=error_kind,
-            last_error=message,
-            next_attempt_at=next_attempt_at,
-            claimed_by=None,
-            claimed_until=None,
-            updated_at=now,
-            run_id=run_id,
-        )
+    """Record failed sends, in two statements for the whole batch."""
+    if not failures:
+        return
+    bulk_update(
+        conn,
+        [
+            {
+                "_id": f.claimed.ledger_id,
+                "status": f.status,
+                "error_kind": f.error_kind,
+                "last_error": f.message,
+                "next_attempt_at": f.next_attempt_at,
+            }
+            for f in failures
+        ],
+        claimed_by=None,
+        claimed_until=None,
+        updated_at=now,
+        run_id=run_id,
     )
     conn.execute(
-        ledger_events.insert().values(
-            ledger_id=claimed.ledger_id,
-            at=now,
-            run_id=run_id,
-            event=error_kind,
-            status=status,
-            detail=message,
-        )
+        ledger_events.insert(),
+        [
+            _event(f.claimed.ledger_id, f.error_kind, f.status, now, run_id, f.message)
+            for f in failures
+        ],
     )
 
 

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from connectors.base import Connector, WriteResult
 from finsync.config import SyncSettings
@@ -146,16 +146,20 @@ class Pusher:
                 f"results for {len(to_send)} documents"
             )
         now = self._clock()
+        successes: list[ledger.Success] = []
+        failures: list[ledger.Failure] = []
+        for claimed, result in zip(to_send, results, strict=True):
+            counts.sent += 1
+            if result.ok:
+                successes.append(self._success(claimed, result, counts))
+            else:
+                error = result.error or PermanentError(
+                    self._connector.system, "send", "rejected without a message"
+                )
+                failures.append(self._failure(claimed, error, now, counts))
         with self._state.begin() as conn:
-            for claimed, result in zip(to_send, results, strict=True):
-                counts.sent += 1
-                if result.ok:
-                    self._succeed(conn, claimed, result, now, counts)
-                else:
-                    error = result.error or PermanentError(
-                        self._connector.system, "send", "rejected without a message"
-                    )
-                    self._fail(conn, claimed, error, now, counts)
+            ledger.record_successes(conn, successes, now=now, run_id=self._run_id)
+            ledger.record_failures(conn, failures, now=now, run_id=self._run_id)
         self._report("pushed", len(to_send))
         return counts
 
@@ -170,92 +174,55 @@ class Pusher:
             # Without a look-up we must not send again: try the suspects later.
             self._fail_all(suspects, exc, counts)
             return [c for c in batch if c not in suspects]
-        now = self._clock()
-        done: set[int] = set()
-        with self._state.begin() as conn:
-            for claimed in suspects:
-                internal_id = found.get(claimed.document.external_id)
-                if internal_id is not None:
-                    ledger.record_success(
-                        conn,
-                        claimed,
-                        internal_id=internal_id,
-                        details={"recovered_by_lookup": True},
-                        created=None,
-                        now=now,
-                        run_id=self._run_id,
-                    )
-                    counts.recovered += 1
-                    done.add(claimed.ledger_id)
-        if done:
-            self._report("pushed", len(done))
+        recovered = [
+            ledger.Success(c, internal_id, details={"recovered_by_lookup": True})
+            for c in suspects
+            if (internal_id := found.get(c.document.external_id)) is not None
+        ]
+        if recovered:
+            with self._state.begin() as conn:
+                ledger.record_successes(conn, recovered, now=self._clock(), run_id=self._run_id)
+            counts.recovered += len(recovered)
+            self._report("pushed", len(recovered))
+        done = {s.claimed.ledger_id for s in recovered}
         return [c for c in batch if c.ledger_id not in done]
 
-    def _succeed(
-        self,
-        conn: Connection,
-        claimed: ledger.Claimed,
-        result: WriteResult,
-        now: datetime,
-        counts: PushCounts,
-    ) -> None:
-        ledger.record_success(
-            conn,
-            claimed,
-            internal_id=result.internal_id,
-            details=result.details,
-            created=result.created,
-            now=now,
-            run_id=self._run_id,
-        )
+    @staticmethod
+    def _success(
+        claimed: ledger.Claimed, result: WriteResult, counts: PushCounts
+    ) -> ledger.Success:
         if result.created is False or (result.created is None and claimed.previously_synced):
             counts.updated += 1
         else:
             counts.created += 1
+        return ledger.Success(claimed, result.internal_id, result.details, result.created)
 
-    def _fail(
-        self,
-        conn: Connection,
-        claimed: ledger.Claimed,
-        error: ConnectorError,
-        now: datetime,
-        counts: PushCounts,
-    ) -> None:
-        if isinstance(error, RetryableError):
-            kind = "unknown" if isinstance(error, OutcomeUnknownError) else "retryable"
-            if claimed.attempts >= self._settings.max_attempts:
-                status, when = "dead", None
-                counts.dead += 1
-                message = f"gave up after {claimed.attempts} attempts: {error}"
-            else:
-                with self._lock:
-                    delay = backoff_delay(claimed.attempts, self._settings, self._rng)
-                if isinstance(error, RateLimitedError) and error.retry_after:
-                    delay = max(delay, timedelta(seconds=error.retry_after))
-                status, when = "retry", now + delay
-                counts.retrying += 1
-                message = str(error)
-        else:
-            kind, status, when, message = "permanent", "failed", None, str(error)
+    def _failure(
+        self, claimed: ledger.Claimed, error: ConnectorError, now: datetime, counts: PushCounts
+    ) -> ledger.Failure:
+        """Classify one failed send: retry later (with backoff), dead, or failed for good."""
+        if not isinstance(error, RetryableError):
             counts.failed += 1
-        ledger.record_failure(
-            conn,
-            claimed,
-            status=status,
-            error_kind=kind,
-            message=message,
-            next_attempt_at=when,
-            now=now,
-            run_id=self._run_id,
-        )
+            return ledger.Failure(claimed, "failed", "permanent", str(error))
+        kind = "unknown" if isinstance(error, OutcomeUnknownError) else "retryable"
+        if claimed.attempts >= self._settings.max_attempts:
+            counts.dead += 1
+            message = f"gave up after {claimed.attempts} attempts: {error}"
+            return ledger.Failure(claimed, "dead", kind, message)
+        with self._lock:
+            delay = backoff_delay(claimed.attempts, self._settings, self._rng)
+        if isinstance(error, RateLimitedError) and error.retry_after:
+            delay = max(delay, timedelta(seconds=error.retry_after))
+        counts.retrying += 1
+        return ledger.Failure(claimed, "retry", kind, str(error), now + delay)
 
     def _fail_all(
         self, claimed: Sequence[ledger.Claimed], error: ConnectorError, counts: PushCounts
     ) -> None:
         now = self._clock()
+        failures = [self._failure(item, error, now, counts) for item in claimed]
         with self._state.begin() as conn:
-            for item in claimed:
-                self._fail(conn, item, error, now, counts)
+            ledger.record_failures(conn, failures, now=now, run_id=self._run_id)
         log.warning("%s: %d documents not sent: %s", self._target, len(claimed), error)
         self._report("pushed", len(claimed))
 
