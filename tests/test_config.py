@@ -44,7 +44,9 @@ def test_the_annotated_example_is_valid(monkeypatch):
     config = load_config(REPO / "finsync.example.toml")
     assert config.timezone.key == "America/New_York"
     assert config.report.smtp is not None and config.report.smtp.port == 587
-    netsuite = NetSuiteSoapSettings.from_section(config.targets["netsuite"].options)
+    section = config.targets["netsuite"].options
+    assert section.str("transport") == "soap"
+    netsuite = NetSuiteSoapSettings.from_section(section)
     assert (netsuite.account, netsuite.batch_size, netsuite.concurrency) == ("1234567_SB1", 100, 5)
     assert netsuite.token_secret.reveal() == "value-of-NETSUITE_TOKEN_SECRET"
     # The licence key is read from a file that does not exist on this machine.
