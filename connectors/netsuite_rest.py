@@ -17,6 +17,7 @@ with NetSuite's own message.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -36,6 +38,12 @@ import jwt
 from connectors.base import Document, WriteResult
 from connectors.http import RetryPolicy, classify_status, classify_transport_error
 from connectors.limits import Limiter, ThreadLimiter
+from connectors.netsuite_common import (
+    AccountingPeriod,
+    dependency_waves,
+    failed_dependency,
+    period_order,
+)
 from finsync.config import Secret, Section
 from finsync.errors import (
     AuthError,
@@ -64,6 +72,8 @@ NUMBER_FIELDS = frozenset(
 )
 #: Error codes that mean "too many requests in flight": retry later.
 LIMIT_CODES = frozenset({"SSS_REQUEST_LIMIT_EXCEEDED", "CONCURRENCY_LIMIT_EXCEEDED"})
+#: Records per page of a collection (NetSuite's maximum).
+PAGE_LIMIT = 1000
 #: Refresh an OAuth 2.0 token this many seconds before it expires.
 TOKEN_MARGIN_SECONDS = 60.0
 
@@ -441,6 +451,11 @@ class NetSuiteRestConnector:
             internal_id = self._find(document.record_type, document.external_id)
         return WriteResult(document.external_id, True, internal_id=internal_id)
 
+    def _send_wave_item(
+        self, documents: Sequence[Document], doc_ids: Mapping[str, str], index: int
+    ) -> WriteResult:
+        return self._send_one(documents[index], doc_ids)
+
     def _map(self, func: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         if len(items) <= 1:
             return [func(i) for i in items]
@@ -450,21 +465,87 @@ class NetSuiteRestConnector:
     def send(self, documents: Sequence[Document]) -> list[WriteResult]:
         """Upsert each document (void documents carry their voided payload); one result each.
 
-        Raises AuthError when credentials are refused; other failures are per document.
+        Documents go out in waves (``dependency_waves``): never before a document of the same
+        batch they depend on; one whose dependency failed is not sent. Raises AuthError when
+        credentials are refused; other failures are per document.
         """
         if len(documents) > self.max_batch:
             raise ValueError(f"at most {self.max_batch} documents per send, got {len(documents)}")
-        wanted = sorted(
-            {
-                a["doc"]["externalId"]
-                for d in documents
-                for a in d.payload.get("applyList", ())
-                if isinstance(a.get("doc"), dict) and "externalId" in a["doc"]
+        results: dict[int, WriteResult] = {}
+        for wave in dependency_waves(documents):
+            pending = []
+            for i in wave:
+                blocked = failed_dependency(documents, i, results)
+                if blocked is not None:
+                    results[i] = blocked
+                else:
+                    pending.append(i)
+            # Invoices written earlier in this batch need no look-up.
+            doc_ids = {
+                documents[i].external_id: r.internal_id
+                for i, r in results.items()
+                if r.ok and r.internal_id and documents[i].record_type == "invoice"
             }
-        )
-        found = self._map(lambda ext: (ext, self._find("invoice", ext)), wanted)
-        doc_ids = {ext: iid for ext, iid in found if iid is not None}
-        return self._map(lambda d: self._send_one(d, doc_ids), documents)
+            wanted = sorted(
+                {
+                    a["doc"]["externalId"]
+                    for i in pending
+                    for a in documents[i].payload.get("applyList", ())
+                    if isinstance(a.get("doc"), dict) and "externalId" in a["doc"]
+                }
+                - set(doc_ids)
+            )
+            found = self._map(lambda ext: (ext, self._find("invoice", ext)), wanted)
+            doc_ids.update({ext: iid for ext, iid in found if iid is not None})
+            sent = self._map(functools.partial(self._send_wave_item, documents, doc_ids), pending)
+            results.update(zip(pending, sent, strict=True))
+        return [results[i] for i in range(len(documents))]
+
+    def accounting_periods(self) -> list[AccountingPeriod]:
+        """The account's posting periods, by start date: the ``accountingPeriod`` collection,
+        then each period by id (the collection lists ids only).
+
+        Quarter and year summary periods are left out: nothing posts to them. Raises
+        RetryableError / PermanentError (AuthError).
+        """
+        ids: list[str] = []
+        offset = 0
+        while True:
+            url = (
+                f"{self.settings.base_url}{RECORD_PATH}/accountingPeriod"
+                f"?limit={PAGE_LIMIT}&offset={offset}"
+            )
+            page = self._request("GET", url, "list accountingPeriod").json()
+            items = page.get("items") or []
+            ids += [str(item["id"]) for item in items]
+            if not page.get("hasMore") or not items:
+                break
+            offset += len(items)
+
+        def read(internal_id: str) -> dict[str, Any]:
+            url = f"{self.settings.base_url}{RECORD_PATH}/accountingPeriod/{internal_id}"
+            response = self._request("GET", url, "get accountingPeriod")
+            if response.status_code == 404:
+                raise PermanentError(
+                    SYSTEM, "get accountingPeriod", f"period {internal_id} vanished while read"
+                )
+            body: dict[str, Any] = response.json()
+            return body
+
+        periods = []
+        for body in self._map(read, ids):
+            if body.get("isQuarter") or body.get("isYear"):
+                continue
+            periods.append(
+                AccountingPeriod(
+                    internal_id=str(body["id"]),
+                    name=str(body.get("periodName", "")),
+                    start=date.fromisoformat(str(body["startDate"])[:10]),
+                    end=date.fromisoformat(str(body["endDate"])[:10]),
+                    closed=any(bool(body.get(f)) for f in ("closed", "arLocked", "allLocked")),
+                )
+            )
+        return sorted(periods, key=period_order)
 
     def lookup(self, documents: Sequence[Document]) -> dict[str, str | None]:
         """external id -> internal id, or None when NetSuite has no such record."""

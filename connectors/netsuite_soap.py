@@ -41,6 +41,12 @@ from lxml import etree
 from connectors.base import Connector, Document, WriteResult
 from connectors.http import RetryPolicy, classify_status, classify_transport_error
 from connectors.limits import Limiter, ThreadLimiter, build_limiter
+from connectors.netsuite_common import (
+    AccountingPeriod,
+    dependency_waves,
+    failed_dependency,
+    period_order,
+)
 from finsync.config import Secret, Section, TargetConfig
 from finsync.errors import (
     AuthError,
@@ -59,10 +65,14 @@ DEFAULT_WSDL = "https://webservices.netsuite.com/wsdl/v2023_2_0/netsuite.wsdl"
 #: NetSuite's synchronous caps: upsertList 100 records, getList 1000 references.
 MAX_UPSERT = 100
 MAX_GET = 1000
+#: Largest search page NetSuite returns.
+MAX_SEARCH_PAGE = 1000
 
 NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 NS_MESSAGES = f"urn:messages_{VERSION}.platform.webservices.netsuite.com"
 NS_CORE = f"urn:core_{VERSION}.platform.webservices.netsuite.com"
+NS_COMMON = f"urn:common_{VERSION}.platform.webservices.netsuite.com"
+NS_ACCOUNTING = f"urn:accounting_{VERSION}.lists.webservices.netsuite.com"
 BINDING = f"{{urn:platform_{VERSION}.webservices.netsuite.com}}NetSuiteBinding"
 
 #: Record type (RecordRef ``type``) -> XSD type of the record.
@@ -337,12 +347,86 @@ def _status_error(operation: str, status: etree._Element | None) -> ConnectorErr
     return PermanentError(SYSTEM, operation, message, code=code or "ERROR")
 
 
+#: Countries whose 2023_2 enumeration value is not CLDR's English short name in camel case
+#: (NetSuite follows the ISO 3166 long names: ``KR`` is ``_koreaTheRepublicOf``).
+COUNTRY_ENUM_EXCEPTIONS: Mapping[str, str] = {
+    "AG": "_antiguaAndBarbuda",
+    "BA": "_bosniaAndHerzegovina",
+    "BL": "_saintBarthelemy",
+    "BN": "_bruneiDarussalam",
+    "BO": "_boliviaPlurinationalStateOf",
+    "BQ": "_bonaireSintEustatiusAndSaba",
+    "CD": "_congoTheDemocraticRepublicOfThe",
+    "CG": "_congo",
+    "CV": "_caboVerde",
+    "EA": "_ceutaAndMelilla",
+    "FK": "_falklandIslandsMalvinas",
+    "FM": "_micronesiaFederatedStatesOf",
+    "GS": "_southGeorgiaAndTheSouthSandwichIslands",
+    "HK": "_hongKong",
+    "HM": "_heardIslandAndMcdonaldIslands",
+    "IR": "_iranIslamicRepublicOf",
+    "KN": "_saintKittsAndNevis",
+    "KP": "_koreaTheDemocraticPeoplesRepublicOf",
+    "KR": "_koreaTheRepublicOf",
+    "LA": "_laoPeoplesDemocraticRepublic",
+    "LC": "_saintLucia",
+    "MD": "_moldovaTheRepublicOf",
+    "MF": "_saintMartinFrenchPart",
+    "MM": "_myanmar",
+    "MO": "_macao",
+    "PM": "_saintPierreAndMiquelon",
+    "PN": "_pitcairn",
+    "PS": "_palestineStateOf",
+    "RU": "_russianFederation",
+    "SH": "_saintHelenaAscensionAndTristanDaCunha",
+    "SJ": "_svalbardAndJanMayen",
+    "ST": "_saoTomeAndPrincipe",
+    "SX": "_sintMaartenDutchPart",
+    "SY": "_syrianArabRepublic",
+    "TC": "_turksAndCaicosIslands",
+    "TT": "_trinidadAndTobago",
+    "TZ": "_tanzaniaTheUnitedRepublicOf",
+    "UM": "_unitedStatesMinorOutlyingIslands",
+    "VA": "_holySee",
+    "VC": "_saintVincentAndTheGrenadines",
+    "VE": "_venezuelaBolivarianRepublicOf",
+    "VG": "_virginIslandsBritish",
+    "VI": "_virginIslandsUS",
+    "VN": "_vietNam",
+    "WF": "_wallisAndFutunaIslands",
+}
+
+
 def _country(code: str) -> str:
-    """ISO 3166 alpha-2 -> NetSuite's Country enumeration (``US`` -> ``_unitedStates``)."""
-    name = Locale("en").territories.get(code.upper(), code)
+    """ISO 3166 alpha-2 -> NetSuite's Country enumeration (``US`` -> ``_unitedStates``).
+
+    Raises ValueError for a code that names no territory.
+    """
+    code = code.upper()
+    if code in COUNTRY_ENUM_EXCEPTIONS:
+        return COUNTRY_ENUM_EXCEPTIONS[code]
+    name = Locale("en").territories.get(code)
+    if name is None or len(code) != 2:
+        raise ValueError(f"{code!r} is not an ISO 3166 country code")
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     words = "".join(ch if ch.isalnum() else " " for ch in ascii_name).split()
     return "_" + words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])
+
+
+def _text(element: etree._Element, name: str) -> str:
+    child = _child(element, name)
+    return (child.text or "").strip() if child is not None else ""
+
+
+def _flag(element: etree._Element, name: str) -> bool:
+    return _text(element, name) in ("true", "1")
+
+
+def _calendar_date(value: str) -> date:
+    # A dateTime of a date field ("2024-03-01T00:00:00.000-08:00") names the calendar date in
+    # the account's time zone: take the date as written, never convert it to UTC.
+    return date.fromisoformat(value[:10])
 
 
 def _soap_date(value: str) -> str:
@@ -416,16 +500,25 @@ class NetSuiteSoapConnector:
             signature=signature_type(signature, algorithm="HMAC-SHA256"),
         )
 
-    def envelope(self, operation: str, **body: Any) -> bytes:
-        """The serialised SOAP request for ``operation`` with a fresh passport."""
+    def envelope(
+        self, operation: str, *, headers: Mapping[str, Any] | None = None, **body: Any
+    ) -> bytes:
+        """The serialised SOAP request for ``operation`` with a fresh passport (and ``headers``,
+        e.g. ``searchPreferences``)."""
+        soapheaders = {**(headers or {}), "tokenPassport": self.token_passport()}
         message = self._zeep.create_message(
-            self._service, operation, **body, _soapheaders={"tokenPassport": self.token_passport()}
+            self._service, operation, **body, _soapheaders=soapheaders
         )
         return etree.tostring(message, xml_declaration=True, encoding="utf-8")
 
-    def _post_once(self, operation: str, body: Mapping[str, Any]) -> etree._Element:
+    def _post_once(
+        self,
+        operation: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, Any] | None = None,
+    ) -> etree._Element:
         # A new passport per attempt: NetSuite refuses a nonce it has seen.
-        content = self.envelope(operation, **body)
+        content = self.envelope(operation, headers=headers, **body)
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": operation}
         with self._limiter.slot():
             try:
@@ -478,8 +571,15 @@ class NetSuiteSoapConnector:
             status,
         )
 
-    def _call(self, operation: str, body: Mapping[str, Any]) -> etree._Element:
-        return self.settings.retry.call(lambda: self._post_once(operation, body), sleep=self._sleep)
+    def _call(
+        self,
+        operation: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, Any] | None = None,
+    ) -> etree._Element:
+        return self.settings.retry.call(
+            lambda: self._post_once(operation, body, headers), sleep=self._sleep
+        )
 
     # -- translation --------------------------------------------------------------------------
 
@@ -517,15 +617,42 @@ class NetSuiteSoapConnector:
     def send(self, documents: Sequence[Document]) -> list[WriteResult]:
         """Upsert ``documents`` (at most ``max_batch``); one WriteResult per document, in order.
 
-        Raises RetryableError / PermanentError (AuthError) when the whole call fails.
+        A document goes out only after the documents of the same batch it depends on (one
+        upsertList per wave, see ``dependency_waves``); one whose dependency failed is not sent.
+        Raises RetryableError / PermanentError (AuthError) when a whole call fails.
         """
         if len(documents) > self.max_batch:
             raise ValueError(f"at most {self.max_batch} documents per send, got {len(documents)}")
         results: dict[int, WriteResult] = {}
-        doc_ids = self._resolve_applied_invoices(documents)
+        for wave in dependency_waves(documents):
+            pending = []
+            for i in wave:
+                blocked = failed_dependency(documents, i, results)
+                if blocked is not None:
+                    results[i] = blocked
+                else:
+                    pending.append(i)
+            if pending:
+                self._send_wave(documents, pending, results)
+        return [results[i] for i in range(len(documents))]
+
+    def _send_wave(
+        self, documents: Sequence[Document], wave: Sequence[int], results: dict[int, WriteResult]
+    ) -> None:
+        # Invoices written earlier in this batch need no look-up.
+        known = {
+            documents[i].external_id: r.internal_id
+            for i, r in results.items()
+            if r.ok and r.internal_id and documents[i].record_type == "invoice"
+        }
+        doc_ids = {
+            **self._resolve_applied_invoices([documents[i] for i in wave], known),
+            **known,
+        }
         records: list[Any] = []
         positions: list[int] = []
-        for i, document in enumerate(documents):
+        for i in wave:
+            document = documents[i]
             if document.operation == "delete":
                 results[i] = WriteResult(
                     document.external_id,
@@ -580,7 +707,6 @@ class NetSuiteSoapConnector:
                 )
             for i, response in zip(positions, responses, strict=True):
                 results[i] = self._write_result(documents[i], response)
-        return [results[i] for i in range(len(documents))]
 
     def _write_result(self, document: Document, response: etree._Element) -> WriteResult:
         error = _status_error("upsertList", _child(response, "status"))
@@ -627,7 +753,9 @@ class NetSuiteSoapConnector:
                 found[key] = record.get("internalId") if record is not None else None
         return found
 
-    def _resolve_applied_invoices(self, documents: Sequence[Document]) -> dict[str, str]:
+    def _resolve_applied_invoices(
+        self, documents: Sequence[Document], known: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         wanted = sorted(
             {
                 line["doc"]["externalId"]
@@ -636,11 +764,53 @@ class NetSuiteSoapConnector:
                 for line in d.payload.get("applyList", ())
                 if isinstance(line.get("doc"), dict) and "externalId" in line["doc"]
             }
+            - set(known or {})
         )
         if not wanted:
             return {}
         found = self._get_list([("invoice", ext) for ext in wanted])
         return {ext: iid for (_, ext), iid in found.items() if iid is not None}
+
+    def accounting_periods(self) -> list[AccountingPeriod]:
+        """The account's posting periods, by start date, via ``search`` (AccountingPeriodSearch).
+
+        Quarter and year summary periods are left out: nothing posts to them. Raises
+        RetryableError / PermanentError (AuthError) like any call; PermanentError when the
+        account has more periods than one search page holds (1000).
+        """
+        search = self._zeep.get_type(f"{{{NS_ACCOUNTING}}}AccountingPeriodSearch")
+        basic = self._zeep.get_type(f"{{{NS_COMMON}}}AccountingPeriodSearchBasic")
+        preferences = self._zeep.get_type(f"{{{NS_MESSAGES}}}SearchPreferences")
+        root = self._call(
+            "search",
+            {"searchRecord": search(basic=basic())},
+            {"searchPreferences": preferences(bodyFieldsOnly=True, pageSize=MAX_SEARCH_PAGE)},
+        )
+        result = root.find(f".//{{{NS_CORE}}}searchResult")
+        if result is None:
+            raise PermanentError(SYSTEM, "search", "reply has no searchResult")
+        error = _status_error("search", _child(result, "status"))
+        if error is not None:
+            raise error
+        pages = _child(result, "totalPages")
+        if pages is not None and int(pages.text or "1") > 1:
+            raise PermanentError(
+                SYSTEM, "search", f"more than {MAX_SEARCH_PAGE} accounting periods in one search"
+            )
+        periods = []
+        for record in _children(_child(result, "recordList"), "record"):
+            if _flag(record, "isQuarter") or _flag(record, "isYear"):
+                continue
+            periods.append(
+                AccountingPeriod(
+                    internal_id=record.get("internalId") or "",
+                    name=_text(record, "periodName"),
+                    start=_calendar_date(_text(record, "startDate")),
+                    end=_calendar_date(_text(record, "endDate")),
+                    closed=any(_flag(record, f) for f in ("closed", "arLocked", "allLocked")),
+                )
+            )
+        return sorted(periods, key=period_order)
 
     def lookup(self, documents: Sequence[Document]) -> dict[str, str | None]:
         """external id -> internal id (None when NetSuite has no such record), via getList."""

@@ -1,7 +1,6 @@
 """NetSuite connectors over real HTTP against the local NetSuite sandbox (SOAP and REST).
 
-Credit memos and payments are not exercised here yet: the sandbox refuses ``autoApply`` (and
-the customer's ``addressbookList``), which NetSuite's real 2023_2 schema has.
+Credit memos, payments, faults and parity are in tests/test_netsuite_http.py.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -241,6 +242,9 @@ def test_every_record_type_validates_against_the_real_xsds(wsdl, schema):
         ns.map_payment(payment(31, "PAY-10", status="reversed"), t),
         journal_entry(),
     ]
+    # One upsertList with every record type: without their dependencies, which would split the
+    # batch into waves (tested against the sandbox in test_netsuite_http.py).
+    docs = [replace(d, depends_on=()) for d in docs]
     nsmock = Recorder(
         read_list(("finsync:inv:INV-1042", "501"), ("finsync:inv:INV-1043", "502")),
         write_list(*[(True, d.external_id, str(i)) for i, d in enumerate(docs)]),
@@ -323,10 +327,12 @@ def test_payment_whose_invoice_is_missing_fails_alone(wsdl):
         ns.map_customer(customer(), t),
         ns.map_payment(payment(apps=((10, "INV-404", "10.00"),)), t),
     ]
+    # The payment depends on the customer: the customer's wave goes first, then the look-up.
     nsmock = Recorder(
-        read_list(("finsync:inv:INV-404", None)), write_list((True, docs[0].external_id, "3"))
+        write_list((True, docs[0].external_id, "3")), read_list(("finsync:inv:INV-404", None))
     )
     first, second = connector(wsdl, nsmock).send(docs)
+    assert [r.headers["SOAPAction"] for r in nsmock.requests] == ["upsertList", "getList"]
     assert first.ok
     assert isinstance(second.error, RetryableError)
     assert "finsync:inv:INV-404" in str(second.error)

@@ -3,7 +3,9 @@
 One table drives the SOAP parser and writer, the REST parser and writer, and the normalized
 form: a record is a dict of ``externalId``, ``internalId``, body fields and sublists (lists of
 line dicts). References are stored as the internal id they resolve to; amounts as ``Decimal``;
-dates as ``date``. Fields marked ``computed`` are worked out by the sandbox and refused on write.
+dates as ``date``; an address (the customer's ``addressbookAddress``) as a dict of its fields with
+the country as an ISO code. Fields marked ``computed`` are worked out by the sandbox and refused
+on write.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ STORED_TARGETS = frozenset({"customer", "invoice"})
 
 @dataclass(frozen=True)
 class Field:
-    """One field: ``kind`` is string, bool, date, amount (Decimal), decimal, ref or doc.
+    """One field: ``kind`` is string, bool, date, amount (Decimal), decimal, ref, doc, address
+    or country.
 
     ``ref`` fields point to ``target`` (a stored record type or a kind of reference data);
-    ``doc`` is an invoice given by internal id as a number (the apply sublists' xsd:long).
-    ``label`` is NetSuite's field label, used in messages.
+    ``doc`` is an invoice given by internal id as a number (the apply sublists' xsd:long);
+    ``address`` is the Address subrecord (``ADDRESS_FIELDS``); ``country`` an ISO code (SOAP
+    sends the Country enumeration). ``label`` is NetSuite's field label, used in messages;
+    ``rest_name`` the REST spelling when it differs (``addressBookAddress``).
     """
 
     name: str
@@ -40,6 +45,12 @@ class Field:
     label: str
     target: str | None = None
     computed: bool = False
+    rest_name: str | None = None
+
+    @property
+    def json_name(self) -> str:
+        """The field's name in the REST record API."""
+        return self.rest_name or self.name
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,10 @@ class Sublist:
     def field(self, name: str) -> Field | None:
         """The line field called ``name``, or None."""
         return next((f for f in self.fields if f.name == name), None)
+
+    def json_field(self, name: str) -> Field | None:
+        """The line field called ``name`` in the REST record API, or None."""
+        return next((f for f in self.fields if f.json_name == name), None)
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,21 @@ _DEPT = _ref("department", "Department")
 _CLASS = _ref("class", "Class")
 _LOCATION = _ref("location", "Location")
 _PERIOD = _ref("postingPeriod", "Posting Period", "accountingPeriod")
+
+#: The Address subrecord (platformCommon:Address), in 2023_2 element order.
+ADDRESS_FIELDS = (
+    Field("country", "country", "Country"),
+    Field("attention", "string", "Attention"),
+    Field("addressee", "string", "Addressee"),
+    Field("addrPhone", "string", "Phone"),
+    Field("addr1", "string", "Address 1"),
+    Field("addr2", "string", "Address 2"),
+    Field("addr3", "string", "Address 3"),
+    Field("city", "string", "City"),
+    Field("state", "string", "State"),
+    Field("zip", "string", "Zip"),
+)
+ADDRESS_BY_NAME = {f.name: f for f in ADDRESS_FIELDS}
 
 _INVOICE_LINE = (
     _ref("item", "Item"),
@@ -160,6 +190,7 @@ CREDIT_MEMO = RecordSpec(
         _LOCATION,
         _ref("subsidiary", "Subsidiary"),
         Field("memo", "string", "Memo"),
+        Field("autoApply", "bool", "Auto Apply"),
         Field("applied", "amount", "Applied", computed=True),
         Field("total", "amount", "Total", computed=True),
         Sublist("itemList", "item", "item", "CreditMemoItemList", "CreditMemoItem", _CREDIT_LINE),
@@ -174,6 +205,7 @@ CUSTOMER_PAYMENT = RecordSpec(
         _ref("customer", "Customer", "customer"),
         _ref("currency", "Currency"),
         Field("payment", "amount", "Payment Amount"),
+        Field("autoApply", "bool", "Auto Apply"),
         Field("tranDate", "date", "Date"),
         Field("tranId", "string", "Payment #"),
         _PERIOD,
@@ -244,6 +276,20 @@ CUSTOMER = RecordSpec(
         Field("isInactive", "bool", "Inactive"),
         _ref("subsidiary", "Primary Subsidiary"),
         _ref("currency", "Currency"),
+        Sublist(
+            "addressbookList",
+            "addressbook",
+            "addressBook",
+            "CustomerAddressbookList",
+            "CustomerAddressbook",
+            (
+                Field("defaultShipping", "bool", "Default Shipping"),
+                Field("defaultBilling", "bool", "Default Billing"),
+                Field("isResidential", "bool", "Residential Address"),
+                Field("label", "string", "Label"),
+                Field("addressbookAddress", "address", "Address", rest_name="addressBookAddress"),
+            ),
+        ),
     ),
 )
 ACCOUNTING_PERIOD = RecordSpec(

@@ -20,8 +20,16 @@ from urllib.parse import parse_qsl, unquote
 
 from sandbox.netsuite.account import AccountSetup
 from sandbox.netsuite.auth import Authenticator, AuthFailure
+from sandbox.netsuite.countries import ISO_TO_ENUM
 from sandbox.netsuite.faults import FaultScript
-from sandbox.netsuite.records import ACCOUNTING_PERIOD, SPECS, Field, RecordSpec, Sublist
+from sandbox.netsuite.records import (
+    ACCOUNTING_PERIOD,
+    ADDRESS_BY_NAME,
+    SPECS,
+    Field,
+    RecordSpec,
+    Sublist,
+)
 from sandbox.netsuite.soap import period_record
 from sandbox.netsuite.store import RecordError, Ref, Store
 
@@ -113,6 +121,22 @@ def parse_json_value(field: Field, value: Any) -> Any:
             None if internal is None else str(internal),
             None if external is None or internal is not None else str(external),
         )
+    if field.kind == "address":
+        if not isinstance(value, dict):
+            raise _bad(field, value)
+        address = {}
+        for name, item in value.items():
+            member = ADDRESS_BY_NAME.get(name)
+            if member is None:
+                raise RecordError("INVALID_FLD", f"The field {name} is not valid for an address.")
+            address[name] = parse_json_value(member, item)
+        return address
+    if field.kind == "country":
+        # REST takes the ISO code, plain or as a select value {"id": "US"}.
+        code = value.get("id") if isinstance(value, dict) else value
+        if not isinstance(code, str) or code not in ISO_TO_ENUM:
+            raise _bad(field, value)
+        return code
     if field.kind == "string":
         if not isinstance(value, str) or "\u0000" in value:
             raise _bad(field, value)
@@ -165,12 +189,12 @@ def _parse_line(sublist: Sublist, item: Any) -> dict[str, Any]:
         raise RecordError("INVALID_FLD_VALUE", f"A line of {sublist.rest_name} must be an object.")
     line = {}
     for name, value in item.items():
-        member = sublist.field(name)
+        member = sublist.json_field(name)
         if member is None:
             raise RecordError(
                 "INVALID_FLD", f"The field {name} is not valid for sublist {sublist.rest_name}."
             )
-        line[name] = parse_json_value(member, value)
+        line[member.name] = parse_json_value(member, value)
     return line
 
 
@@ -187,19 +211,26 @@ def record_json(spec: RecordSpec, record: dict[str, Any], base: str) -> dict[str
             continue
         if isinstance(member, Sublist):
             out[member.rest_name] = {
-                "items": [
-                    {k: _json_value(member.field(k), v) for k, v in line.items()}
-                    for line in record[member.name]
-                ]
+                "items": [_json_line(member, line) for line in record[member.name]]
             }
         else:
             out[member.name] = _json_value(member, record[member.name])
     return out
 
 
+def _json_line(sublist: Sublist, line: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in line.items():
+        field = sublist.field(name)
+        out[field.json_name if field else name] = _json_value(field, value)
+    return out
+
+
 def _json_value(field: Field | None, value: Any) -> Any:
     if field is not None and field.kind in ("ref", "doc"):
         return {"id": str(value)}
+    if field is not None and field.kind == "address":
+        return {k: {"id": v} if k == "country" else v for k, v in value.items()}
     return value
 
 

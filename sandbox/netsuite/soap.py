@@ -18,9 +18,12 @@ from lxml import etree
 
 from sandbox.netsuite.account import AccountSetup, Period
 from sandbox.netsuite.auth import Authenticator, AuthFailure
+from sandbox.netsuite.countries import ENUM_TO_ISO, ISO_TO_ENUM
 from sandbox.netsuite.faults import FaultScript
 from sandbox.netsuite.records import (
     ACCOUNTING_PERIOD,
+    ADDRESS_BY_NAME,
+    ADDRESS_FIELDS,
     BY_XML_TYPE,
     NS_ACCOUNTING,
     NS_COMMON,
@@ -175,6 +178,12 @@ def parse_value(field: Field, node: etree._Element) -> Any:
         if not text.isdigit():
             raise _bad_value(field, text)
         return Ref(internal_id=str(int(text)))
+    if field.kind == "address":
+        return _parse_address(node)
+    if field.kind == "country":
+        if text not in ENUM_TO_ISO:
+            raise _bad_value(field, text)
+        return ENUM_TO_ISO[text]
     if field.kind == "string":
         return node.text or ""
     if field.kind == "bool":
@@ -187,6 +196,18 @@ def parse_value(field: Field, node: etree._Element) -> Any:
         except ValueError:
             raise _bad_value(field, text) from None
     return parse_decimal(field, text)
+
+
+def _parse_address(node: etree._Element) -> dict[str, str]:
+    """An ``Address`` subrecord: its fields are in the platformCommon namespace."""
+    address: dict[str, str] = {}
+    for child in node.iterchildren(tag=etree.Element):
+        name = _local(child)
+        member = ADDRESS_BY_NAME.get(name) if _ns(child) == NS_COMMON else None
+        if member is None or name in address:
+            raise RecordError("INVALID_FLD", f"The field {name} is not valid for an address.")
+        address[name] = parse_value(member, child)
+    return address
 
 
 def parse_decimal(field: Field, text: str) -> Decimal:
@@ -259,6 +280,12 @@ def _append_value(parent: etree._Element, ns: str, field: Field, value: Any) -> 
     node = etree.SubElement(parent, q(ns, field.name))
     if field.kind == "ref":
         node.set("internalId", str(value))
+    elif field.kind == "address":
+        for member in ADDRESS_FIELDS:
+            if member.name in value:
+                _append_value(node, NS_COMMON, member, value[member.name])
+    elif field.kind == "country":
+        node.text = ISO_TO_ENUM[value]
     else:
         node.text = format_value(field, value)
 

@@ -5,6 +5,12 @@ it: references must resolve, reference data must exist in the account setup, the
 period must be open, journal entries must balance, payments and credit memos may not apply more
 than an invoice still owes. A refused write raises ``RecordError`` with NetSuite's status code
 and a NetSuite-style message; nothing of it is stored.
+
+Voids: NetSuite's 2023_2 SOAP endpoint has no void operation, and a direct void leaves the
+record with every amount zero and nothing applied. Such records are accepted: zero-amount
+invoice and credit lines, and a payment of zero that applies nothing (the one rule relaxed for
+them; a negative payment, or a zero one that applies something, is still refused).
+``autoApply`` is accepted when false; true is refused (the sandbox does not pick invoices).
 """
 
 from __future__ import annotations
@@ -325,13 +331,28 @@ class Store:
         payment = record.get("payment")
         if payment is None:
             raise _required("Payment Amount")
-        if payment <= 0:
-            raise RecordError("INVALID_AMT", f"The payment amount {payment} must be positive.")
+        if payment < 0:
+            raise RecordError("INVALID_AMT", f"The payment amount {payment} must not be negative.")
+        # A zero payment is what NetSuite's direct void leaves of a payment (amounts zeroed,
+        # nothing applied), so it is accepted when it applies nothing. A real account refuses
+        # to *create* an empty payment from scratch; the sandbox does not tell the two apart.
+        if payment == 0 and _applied_lines(record):
+            raise RecordError(
+                "INVALID_AMT", "A payment of zero cannot apply anything: enter a payment amount."
+            )
         self._check_applications(spec, record, internal_id, limit=payment)
 
     def _check_applications(
         self, spec: RecordSpec, record: dict[str, Any], internal_id: str, limit: Decimal
     ) -> None:
+        if record.get("autoApply"):
+            # NetSuite would pick the open invoices itself (oldest first); the sandbox does not
+            # model that choice, so it refuses rather than guess. finsync always sends false.
+            raise RecordError(
+                "INVALID_FLD_VALUE",
+                "The sandbox does not model autoApply = true: send autoApply false and the "
+                "applyList lines.",
+            )
         party = record.get("customer", record.get("entity"))
         seen: set[str] = set()
         for line in record.get("applyList", []):
