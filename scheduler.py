@@ -1,0 +1,557 @@
+"""The scheduled jobs of finsync, as an APScheduler 3.x scheduler built from the configuration.
+
+Jobs (stable ids, so a restarted service finds its own jobs in the job store):
+
+  ``sync:<target>``   every ``[service] sync_interval_minutes``: extract and push one target
+  ``retry-sweep``     every ``retry_sweep_minutes``: push what is due (retries) on every target,
+                      then open or resolve the ``dead_records`` alerts
+  ``monthly-report``  on ``report_day`` at ``report_time`` in the finance time zone: the workbook
+                      of the month just ended, recorded in ``workbooks`` and e-mailed when
+                      ``[report] recipients`` are set
+
+Every job has ``coalesce=True``, ``max_instances=1`` and ``misfire_grace_time``, and the job store
+is APScheduler's ``SQLAlchemyJobStore`` on the state database. A service that was down when a job
+was due finds the job's past ``next_run_time`` there and runs it once (coalesced) when it comes
+back within the grace time; the ``workbooks`` table guards against building a period twice.
+
+Jobs are pickled into the job store, so they carry nothing but a target name: the running
+service installs a ``JobContext`` (engine, alerts, stop flag) that the job functions look up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+    JobSubmissionEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import Engine
+
+from finsync.alerts import Alerts
+from finsync.config import Config, ServiceSettings
+from finsync.db import utcnow
+from sync.state import runs, workbooks
+
+if TYPE_CHECKING:
+    from reports.workbook import ReportResult
+    from sync.engine import SyncEngine
+
+log = logging.getLogger("finsync.scheduler")
+
+SYNC_JOB_PREFIX = "sync:"
+RETRY_JOB = "retry-sweep"
+REPORT_JOB = "monthly-report"
+#: The job store's table in the state database (created by APScheduler on first start).
+JOBS_TABLE = "finsync_scheduler_jobs"
+_WORKBOOK_LOCK_PREFIX = "finsync:workbook:"
+
+
+class StopRequested(Exception):
+    """Raised from a progress callback once the service is stopping: the batch in flight is
+    recorded, then the push or sync unwinds."""
+
+
+# -- the running service's context -----------------------------------------------------------
+
+
+@dataclass
+class JobContext:
+    """What the job functions need from the running service."""
+
+    config: Config
+    engine: SyncEngine
+    alerts: Alerts
+    stopping: threading.Event = field(default_factory=threading.Event)
+    clock: Callable[[], datetime] = utcnow
+
+    def progress(self, _event: str, _count: int) -> None:
+        """A progress callback that stops a push or sync after the batch it just recorded."""
+        if self.stopping.is_set():
+            raise StopRequested("the service is stopping")
+
+
+_context: JobContext | None = None
+_context_lock = threading.Lock()
+
+
+def install_context(context: JobContext | None) -> None:
+    """Make ``context`` the one the job functions use (None when the service stops)."""
+    global _context
+    with _context_lock:
+        _context = context
+
+
+def current_context() -> JobContext:
+    """The installed context. Raises RuntimeError outside a running service."""
+    with _context_lock:
+        if _context is None:
+            raise RuntimeError("no finsync service is running in this process")
+        return _context
+
+
+# -- triggers --------------------------------------------------------------------------------
+
+
+class LocalCronTrigger(CronTrigger):
+    """A cron trigger in a local time zone that fires once per local day and time.
+
+    APScheduler's CronTrigger fires twice when the time falls in the hour repeated at the end
+    of daylight saving time (01:30 EDT, then 01:30 EST) and returns a non-normalised time for a
+    wall time skipped at its start; this one skips the repeat and normalises the result, so
+    ``02:30`` on a spring-forward day fires at 03:30 local, just after the gap.
+    """
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        """The next fire time after ``now``, never the same wall time twice in a row."""
+        candidate = super().get_next_fire_time(previous_fire_time, now)
+        while (
+            candidate is not None
+            and previous_fire_time is not None
+            and candidate.replace(tzinfo=None)
+            == previous_fire_time.astimezone(self.timezone).replace(tzinfo=None)
+        ):
+            candidate = super().get_next_fire_time(previous_fire_time, candidate + timedelta(0, 1))
+        if candidate is None:
+            return None
+        return candidate.astimezone(UTC).astimezone(self.timezone)
+
+
+def sync_trigger(settings: ServiceSettings, timezone: ZoneInfo) -> IntervalTrigger:
+    """Every ``sync_interval_minutes`` of elapsed time (DST changes do not stretch it)."""
+    return IntervalTrigger(seconds=round(settings.sync_interval_minutes * 60), timezone=timezone)
+
+
+def retry_trigger(settings: ServiceSettings, timezone: ZoneInfo) -> IntervalTrigger:
+    """Every ``retry_sweep_minutes``."""
+    return IntervalTrigger(seconds=round(settings.retry_sweep_minutes * 60), timezone=timezone)
+
+
+def report_trigger(settings: ServiceSettings, timezone: ZoneInfo) -> LocalCronTrigger:
+    """``report_day`` of every month at ``report_time``, local time in the finance time zone."""
+    return LocalCronTrigger(
+        day=settings.report_day,
+        hour=settings.report_hour,
+        minute=settings.report_minute,
+        timezone=timezone,
+    )
+
+
+def next_fire_times(trigger: BaseTrigger, now: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire times of ``trigger`` after ``now``, as the scheduler computes
+    them (each from the previous one)."""
+    times: list[datetime] = []
+    previous = None
+    for _ in range(count):
+        fire = trigger.get_next_fire_time(previous, now)
+        if fire is None:
+            break
+        times.append(fire)
+        previous = fire
+        now = fire + timedelta(microseconds=1)
+    return times
+
+
+def report_period_due(now: datetime, settings: ServiceSettings, timezone: ZoneInfo) -> str:
+    """The period (``YYYY-MM``) of the latest monthly fire time at or before ``now``.
+
+    A workbook built late, after an outage, still covers the month before its due date.
+    """
+    local = now.astimezone(timezone)
+    due = datetime(
+        local.year,
+        local.month,
+        settings.report_day,
+        settings.report_hour,
+        settings.report_minute,
+        tzinfo=timezone,
+    )
+    fire_month = date(local.year, local.month, 1)
+    if local < due:
+        fire_month = (fire_month - timedelta(days=1)).replace(day=1)
+    period = (fire_month - timedelta(days=1)).replace(day=1)
+    return f"{period:%Y-%m}"
+
+
+# -- building the scheduler ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job the configuration asks for."""
+
+    id: str
+    name: str
+    func: Callable[..., None]
+    trigger: BaseTrigger
+    args: tuple[str, ...] = ()
+
+    @property
+    def func_ref(self) -> str:
+        """``module:function``, as the job store records it."""
+        return f"{self.func.__module__}:{self.func.__qualname__}"
+
+
+def job_specs(config: Config, targets: list[str]) -> list[JobSpec]:
+    """The jobs ``config`` asks for, given the enabled ``targets``."""
+    service, tz = config.service, config.timezone
+    specs = [
+        JobSpec(f"{SYNC_JOB_PREFIX}{t}", f"sync {t}", run_sync, sync_trigger(service, tz), (t,))
+        for t in targets
+    ]
+    specs.append(JobSpec(RETRY_JOB, "retry sweep", run_retry_sweep, retry_trigger(service, tz)))
+    if service.report_enabled:
+        specs.append(
+            JobSpec(REPORT_JOB, "monthly workbook", run_monthly_report, report_trigger(service, tz))
+        )
+    return specs
+
+
+def build_scheduler(config: Config, state: Engine) -> BackgroundScheduler:
+    """A (not yet started) background scheduler whose job store is the state database."""
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=state, tablename=JOBS_TABLE)},
+        executors={"default": ThreadPoolExecutor(max_workers=4)},
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": config.service.misfire_grace_seconds,
+        },
+        timezone=config.timezone,
+    )
+    scheduler.add_listener(_log_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+    return scheduler
+
+
+def _same_job(job: Any, spec: JobSpec, grace: int) -> bool:
+    trigger = job.trigger
+    return bool(
+        job.func_ref == spec.func_ref
+        and type(trigger) is type(spec.trigger)
+        and str(trigger) == str(spec.trigger)
+        and str(getattr(trigger, "timezone", "")) == str(getattr(spec.trigger, "timezone", ""))
+        and tuple(job.args) == spec.args
+        and job.misfire_grace_time == grace
+        and job.coalesce
+        and job.max_instances == 1
+    )
+
+
+def reconcile_jobs(scheduler: BaseScheduler, config: Config, targets: list[str]) -> list[str]:
+    """Make the job store hold exactly the configured jobs; returns the ids (re)scheduled.
+
+    A job whose schedule did not change is left alone, keeping its ``next_run_time``: that is
+    what lets a job missed while the service was down run once when it comes back. Call it on a
+    scheduler started paused, so the job store is open and nothing runs yet.
+    """
+    grace = config.service.misfire_grace_seconds
+    wanted = {spec.id: spec for spec in job_specs(config, targets)}
+    for job in scheduler.get_jobs():
+        if job.id not in wanted:
+            log.info("removing job %s: no longer configured", job.id, extra={"job_id": job.id})
+            scheduler.remove_job(job.id)
+    changed = []
+    for spec in wanted.values():
+        existing = scheduler.get_job(spec.id)
+        if existing is not None and _same_job(existing, spec, grace):
+            continue
+        scheduler.add_job(
+            spec.func,
+            trigger=spec.trigger,
+            args=spec.args,
+            id=spec.id,
+            name=spec.name,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=grace,
+        )
+        changed.append(spec.id)
+    return changed
+
+
+def _log_event(event: JobEvent) -> None:
+    if isinstance(event, JobSubmissionEvent):
+        for when in event.scheduled_run_times:
+            log.info(
+                "job %s due at %s started",
+                event.job_id,
+                when.isoformat(),
+                extra={
+                    "job_id": event.job_id,
+                    "scheduled_run_time": when.astimezone(UTC).isoformat(),
+                    "event": "job_submitted",
+                },
+            )
+    elif event.code == EVENT_JOB_MISSED:
+        log.warning(
+            "job %s due at %s was missed beyond the grace time; it runs at its next time",
+            event.job_id,
+            event.scheduled_run_time.isoformat(),
+            extra={"job_id": event.job_id, "event": "job_missed"},
+        )
+    elif event.exception is not None:
+        log.error(
+            "job %s failed: %s",
+            event.job_id,
+            event.exception,
+            extra={"job_id": event.job_id, "event": "job_error"},
+        )
+
+
+# -- the jobs --------------------------------------------------------------------------------
+
+
+def run_sync(target: str) -> None:
+    """Job ``sync:<target>``: extract and push one target; alert when the run fails."""
+    ctx = current_context()
+    incident = f"sync:{target}"
+    try:
+        summary = ctx.engine.sync(targets=[target], progress=ctx.progress)
+    except StopRequested:
+        log.info("sync of %s stopped: the service is stopping", target, extra={"target": target})
+        return
+    except Exception as exc:
+        log.exception("sync of %s failed", target, extra={"target": target, "kind": "sync"})
+        ctx.alerts.open("run_failed", incident, f"the scheduled sync of {target} failed: {exc}")
+        return
+    pushed = summary.targets[0].pushed if summary.targets else None
+    log.info(
+        "sync of %s done: %s",
+        target,
+        json.dumps(pushed.__dict__ if pushed else {}, sort_keys=True),
+        extra={"target": target, "kind": "sync", "run_id": summary.run_id},
+    )
+    ctx.alerts.resolve("run_failed", incident)
+    ctx.alerts.check_dead_records([target])
+
+
+def run_retry_sweep() -> None:
+    """Job ``retry-sweep``: push what is due on every target; open/resolve dead-record alerts."""
+    ctx = current_context()
+    targets = ctx.engine.target_names()
+    for target in targets:
+        incident = f"push:{target}"
+        try:
+            counts = ctx.engine.push(target, progress=ctx.progress)
+        except StopRequested:
+            return
+        except Exception as exc:
+            log.exception("retry sweep of %s failed", target, extra={"target": target})
+            ctx.alerts.open("run_failed", incident, f"pushing to {target} failed: {exc}")
+            continue
+        if counts.sent or counts.recovered:
+            log.info(
+                "retry sweep of %s: %d sent, %d recovered, %d dead",
+                target,
+                counts.sent,
+                counts.recovered,
+                counts.dead,
+                extra={"target": target, "kind": "push"},
+            )
+        ctx.alerts.resolve("run_failed", incident)
+    ctx.alerts.check_dead_records(targets)
+
+
+def run_monthly_report() -> None:
+    """Job ``monthly-report``: the workbook of the month just ended (once), delivered."""
+    ctx = current_context()
+    period = report_period_due(ctx.clock(), ctx.config.service, ctx.config.timezone)
+    try:
+        produce_monthly_workbook(ctx.config, ctx.engine, ctx.alerts, period, clock=ctx.clock)
+    except Exception as exc:
+        log.exception("monthly workbook %s failed", period, extra={"kind": "report"})
+        ctx.alerts.open("run_failed", f"report:{period}", f"the workbook {period} failed: {exc}")
+    else:
+        ctx.alerts.resolve("run_failed", f"report:{period}")
+
+
+# -- the monthly workbook --------------------------------------------------------------------
+
+
+def build_workbook(
+    config: Config,
+    billing: Engine,
+    state: Engine,
+    period: str,
+    *,
+    entity: str | None = None,
+    out_dir: Path | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> ReportResult:
+    """Build one monthly workbook (no printing): the part of ``finsync report monthly`` a job
+    needs. The ERP and tax targets are the first configured of their systems."""
+    from mappings.tables import load_mapping_file
+    from reports.workbook import build_monthly_report
+
+    erp = next(
+        (n for n, t in config.targets.items() if t.system in ("netsuite", "scripted")), "netsuite"
+    )
+    tax = next((n for n, t in config.targets.items() if t.system == "avatax"), "avatax")
+    return build_monthly_report(
+        billing,
+        state,
+        period=period,
+        entity=entity,
+        out_dir=out_dir or config.report.out_dir,
+        timezone=config.timezone,
+        erp_target=erp,
+        tax_target=tax,
+        progress=progress,
+        mapping=load_mapping_file(config.mapping_file),
+    )
+
+
+@dataclass(frozen=True)
+class WorkbookOutcome:
+    """What the monthly job did for one period."""
+
+    period: str
+    built: bool  # False: already built (or being built by another process)
+    path: Path | None
+    delivered: bool | None  # None: nobody to deliver to
+    error: str | None = None
+
+
+@contextmanager
+def _workbook_lock(state: Engine, period: str) -> Iterator[bool]:
+    """On PostgreSQL, a session lock per period so two processes never build it together."""
+    with state.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            yield True
+            return
+        key = {"k": _WORKBOOK_LOCK_PREFIX + period}
+        got = conn.execute(sa.text("SELECT pg_try_advisory_lock(hashtext(:k))"), key).scalar_one()
+        conn.commit()
+        try:
+            yield bool(got)
+        finally:
+            if got:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
+                conn.commit()
+
+
+def produce_monthly_workbook(
+    config: Config,
+    engine: SyncEngine,
+    alerts: Alerts,
+    period: str,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+) -> WorkbookOutcome:
+    """Build and deliver the workbook of ``period`` unless the ``workbooks`` table has it.
+
+    Recorded as a run of kind ``report``; a failed delivery opens a ``delivery_failed`` alert
+    and keeps the file. Database and build errors propagate.
+    """
+    from reports.delivery import deliver_report
+
+    state = engine.state
+    with _workbook_lock(state, period) as locked:
+        if not locked:
+            log.info("workbook %s is being built by another process", period)
+            return WorkbookOutcome(period, False, None, None)
+        with state.connect() as conn:
+            existing = conn.execute(
+                sa.select(workbooks.c.path)
+                .where(workbooks.c.period == period, workbooks.c.entity.is_(None))
+                .limit(1)
+            ).scalar()
+        if existing is not None:
+            log.info(
+                "workbook %s was built already (%s); not building it again",
+                period,
+                existing,
+                extra={"kind": "report"},
+            )
+            return WorkbookOutcome(period, False, Path(existing), None)
+        with state.begin() as conn:
+            run_id = conn.execute(
+                runs.insert().values(
+                    kind="report",
+                    target=None,
+                    actor="scheduler",
+                    status="running",
+                    started_at=clock(),
+                    counts="{}",
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+        try:
+            result = build_workbook(config, engine.billing, state, period)
+        except Exception as exc:
+            with state.begin() as conn:
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id == run_id)
+                    .values(status="failed", finished_at=clock(), error=str(exc))
+                )
+            raise
+        with state.begin() as conn:
+            workbook_id = conn.execute(
+                workbooks.insert().values(
+                    period=period,
+                    entity=None,
+                    path=str(result.path),
+                    built_at=clock(),
+                    run_id=run_id,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(
+                    status="ok",
+                    finished_at=clock(),
+                    counts=json.dumps({"rows": result.rows, "exceptions": result.exceptions}),
+                )
+            )
+    log.info(
+        "workbook %s written to %s",
+        period,
+        result.path,
+        extra={"kind": "report", "run_id": run_id},
+    )
+    if not (config.report.recipients and config.report.smtp):
+        return WorkbookOutcome(period, True, result.path, None)
+    delivery = deliver_report(result, config.report)
+    with engine.state.begin() as conn:
+        conn.execute(
+            workbooks.update()
+            .where(workbooks.c.id == workbook_id)
+            .values(
+                delivered_at=clock() if delivery.ok else None,
+                delivery_error=delivery.error,
+            )
+        )
+    if delivery.ok:
+        alerts.resolve("delivery_failed", period)
+    else:
+        alerts.open(
+            "delivery_failed",
+            period,
+            f"the workbook {period} was written to {result.path} but could not be e-mailed: "
+            f"{delivery.error}",
+        )
+    return WorkbookOutcome(period, True, result.path, delivery.ok, delivery.error)
