@@ -1,0 +1,61 @@
+"""Two sync processes at once against one PostgreSQL ledger never push the same record twice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.scripted import ScriptedConnector, ScriptedSettings
+from sync.state import ledger, ledger_events, runs
+from tests.builders import BillingBuilder
+from tests.conftest import fresh_pg_schema
+from tests.engine_support import REPO, Clock, make_engine, write_config
+
+
+@pytest.mark.postgres
+def test_two_syncs_at_once_send_each_record_once(tmp_path, pg_database):
+    url = fresh_pg_schema(pg_database)
+    setup = write_config(
+        tmp_path, url, mode="create", extra="batch_size = 4\nlatency_seconds = 0.05"
+    )
+    engine = make_engine(setup, Clock())
+    builder = BillingBuilder(engine.billing)
+    expected = set()
+    for c in range(10):
+        cid = builder.customer(f"CC-{c:02d}")
+        expected.add(f"finsync:cust:CC-{c:02d}")
+        for n in range(5):
+            builder.invoice(cid, number=f"INV-CC-{c:02d}-{n}")
+            expected.add(f"finsync:inv:INV-CC-{c:02d}-{n}")
+    engine.close()
+
+    command = [sys.executable, "-m", "finsync", "--config", str(setup.config_path), "sync"]
+    processes = [
+        subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    errors = [p.communicate(timeout=180)[1].decode() for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], errors
+
+    target = ScriptedConnector(ScriptedSettings(store=setup.store_path, mode="create"))
+    stored = [r["external_id"] for r in target.records()]
+    assert sorted(stored) == sorted(expected)  # each exactly once
+    state = sa.create_engine(url)
+    with state.connect() as conn:
+        statuses = conn.execute(sa.select(ledger.c.status)).scalars().all()
+        sends = conn.execute(
+            sa.select(ledger_events.c.ledger_id, sa.func.count())
+            .where(ledger_events.c.event == "created")
+            .group_by(ledger_events.c.ledger_id)
+        ).all()
+        run_count = conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar()
+    state.dispose()
+    assert len(statuses) == len(expected)
+    assert set(statuses) == {"synced"}
+    assert run_count == 2
+    # The ledger recorded exactly one send per record, whichever process made it.
+    assert len(sends) == len(expected)
+    assert {count for _, count in sends} == {1}
