@@ -49,20 +49,28 @@ def _drop(admin_url: str, name: str) -> None:
 
 def _raw_read(url: str) -> tuple[int, float]:
     """Rows read by psycopg with server-side cursors over the tables a NetSuite sync reads."""
-    dsn = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(
-        hide_password=False)
-    tables = ("customers", "invoices", "invoice_lines", "credit_notes", "credit_note_lines",
-              "payments", "payment_applications", "products")
+    dsn = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    tables = (
+        "customers",
+        "invoices",
+        "invoice_lines",
+        "credit_notes",
+        "credit_note_lines",
+        "payments",
+        "payment_applications",
+        "products",
+    )
     rows = 0
     began = time.perf_counter()
     with psycopg.connect(dsn) as conn:
         for table in tables:
             with conn.cursor(name=f"read_{table}") as cursor:
                 cursor.itersize = 5000
-                cursor.execute(f"SELECT * FROM {table} ORDER BY updated_at, id"  # noqa: S608
-                               if table not in ("invoice_lines", "credit_note_lines",
-                                                "payment_applications")
-                               else f"SELECT * FROM {table}")  # noqa: S608
+                cursor.execute(
+                    f"SELECT * FROM {table} ORDER BY updated_at, id"
+                    if table not in ("invoice_lines", "credit_note_lines", "payment_applications")
+                    else f"SELECT * FROM {table}"
+                )
                 for _ in cursor:
                     rows += 1
     return rows, time.perf_counter() - began
@@ -92,7 +100,7 @@ file = "mapping.toml"
 page_size = 2000
 [targets.erp]
 system = "scripted"
-store = "{folder / 'target.db'}"
+store = "{folder / "target.db"}"
 batch_size = 1000
 """)
             config = load_config(folder / "finsync.toml")
@@ -128,14 +136,20 @@ batch_size = 1000
             raw_rate = records / raw_seconds
             results += [
                 ("records (NetSuite documents)", f"{records:,}"),
-                ("raw psycopg read of the same rows", f"{raw_rows:,} rows in {raw_seconds:.2f} s"
-                 f" = {raw_rate:,.0f} records/s"),
-                ("extract + map + enqueue", f"{extract_seconds:.2f} s = {pipeline_rate:,.0f} "
-                                            "records/s"),
+                (
+                    "raw psycopg read of the same rows",
+                    f"{raw_rows:,} rows in {raw_seconds:.2f} s = {raw_rate:,.0f} records/s",
+                ),
+                (
+                    "extract + map + enqueue",
+                    f"{extract_seconds:.2f} s = {pipeline_rate:,.0f} records/s",
+                ),
                 ("ratio pipeline / raw read", f"{pipeline_rate / raw_rate:.2f}"),
                 ("push to the scripted target", f"{pushed.sent:,} in {push_seconds:.2f} s"),
-                ("no-op incremental sync", f"{noop_seconds * 1000:.0f} ms, "
-                                           f"{statements['n']} SQL statements, {sent} sent"),
+                (
+                    "no-op incremental sync",
+                    f"{noop_seconds * 1000:.0f} ms, {statements['n']} SQL statements, {sent} sent",
+                ),
             ]
     finally:
         _drop(admin_url, name)
@@ -148,8 +162,10 @@ def main() -> None:
     parser.add_argument("--pg", default=PG, help="admin URL of the PostgreSQL server")
     args = parser.parse_args()
     customers = 520 if args.quick else 5200
-    print(f"### Sync engine on PostgreSQL ({customers:,} customers x 12 months, "
-          f"~{customers * RECORDS_PER_CUSTOMER:,.0f} records)\n")
+    print(
+        f"### Sync engine on PostgreSQL ({customers:,} customers x 12 months, "
+        f"~{customers * RECORDS_PER_CUSTOMER:,.0f} records)\n"
+    )
     print("| measure | result |\n|---|---|")
     for measure, value in run(customers, args.pg):
         print(f"| {measure} | {value} |")

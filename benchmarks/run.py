@@ -1,0 +1,98 @@
+"""`make bench`: run every benchmark and write docs/benchmarks.md with the machine and date.
+
+    .venv/bin/python -m benchmarks.run [--quick] [--only NAME ...]
+
+Each benchmark is a module of this folder that prints a markdown section; this runner collects
+them under a header naming the machine, so figures are never read without their context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+BENCHMARKS = ("bench_seed", "bench_sync", "bench_netsuite", "bench_workbook")
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def _machine() -> list[str]:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    pg = "unreachable"
+    try:
+        engine = sa.create_engine(
+            os.environ.get(
+                "FINSYNC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+            )
+        )
+        with engine.connect() as conn:
+            pg = str(conn.execute(sa.text("SHOW server_version")).scalar())
+        engine.dispose()
+    except sa.exc.OperationalError:
+        pass
+    return [
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {cpu}, {os.cpu_count()} cores{memory}, {platform.system()} "
+        f"{platform.release()}",
+        f"- Python {platform.python_version()}, PostgreSQL {pg} (local, default settings)",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--only", nargs="*", choices=BENCHMARKS, help="run only these")
+    args = parser.parse_args()
+    chosen = args.only or list(BENCHMARKS)
+    sections = []
+    for name in chosen:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        command = [sys.executable, "-m", f"benchmarks.{name}"] + (["--quick"] if args.quick else [])
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            sections.append(
+                f"### {name}\n\nFAILED (exit {done.returncode}):\n\n```\n"
+                f"{done.stderr[-2000:]}\n```\n"
+            )
+        else:
+            sections.append(done.stdout.strip() + "\n")
+        print(sections[-1], flush=True)
+    text = "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            "Written by `make bench` (`python -m benchmarks.run`"
+            + (" --quick" if args.quick else "")
+            + "). Speed and memory targets live here, never in",
+            "unit tests.",
+            "",
+            *_machine(),
+            "",
+            *sections,
+        ]
+    )
+    OUT.write_text(text)
+    print(f"wrote {OUT}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
