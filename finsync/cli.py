@@ -699,3 +699,11 @@ def demo(folder: Path, customers: int, transport: str) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(obj={})
+
+
+# -- service: `finsync serve` and `finsync worker` (finsync/service.py) -----------------------
+
+from finsync.service import serve, worker  # noqa: E402 - the commands are defined elsewhere
+
+cli.add_command(serve)
+cli.add_command(worker)

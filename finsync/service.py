@@ -1,0 +1,561 @@
+"""The long-running processes: ``finsync serve`` and ``finsync worker``.
+
+``serve`` runs, in one process: the scheduler (only while this process is the leader), a push
+worker, and an HTTP server with ``GET /health`` (plus the accountants' console from
+``api.create_app`` when that package provides it). ``worker`` runs only the push loop; start as
+many as the ERP's account-wide concurrency limit allows (the connectors share it through
+``connectors/limits.py``).
+
+One leader: on PostgreSQL every ``serve`` process polls ``pg_try_advisory_lock`` on a dedicated
+connection every ``[service] leader_poll_seconds``; the holder runs the scheduler. If the leader
+dies, PostgreSQL drops its session and its lock at once, and another process takes over at its
+next poll. SQLite allows one process: a second ``serve`` or ``worker`` on the same state file
+is refused (an ``flock``-ed lock file next to it).
+
+Stopping: SIGTERM or SIGINT stops claiming; the push in flight records its batch, then unwinds;
+the scheduler shuts down; the process exits 0. Whatever is still running after
+``stop_timeout_seconds`` is abandoned: its claims' leases lapse and the next worker looks those
+records up in the target before sending them again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import click
+import sqlalchemy as sa
+
+from finsync.config import Config, load_config
+from finsync.db import make_engine, utcnow
+from finsync.errors import ConfigError, FinsyncError
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from finsync.alerts import Alerts
+    from sync.engine import SyncEngine
+
+log = logging.getLogger("finsync.service")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class ServiceError(FinsyncError):
+    """The service cannot start (e.g. a second process on a SQLite state store)."""
+
+
+# -- one process on SQLite ---------------------------------------------------------------------
+
+
+class SqliteProcessLock:
+    """An ``flock`` on ``<state db>.service.lock``: one finsync process per SQLite state store."""
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(f".{database.name}.service.lock")
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise ServiceError naming the process that holds it."""
+        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the process
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ServiceError(
+                f"another finsync service ({holder}) is running on this SQLite state store "
+                f"(lock file {self.path}); SQLite allows one process: stop it, or move the state "
+                "store to PostgreSQL to run several"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        """Give the lock back."""
+        if self._handle is not None:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def sqlite_database(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).resolve()
+
+
+# -- the leader on PostgreSQL ------------------------------------------------------------------
+
+
+class LeaderLock:
+    """A PostgreSQL session advisory lock held on a dedicated connection."""
+
+    def __init__(self, url: str, key: int) -> None:
+        self.key = key
+        self._engine = make_engine(url, key="state.url", poolclass=sa.pool.NullPool)
+        self._conn: sa.Connection | None = None
+        self.held = False
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; False (and no exception) if the database is down."""
+        try:
+            if self._conn is None:
+                self._conn = self._engine.connect()
+            got = self._conn.execute(
+                sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}
+            ).scalar_one()
+            self._conn.commit()
+        except sa.exc.DBAPIError as exc:
+            log.warning("leader election: database unreachable: %s", exc.orig)
+            self._drop()
+            return False
+        self.held = bool(got)
+        return self.held
+
+    def still_held(self) -> bool:
+        """True while the lock's connection is alive (losing it loses the lock)."""
+        if not self.held or self._conn is None:
+            return False
+        try:
+            # A session lock lives as long as its session: a live connection still holds it.
+            self._conn.execute(sa.text("SELECT 1"))
+            self._conn.commit()
+        except sa.exc.DBAPIError as exc:
+            log.warning("leader lock connection lost: %s", exc.orig)
+            self._drop()
+            return False
+        return True
+
+    def _drop(self) -> None:
+        self.held = False
+        if self._conn is not None:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                self._conn.invalidate()
+                self._conn.close()
+            self._conn = None
+
+    def release(self) -> None:
+        """Unlock and close the connection."""
+        if self._conn is not None and self.held:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                self._conn.commit()
+        self.held = False
+        if self._conn is not None:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                self._conn.close()
+            self._conn = None
+        self._engine.dispose()
+
+
+# -- the push worker ---------------------------------------------------------------------------
+
+
+class PushWorker:
+    """Claims and pushes due documents of every target until stopped; sleeps when idle."""
+
+    def __init__(
+        self, engine: SyncEngine, *, idle_seconds: float, stopping: threading.Event
+    ) -> None:
+        self.engine = engine
+        self.idle_seconds = idle_seconds
+        self.stopping = stopping
+        self.rounds = 0
+
+    def _progress(self, _event: str, _count: int) -> None:
+        from scheduler import StopRequested
+
+        if self.stopping.is_set():
+            raise StopRequested("the worker is stopping")
+
+    def run_once(self) -> int:
+        """Push every target once; returns how many documents were handled."""
+        from scheduler import StopRequested
+
+        handled = 0
+        for target in self.engine.target_names():
+            if self.stopping.is_set():
+                break
+            try:
+                counts = self.engine.push(target, progress=self._progress)
+            except StopRequested:
+                break
+            except Exception:
+                # A broken target must not stop the others; the retry sweep alerts on it.
+                log.exception("push to %s failed", target, extra={"target": target})
+                continue
+            handled += counts.sent + counts.recovered
+            if counts.sent or counts.recovered:
+                log.info(
+                    "pushed %d to %s (%d created, %d updated, %d recovered, %d retrying, "
+                    "%d failed, %d dead)",
+                    counts.sent,
+                    target,
+                    counts.created,
+                    counts.updated,
+                    counts.recovered,
+                    counts.retrying,
+                    counts.failed,
+                    counts.dead,
+                    extra={"target": target, "kind": "push"},
+                )
+        self.rounds += 1
+        return handled
+
+    def run(self) -> None:
+        """Loop until ``stopping`` is set."""
+        while not self.stopping.is_set():
+            if self.run_once() == 0:
+                self.stopping.wait(self.idle_seconds)
+
+
+# -- health and the HTTP server ----------------------------------------------------------------
+
+
+@dataclass
+class Status:
+    """What /health reports about this process."""
+
+    mode: str  # 'serve' or 'worker'
+    started_at: datetime = field(default_factory=utcnow)
+    leader: bool = False
+
+    @property
+    def role(self) -> str:
+        """'leader', 'follower' or 'worker'."""
+        if self.mode == "worker":
+            return "worker"
+        return "leader" if self.leader else "follower"
+
+
+def health(state: sa.Engine, status: Status) -> tuple[int, dict[str, Any]]:
+    """The health document and its HTTP status: 200, or 503 when the database is unreachable."""
+    from sync.state import runs
+
+    body: dict[str, Any] = {
+        "role": status.role,
+        "pid": os.getpid(),
+        "started_at": status.started_at.isoformat(),
+    }
+    try:
+        with state.connect() as conn:
+            last = (
+                conn.execute(sa.select(runs).order_by(runs.c.id.desc()).limit(1)).mappings().first()
+            )
+    except sa.exc.DBAPIError as exc:
+        body |= {"status": "unavailable", "database": f"unreachable: {type(exc.orig).__name__}"}
+        return 503, body
+    body |= {"status": "ok", "database": "ok", "last_run": None}
+    if last is not None:
+        body["last_run"] = {
+            "id": last["id"],
+            "kind": last["kind"],
+            "target": last["target"],
+            "status": last["status"],
+            "started_at": last["started_at"].isoformat(),
+            "finished_at": last["finished_at"].isoformat() if last["finished_at"] else None,
+        }
+    return 200, body
+
+
+def health_app(state: sa.Engine, status: Status, console: WsgiApp | None) -> WsgiApp:
+    """A WSGI app answering ``GET /health`` and handing every other path to ``console``."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/health":
+            code, body = health(state, status)
+            data = json.dumps(body).encode()
+            reason = "OK" if code == 200 else "Service Unavailable"
+            start_response(
+                f"{code} {reason}",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+            )
+            return [data]
+        if console is not None:
+            return console(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    return app
+
+
+def console_app(config: Config, engine: SyncEngine) -> WsgiApp | None:
+    """The accountants' console (``api.create_app``), if this installation has it."""
+    try:
+        from api import create_app  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    app: WsgiApp = create_app(config, engine=engine)
+    return app
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http: " + format, *args)
+
+
+class HttpServer:
+    """A threaded WSGI server on its own thread."""
+
+    def __init__(self, host: str, port: int, app: WsgiApp) -> None:
+        self._server = make_server(
+            host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+
+    def start(self) -> None:
+        """Start serving."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# -- the service -------------------------------------------------------------------------------
+
+
+class Service:
+    """``finsync serve`` (scheduler when leader + push worker + HTTP) or ``finsync worker``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        mode: str = "serve",
+        engine: SyncEngine | None = None,
+        http: bool = True,
+    ) -> None:
+        from finsync.alerts import Alerts
+        from sync.engine import SyncEngine
+
+        if mode not in ("serve", "worker"):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.config = config
+        self.mode = mode
+        self.stopping = threading.Event()
+        self.status = Status(mode)
+        self.engine = engine or SyncEngine(config, actor=f"finsync-{mode}")
+        self.engine.check()
+        self.alerts: Alerts = Alerts(
+            config.alerts, config.report.smtp, self.engine.state, clock=self.engine.clock
+        )
+        self._sqlite = sqlite_database(config.state_url)
+        self._process_lock = SqliteProcessLock(self._sqlite) if self._sqlite else None
+        self._leader_lock = (
+            LeaderLock(config.state_url, config.service.leader_lock_key)
+            if self._sqlite is None and mode == "serve"
+            else None
+        )
+        self._scheduler: BackgroundScheduler | None = None
+        self._http_enabled = http
+        self.http: HttpServer | None = None
+        self.unfinished = False
+
+    # -- leadership ------------------------------------------------------------------------
+
+    def _become_leader(self) -> None:
+        import scheduler as jobs
+
+        sched = jobs.build_scheduler(self.config, self.engine.state)
+        jobs.install_context(
+            jobs.JobContext(self.config, self.engine, self.alerts, self.stopping, self.engine.clock)
+        )
+        # Paused first: the job store opens, the jobs are reconciled, nothing runs before.
+        sched.start(paused=True)
+        changed = jobs.reconcile_jobs(sched, self.config, self.engine.target_names())
+        sched.resume()
+        self._scheduler = sched
+        self.status.leader = True
+        log.info(
+            "this process leads the scheduler (jobs rescheduled: %s)",
+            ", ".join(changed) or "none",
+            extra={"role": "leader", "event": "leader_elected"},
+        )
+
+    def _step_down(self) -> None:
+        self.status.leader = False
+        sched, self._scheduler = self._scheduler, None
+        if sched is not None:
+            log.warning("lost the scheduler lead", extra={"role": "follower", "event": "lost_lead"})
+            sched.shutdown(wait=False)
+
+    def _elect(self) -> None:
+        if self.mode != "serve":
+            return
+        if self._leader_lock is None:  # SQLite: the only process leads
+            if not self.status.leader:
+                self._become_leader()
+            return
+        if self.status.leader:
+            if not self._leader_lock.still_held():
+                self._step_down()
+        elif self._leader_lock.try_acquire():
+            self._become_leader()
+
+    # -- running ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the process lock (SQLite), start HTTP, the worker and the election loop's
+        first round. Raises ServiceError when another process holds a SQLite state store."""
+        if self._process_lock is not None:
+            self._process_lock.acquire()
+        if self._http_enabled and self.mode == "serve":
+            app = health_app(self.engine.state, self.status, console_app(self.config, self.engine))
+            self.http = HttpServer(
+                self.config.service.health_host, self.config.service.health_port, app
+            )
+            self.http.start()
+            log.info(
+                "health on http://%s:%d/health",
+                self.config.service.health_host,
+                self.http.port,
+                extra={"event": "http_started"},
+            )
+        self._worker = PushWorker(
+            self.engine,
+            idle_seconds=self.config.service.worker_idle_seconds,
+            stopping=self.stopping,
+        )
+        self._worker_thread = threading.Thread(target=self._worker.run, name="push-worker")
+        self._worker_thread.start()
+        self._elect()
+
+    def run(self) -> int:
+        """Run until ``stop()`` (or SIGTERM/SIGINT when called on the main thread); returns 0."""
+        self.start()
+        try:
+            while not self.stopping.wait(self.config.service.leader_poll_seconds):
+                self._elect()
+        finally:
+            self.shutdown()
+        return 0
+
+    def stop(self, *_args: Any) -> None:
+        """Ask everything to stop (safe from a signal handler)."""
+        self.stopping.set()
+
+    def shutdown(self) -> None:
+        """Stop claiming, let the batch in flight finish, stop the scheduler, release locks."""
+        import scheduler as jobs
+
+        self.stopping.set()
+        timeout = self.config.service.stop_timeout_seconds
+        log.info("stopping", extra={"event": "stopping"})
+        self._worker_thread.join(timeout)
+        sched, self._scheduler = self._scheduler, None
+        if sched is not None:
+            stopper = threading.Thread(target=sched.shutdown, kwargs={"wait": True}, daemon=True)
+            stopper.start()
+            stopper.join(timeout)
+            self.unfinished = stopper.is_alive()
+        self.unfinished = self.unfinished or self._worker_thread.is_alive()
+        jobs.install_context(None)
+        self.status.leader = False
+        if self.http is not None:
+            self.http.stop()
+        if self._leader_lock is not None:
+            self._leader_lock.release()
+        if self._process_lock is not None:
+            self._process_lock.release()
+        if not self.unfinished:
+            self.engine.close()
+        log.info(
+            "stopped%s",
+            " (work still in flight was abandoned; its leases will lapse)"
+            if self.unfinished
+            else "",
+            extra={"event": "stopped"},
+        )
+
+
+@contextlib.contextmanager
+def _signals(handler: Callable[[int, FrameType | None], Any]) -> Iterator[None]:
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# -- click commands ----------------------------------------------------------------------------
+
+
+def _run(ctx: click.Context, mode: str, json_logs: bool | None) -> None:
+    from finsync.logs import config_secrets, configure_logging
+
+    try:
+        config = load_config(ctx.obj["config_path"])
+        configure_logging(
+            json_logs=config.service.json_logs if json_logs is None else json_logs,
+            secrets=config_secrets(config),
+        )
+        service = Service(config, mode=mode)
+        with _signals(service.stop):
+            code = service.run()
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+    except FinsyncError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(1)
+    except sa.exc.OperationalError as exc:
+        click.echo(f"error: database error: {exc.orig}", err=True)
+        ctx.exit(1)
+    if service.unfinished:
+        # Threads still in a call: do not wait for them at interpreter exit.
+        logging.shutdown()
+        os._exit(code)
+    ctx.exit(code)
+
+
+_JSON_LOGS = click.option(
+    "--json-logs/--plain-logs",
+    default=None,
+    help="Log JSON lines (default: [service] json_logs).",
+)
+
+
+@click.command()
+@_JSON_LOGS
+@click.pass_context
+def serve(ctx: click.Context, json_logs: bool | None) -> None:
+    """Run the service: scheduled syncs (when leader), a push worker, /health and the console."""
+    _run(ctx, "serve", json_logs)
+
+
+@click.command()
+@_JSON_LOGS
+@click.pass_context
+def worker(ctx: click.Context, json_logs: bool | None) -> None:
+    """Only push: claim due documents of every target, send them, sleep when nothing is due."""
+    _run(ctx, "worker", json_logs)
