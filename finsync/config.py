@@ -230,6 +230,37 @@ class AlertSettings:
     timeout_seconds: float = 10.0
 
 
+API_ROLES = ("viewer", "accountant", "admin")
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    """The company's identity provider: JWTs it signs are accepted as console tokens."""
+
+    issuer: str
+    audience: str
+    jwks_url: str
+    role_claim: str = "finsync_role"
+    name_claim: str = "sub"
+    algorithms: tuple[str, ...] = ("RS256",)
+    leeway_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The console (HTTP API and web pages): session cookie and accepted identity provider.
+
+    ``cookie_secure`` may be turned off only to serve plain http on 127.0.0.1 (tests, a laptop).
+    Without ``session_secret`` each process signs sessions with a random key of its own, so
+    sessions end at restart and cannot be shared between processes.
+    """
+
+    cookie_secure: bool = True
+    session_secret: Secret | None = None
+    session_hours: int = 8
+    jwt: JwtSettings | None = None
+
+
 @dataclass(frozen=True)
 class TargetConfig:
     """One target system's section. Its connector validates ``options`` at start."""
@@ -252,6 +283,7 @@ class Config:
     report: ReportSettings
     targets: Mapping[str, TargetConfig] = field(default_factory=dict)
     path: Path | None = None
+    api: ApiSettings = field(default_factory=ApiSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
@@ -338,6 +370,52 @@ def _alerts(section: Section, report: ReportSettings) -> AlertSettings:
     )
     section.done()
     return alerts
+
+
+_JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
+
+
+def _jwt(section: Section) -> JwtSettings | None:
+    if not section.names():
+        return None
+    jwks_url = section.str("jwks_url", required=True)
+    if not jwks_url.startswith(("https://", "http://")):
+        raise ConfigError(section.key("jwks_url"), f"must be an http(s) URL, got {jwks_url!r}")
+    algorithms = tuple(section.list_of_str("algorithms", ["RS256"]))
+    for algorithm in algorithms:
+        if algorithm not in _JWT_ALGORITHMS:
+            # Symmetric (HS*) and "none" would let anyone who knows the JWKS forge tokens.
+            raise ConfigError(
+                section.key("algorithms"),
+                f"unsupported algorithm {algorithm!r}; one of {', '.join(_JWT_ALGORITHMS)}",
+            )
+    if not algorithms:
+        raise ConfigError(section.key("algorithms"), "must name at least one algorithm")
+    jwt = JwtSettings(
+        issuer=section.str("issuer", required=True),
+        audience=section.str("audience", required=True),
+        jwks_url=jwks_url,
+        role_claim=section.str("role_claim", "finsync_role"),
+        name_claim=section.str("name_claim", "sub"),
+        algorithms=algorithms,
+        leeway_seconds=section.int("leeway_seconds", 30, maximum=600),
+    )
+    section.done()
+    return jwt
+
+
+def _api(section: Section) -> ApiSettings:
+    secret = section.secret("session_secret", required=False)
+    if secret is not None and len(secret.reveal()) < 32:
+        raise ConfigError(section.key("session_secret"), "must be at least 32 characters long")
+    api = ApiSettings(
+        cookie_secure=section.bool("cookie_secure", True),
+        session_secret=secret,
+        session_hours=section.int("session_hours", 8, minimum=1, maximum=24 * 30),
+        jwt=_jwt(section.section("jwt")),
+    )
+    section.done()
+    return api
 
 
 def parse_config(

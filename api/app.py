@@ -1,0 +1,271 @@
+"""The accountants' console: one FastAPI app serving the JSON API (/api) and the web pages.
+
+Every route except ``GET /api/health``, the sign-in form and the stylesheet needs a caller:
+a bearer token (API key or JWT) in ``Authorization``, or the signed session cookie that the
+sign-in form opens with one. Each route states the least role it needs (``require``); the
+role matrix test walks the app's routes, so a route without a rule fails it.
+
+Sessions hold the key's row id (so revoking a key ends its sessions at once) or, for a JWT, its
+subject, role and expiry; never the token. Forms carry a CSRF token kept in the session, and
+so must any cookie-authenticated POST to the API (header ``X-CSRF-Token``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import HTTPException
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from api.auth import AuthenticationError, Authenticator, Principal
+from finsync.config import Config
+from finsync.db import utcnow
+from finsync.errors import ConfigError
+from mappings.tables import MappingTables, load_mapping_file
+from sync.engine import SyncEngine
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "finsync_session"
+CSRF_HEADER = "x-csrf-token"
+
+
+@dataclass
+class Console:
+    """What the routes share: configuration, sync engine, authenticator, templates, clock."""
+
+    config: Config
+    engine: SyncEngine
+    auth: Authenticator
+    clock: Callable[[], datetime]
+    templates: Jinja2Templates
+    #: One re-sync (or mapping reload) at a time: the engine's connectors are built lazily
+    #: and its mapping tables are swapped when the mapping file changes.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _mapping_stamp: tuple[float, int] | None = None
+
+    def mapping_tables(self) -> MappingTables | ConfigError:
+        """The mapping tables, re-read when the mapping file changed since the last look.
+
+        A long-running console must see an admin's fix of the mapping file without a restart;
+        a file that no longer parses is returned as its ConfigError (nothing is swapped).
+        """
+        path = self.config.mapping_file
+        try:
+            stat = path.stat()
+            stamp = (stat.st_mtime, stat.st_size)
+        except OSError:
+            return ConfigError("mapping.file", f"file not found: {path}")
+        with self.lock:
+            if self._mapping_stamp is None:
+                self._mapping_stamp = stamp  # the engine loaded it at start
+            elif stamp != self._mapping_stamp:
+                try:
+                    self.engine.tables = load_mapping_file(path)
+                except ConfigError as exc:
+                    return exc
+                self._mapping_stamp = stamp
+            return self.engine.tables
+
+
+def console_of(request: Request) -> Console:
+    """The Console of the app serving ``request``."""
+    console: Console = request.app.state.console
+    return console
+
+
+class Unauthenticated(HTTPException):
+    """No valid credentials (401)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _session_principal(request: Request, console: Console) -> Principal | None:
+    data = request.session.get("principal")
+    if not isinstance(data, dict):
+        return None
+    try:
+        if data.get("via") == "key":
+            return console.auth.key_by_id(int(data["token_id"]))
+        if data.get("via") == "jwt":
+            expires_at = datetime.fromisoformat(str(data["expires_at"]))
+            if expires_at <= console.clock():
+                raise AuthenticationError("the identity provider's token of this session expired")
+            return Principal(
+                name=str(data["name"]), role=str(data["role"]), via="jwt", expires_at=expires_at
+            )
+    except AuthenticationError as exc:
+        request.session.pop("principal", None)
+        raise Unauthenticated(f"{exc}; sign in again") from exc
+    except (KeyError, ValueError):
+        request.session.pop("principal", None)
+    return None
+
+
+def authenticate(request: Request) -> Principal:
+    """The caller, from the bearer token or else the session. Raises 401."""
+    console = console_of(request)
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("use 'Authorization: Bearer <token>'")
+        try:
+            principal = console.auth.authenticate(token)
+        except AuthenticationError as exc:
+            raise Unauthenticated(str(exc)) from exc
+        request.state.via_session = False
+        return principal
+    principal = _session_principal(request, console)
+    if principal is None:
+        raise Unauthenticated("sign in, or send 'Authorization: Bearer <token>'")
+    request.state.via_session = True
+    return principal
+
+
+def require(role: str) -> Callable[[Request], Principal]:
+    """A dependency that lets through callers of ``role`` or above (401 without, 403 below)."""
+
+    def dependency(request: Request) -> Principal:
+        principal = authenticate(request)
+        request.state.principal = principal
+        if not principal.can(role):
+            raise HTTPException(403, f"this needs the {role} role; you are {principal.role}")
+        return principal
+
+    return dependency
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token (created on first use)."""
+    token = request.session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(24)
+        request.session["csrf"] = token
+    return token
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    """Refuse (403) a cookie-authenticated change whose CSRF token is missing or wrong."""
+    expected = request.session.get("csrf")
+    if not isinstance(expected, str) or not submitted:
+        raise HTTPException(403, "missing CSRF token: reload the page and try again")
+    if not hmac.compare_digest(expected.encode(), submitted.encode()):
+        raise HTTPException(403, "wrong CSRF token: reload the page and try again")
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path == "/openapi.json"
+
+
+def _error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = getattr(exc, "headers", None)
+    if _wants_json(request):
+        return JSONResponse({"detail": str(exc.detail)}, exc.status_code, headers=headers)
+    console = console_of(request)
+    if exc.status_code == 401:
+        return console.templates.TemplateResponse(
+            request,
+            "signin.html",
+            {
+                "csrf": csrf_token(request),
+                "next": request.url.path,
+                "error": None,
+                "notice": str(exc.detail),
+            },
+            status_code=401,
+            headers=headers,
+        )
+    return console.templates.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "status": exc.status_code,
+            "message": str(exc.detail),
+            "principal": getattr(request.state, "principal", None),
+        },
+        status_code=exc.status_code,
+        headers=headers,
+    )
+
+
+def create_app(
+    config: Config,
+    *,
+    engine: SyncEngine | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    jwks_client: httpx.Client | None = None,
+) -> FastAPI:
+    """The console app for ``config``.
+
+    ``engine`` is shared (and not closed) when given; otherwise the app builds its own and
+    closes it at shutdown. ``jwks_client`` fetches the identity provider's keys (tests hand in
+    one with their own transport). The state store must be initialised (``finsync init``).
+    """
+    from api import pages, routes
+
+    own_engine = engine is None
+    sync_engine = engine or SyncEngine(config, clock=clock, actor="console")
+    auth = Authenticator(
+        sync_engine.state, jwt_settings=config.api.jwt, clock=clock, http=jwks_client
+    )
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.globals["csrf_token"] = csrf_token
+    console = Console(
+        config=config, engine=sync_engine, auth=auth, clock=clock, templates=templates
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if jwks_client is None:
+            auth.close()
+        if own_engine:
+            sync_engine.close()
+
+    app = FastAPI(
+        title="finsync console",
+        version="1",
+        description="Failures, re-syncs, runs, audit log and workbooks of finsync.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served below, behind authentication like everything else
+    )
+    app.state.console = console
+    secret = config.api.session_secret
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret.reveal() if secret else secrets.token_urlsafe(32),
+        session_cookie=SESSION_COOKIE,
+        max_age=config.api.session_hours * 3600,
+        same_site="strict",
+        https_only=config.api.cookie_secure,
+    )
+    app.add_exception_handler(StarletteHTTPException, _error_handler)
+    app.include_router(routes.router)
+    app.include_router(routes.openapi_router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    return app
+
+
+def openapi_of(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI schema (what ``GET /openapi.json`` serves)."""
+    return app.openapi()

@@ -1,0 +1,123 @@
+"""``finsync token ...`` (API keys of the console) and ``finsync console`` (serve it).
+
+finsync/cli.py registers them: ``cli.add_command(token)`` and ``cli.add_command(console)``.
+"""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console as RichConsole
+from rich.table import Table
+
+from finsync.config import API_ROLES, Config, load_config
+from finsync.db import make_engine, utcnow
+from finsync.errors import ConfigError
+
+out = RichConsole()
+
+
+def _config(ctx: click.Context) -> Config:
+    try:
+        return load_config(ctx.find_root().obj["config_path"])
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def token() -> None:
+    """API keys of the console (stored hashed; shown once, at creation)."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what uses the key (shown in the audit log).")
+@click.option("--role", required=True, type=click.Choice(API_ROLES))
+@click.option("--expires-days", type=click.IntRange(1, 3650), help="Expire after this many days.")
+@click.pass_context
+def token_create(ctx: click.Context, name: str, role: str, expires_days: int | None) -> None:
+    """Create an API key and print it once."""
+    from api.auth import create_token
+    from sync.engine import default_actor
+
+    engine = make_engine(_config(ctx).state_url, key="state.url")
+    try:
+        created = create_token(
+            engine,
+            name=name,
+            role=role,
+            created_by=default_actor(),
+            now=utcnow(),
+            expires_days=expires_days,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    finally:
+        engine.dispose()
+    expires = f"expires {created.expires_at:%Y-%m-%d}" if created.expires_at else "never expires"
+    click.echo(f"API key {created.id} for {created.name} ({created.role}, {expires}):", err=True)
+    # The key alone on stdout, so `finsync token create ... > file` keeps nothing else.
+    click.echo(created.token)
+    click.echo("Store it now: it is kept only as a hash and cannot be shown again.", err=True)
+
+
+@token.command("list")
+@click.pass_context
+def token_list(ctx: click.Context) -> None:
+    """List API keys (prefixes only)."""
+    from api.auth import list_tokens
+
+    engine = make_engine(_config(ctx).state_url, key="state.url")
+    try:
+        rows = list_tokens(engine)
+    finally:
+        engine.dispose()
+    table = Table(title="API keys")
+    for column in ("id", "name", "role", "key", "created", "by", "expires", "last used", "state"):
+        table.add_column(column)
+    now = utcnow()
+    for r in rows:
+        state = "revoked" if r["revoked_at"] else "active"
+        if not r["revoked_at"] and r["expires_at"] and r["expires_at"] <= now:
+            state = "expired"
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            r["role"],
+            f"{r['prefix']}...",
+            f"{r['created_at']:%Y-%m-%d}",
+            r["created_by"],
+            f"{r['expires_at']:%Y-%m-%d}" if r["expires_at"] else "never",
+            f"{r['last_used_at']:%Y-%m-%d %H:%M}" if r["last_used_at"] else "",
+            state,
+        )
+    out.print(table)
+
+
+@token.command("revoke")
+@click.argument("token_id", type=click.IntRange(1))
+@click.pass_context
+def token_revoke(ctx: click.Context, token_id: int) -> None:
+    """Revoke API key TOKEN_ID now (its console sessions end with it)."""
+    from api.auth import revoke_token
+
+    engine = make_engine(_config(ctx).state_url, key="state.url")
+    try:
+        revoked = revoke_token(engine, token_id, now=utcnow())
+    finally:
+        engine.dispose()
+    if not revoked:
+        raise click.ClickException(f"no active API key {token_id}")
+    click.echo(f"API key {token_id} revoked.")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.pass_context
+def console(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the accountants' console (web pages and HTTP API) with uvicorn."""
+    import uvicorn
+
+    from api.app import create_app
+
+    app = create_app(_config(ctx))
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)

@@ -1,0 +1,375 @@
+"""The console's web pages: server-rendered Jinja2, one stylesheet, plain forms."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api import queries
+from api.app import check_csrf, console_of, csrf_token, require
+from api.auth import AuthenticationError, Principal, create_token, list_tokens, revoke_token
+from api.models import MAX_ID
+from api.routes import config_view, record_audit, record_view, run_resync
+from finsync.config import API_ROLES
+from sync.engine import Selection
+from sync.state import STATUSES
+from sync.status import ledger_counts
+
+router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Accountant = Annotated[Principal, Depends(require("accountant"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+RecordId = Annotated[int, Path(ge=1, le=MAX_ID)]
+PAGE_SIZE = 50
+#: What the failures page shows unless the status filter says otherwise.
+NEEDS_ATTENTION = ("failed", "dead", "retry")
+
+
+def _render(
+    request: Request, template: str, principal: Principal | None, status_code: int = 200, **ctx: Any
+) -> Response:
+    console = console_of(request)
+    flash = request.session.pop("flash", None) if principal else None
+    return console.templates.TemplateResponse(
+        request,
+        template,
+        {"principal": principal, "csrf": csrf_token(request), "flash": flash, **ctx},
+        status_code=status_code,
+    )
+
+
+def _safe_next(value: str | None) -> str:
+    # Only paths of this site: "//host" or "https://..." would make the form an open redirect.
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+def _date(value: str | None, name: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(400, f"{name} must be a date like 2026-01-31") from None
+
+
+def _text(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    if "\x00" in value or len(value) > 200:
+        raise HTTPException(400, "filters are at most 200 characters of text")
+    return value.strip()
+
+
+# -- signing in --------------------------------------------------------------------------------
+
+
+@router.get("/signin")
+def signin_form(request: Request, next: str = "/") -> Response:
+    """The sign-in form: paste an API key or a token from the identity provider."""
+    return _render(request, "signin.html", None, next=_safe_next(next), error=None, notice=None)
+
+
+@router.post("/signin")
+def signin(
+    request: Request,
+    token: Annotated[str, Form(max_length=4096)],
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    """Check the pasted token and open a session with it (the token itself is not kept)."""
+    check_csrf(request, csrf)
+    console = console_of(request)
+    try:
+        principal = console.auth.authenticate(token)
+    except AuthenticationError as exc:
+        return _render(
+            request,
+            "signin.html",
+            None,
+            status_code=401,
+            next=_safe_next(next),
+            error=f"That token was not accepted: {exc}.",
+            notice=None,
+        )
+    # A fresh session (and CSRF token) at sign-in, so a session planted before it is useless.
+    request.session.clear()
+    if principal.via == "key":
+        request.session["principal"] = {"via": "key", "token_id": principal.token_id}
+    else:
+        assert principal.expires_at is not None
+        request.session["principal"] = {
+            "via": "jwt",
+            "name": principal.name,
+            "role": principal.role,
+            "expires_at": principal.expires_at.isoformat(),
+        }
+    csrf_token(request)
+    return RedirectResponse(_safe_next(next), status_code=303)
+
+
+@router.post("/signout")
+def signout(
+    request: Request, _: Viewer, csrf: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
+    """Close the session."""
+    check_csrf(request, csrf)
+    request.session.clear()
+    return RedirectResponse("/signin", status_code=303)
+
+
+# -- pages -------------------------------------------------------------------------------------
+
+
+@router.get("/")
+def dashboard(request: Request, principal: Viewer) -> Response:
+    """Counts by status, per target and kind, and the last runs."""
+    state = console_of(request).engine.state
+    _total, runs = queries.list_runs(state, limit=10, offset=0)
+    return _render(
+        request,
+        "dashboard.html",
+        principal,
+        totals=queries.status_totals(state),
+        counts=ledger_counts(state),
+        statuses=STATUSES,
+        runs=runs,
+    )
+
+
+@router.get("/failures")
+def failures(
+    request: Request,
+    principal: Viewer,
+    target: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    customer: str | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    q: str | None = None,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> Response:
+    """Records that need attention (or any status), with filters, newest change first."""
+    if status and status != "all" and status not in STATUSES:
+        raise HTTPException(400, f"status must be one of {', '.join(STATUSES)} or all")
+    statuses = () if status == "all" else (status,) if status else NEEDS_ATTENTION
+    filters = queries.RecordFilters(
+        target=_text(target),
+        kind=_text(kind),
+        statuses=statuses,
+        customer=_text(customer),
+        date_from=_date(date_from, "date_from"),
+        date_to=_date(date_to, "date_to"),
+        q=_text(q),
+    )
+    total, rows = queries.find_records(
+        console_of(request).engine.state, filters, limit=PAGE_SIZE, offset=offset
+    )
+    form = {
+        "target": target or "",
+        "kind": kind or "",
+        "status": status or "",
+        "customer": customer or "",
+        "date_from": date_from or "",
+        "date_to": date_to or "",
+        "q": q or "",
+    }
+
+    def page_link(new_offset: int) -> str:
+        return "/failures?" + urlencode(
+            {k: v for k, v in form.items() if v} | {"offset": new_offset}
+        )
+
+    return _render(
+        request,
+        "failures.html",
+        principal,
+        rows=rows,
+        total=total,
+        offset=offset,
+        form=form,
+        statuses=STATUSES,
+        targets=sorted(console_of(request).config.targets),
+        kinds=("customer", "invoice", "credit_note", "payment", "refund", "revenue"),
+        prev_link=page_link(max(0, offset - PAGE_SIZE)) if offset else None,
+        next_link=page_link(offset + PAGE_SIZE) if offset + PAGE_SIZE < total else None,
+    )
+
+
+@router.get("/records/{record_id}")
+def record(request: Request, record_id: RecordId, principal: Viewer) -> Response:
+    """One record: its error, what a re-sync would change, its history, and a Re-sync button."""
+    detail = record_view(console_of(request), record_id)
+    return _render(
+        request,
+        "record.html",
+        principal,
+        r=detail,
+        payload=json.dumps(detail["payload_json"], indent=2, sort_keys=True),
+        synced_payload=json.dumps(detail["synced_payload_json"], indent=2, sort_keys=True),
+    )
+
+
+@router.post("/records/{record_id}/resync")
+def record_resync(
+    request: Request,
+    record_id: RecordId,
+    principal: Accountant,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Re-sync one record with the reason given, send it, and show where it stands."""
+    check_csrf(request, csrf)
+    if not reason.strip() or "\x00" in reason:
+        request.session["flash"] = {"ok": False, "text": "Say why it is sent again: a reason."}
+        return RedirectResponse(f"/records/{record_id}", status_code=303)
+    outcome = run_resync(
+        console_of(request),
+        Selection(ledger_ids=(record_id,)),
+        reason=reason.strip(),
+        actor=principal.name,
+        dry_run=False,
+        push=True,
+    )
+    if not outcome["items"]:
+        raise HTTPException(404, f"no ledger record {record_id} of an enabled target")
+    item = outcome["items"][0]
+    ok = item["status_now"] == "synced"
+    text = f"Re-sync recorded (audit entry {outcome['audit_id']}): {item['outcome']}"
+    text += f"; now {item['status_now']}." if item["status_now"] else "."
+    if item["message"] or outcome["push_error"] or (item["error_now"] and not ok):
+        text += " " + (item["message"] or outcome["push_error"] or item["error_now"])
+    request.session["flash"] = {"ok": ok, "text": text}
+    return RedirectResponse(f"/records/{record_id}", status_code=303)
+
+
+@router.get("/runs")
+def runs_page(
+    request: Request, principal: Viewer, offset: Annotated[int, Query(ge=0, le=10**9)] = 0
+) -> Response:
+    """Run history, newest first."""
+    total, runs = queries.list_runs(
+        console_of(request).engine.state, limit=PAGE_SIZE, offset=offset
+    )
+    return _render(
+        request,
+        "runs.html",
+        principal,
+        runs=runs,
+        total=total,
+        offset=offset,
+        page_size=PAGE_SIZE,
+    )
+
+
+@router.get("/audit")
+def audit_page(
+    request: Request, principal: Viewer, offset: Annotated[int, Query(ge=0, le=10**9)] = 0
+) -> Response:
+    """The audit log, newest first."""
+    total, entries = queries.list_audit(
+        console_of(request).engine.state, limit=PAGE_SIZE, offset=offset
+    )
+    for entry in entries:
+        entry["details_text"] = json.dumps(entry["details"], indent=1, sort_keys=True)
+    return _render(
+        request,
+        "audit.html",
+        principal,
+        entries=entries,
+        total=total,
+        offset=offset,
+        page_size=PAGE_SIZE,
+    )
+
+
+@router.get("/workbooks")
+def workbooks_page(request: Request, principal: Viewer) -> Response:
+    """Monthly workbooks with download links (for accountants)."""
+    console = console_of(request)
+    source, note, items = queries.list_workbooks(
+        console.engine.state, console.config.report.out_dir
+    )
+    return _render(request, "workbooks.html", principal, source=source, note=note, items=items)
+
+
+@router.get("/admin")
+def admin_page(request: Request, principal: Admin) -> Response:
+    """API keys and the running configuration (without secrets)."""
+    return _admin(request, principal, created=None)
+
+
+def _admin(
+    request: Request, principal: Principal, created: Any, status_code: int = 200
+) -> Response:
+    console = console_of(request)
+    return _render(
+        request,
+        "admin.html",
+        principal,
+        status_code=status_code,
+        tokens=list_tokens(console.engine.state),
+        roles=API_ROLES,
+        created=created,
+        settings=json.dumps(config_view(console.config), indent=2, sort_keys=True),
+    )
+
+
+@router.post("/admin/tokens")
+def admin_create_token(
+    request: Request,
+    principal: Admin,
+    name: Annotated[str, Form(max_length=200)] = "",
+    role: Annotated[str, Form(max_length=20)] = "viewer",
+    expires_days: Annotated[str, Form(max_length=5)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Create an API key and show it once, on this answer only."""
+    check_csrf(request, csrf)
+    console = console_of(request)
+    try:
+        days = int(expires_days) if expires_days.strip() else None
+        created = create_token(
+            console.engine.state,
+            name=name.replace("\x00", ""),
+            role=role,
+            created_by=principal.name,
+            now=console.clock(),
+            expires_days=days,
+        )
+    except ValueError as exc:
+        request.session["flash"] = {"ok": False, "text": f"No key created: {exc}."}
+        return RedirectResponse("/admin", status_code=303)
+    record_audit(
+        console, principal.name, "token_create", None, token_id=created.id, role=created.role
+    )
+    response = _admin(request, principal, created=created, status_code=201)
+    # The page carries a key: keep it out of every cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/admin/tokens/{token_id}/revoke")
+def admin_revoke_token(
+    request: Request,
+    token_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    principal: Admin,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Revoke an API key now."""
+    check_csrf(request, csrf)
+    console = console_of(request)
+    if revoke_token(console.engine.state, token_id, now=console.clock()):
+        record_audit(console, principal.name, "token_revoke", None, token_id=token_id)
+        request.session["flash"] = {"ok": True, "text": f"API key {token_id} revoked."}
+    else:
+        request.session["flash"] = {"ok": False, "text": f"API key {token_id}: nothing to revoke."}
+    return RedirectResponse("/admin", status_code=303)
