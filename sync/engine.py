@@ -26,7 +26,7 @@ from finsync.config import Config, TargetConfig
 from finsync.db import make_engine, utcnow
 from finsync.errors import ConfigError, MappingError, Problem
 from mappings.tables import MappingTables, load_mapping_file
-from sync import ledger
+from sync import ledger, revrec
 from sync.diff import Change, diff_payloads
 from sync.extract import BillingReader, Page
 from sync.push import PushCounts, Pusher
@@ -163,6 +163,12 @@ class SyncEngine:
         self.tables = load_mapping_file(config.mapping_file)
         self._targets = {name: t for name, t in config.targets.items() if t.enabled}
         self._mappings = {name: self._mapping_of(t) for name, t in self._targets.items()}
+        # revrec: read before a connector validates its section (which refuses unknown keys).
+        self.closed_period_policies = {
+            name: revrec.closed_period_policy(t)
+            for name, t in self._targets.items()
+            if "revenue" in self._mappings[name].kinds
+        }
         self._connectors: dict[str, Connector] = dict(connectors or {})
 
     @staticmethod
@@ -305,6 +311,19 @@ class SyncEngine:
         with self.billing.connect() as billing:
             reader = BillingReader(billing)
             for kind in kinds:
+                if kind == "revenue":
+                    # revrec: journals aggregate schedule entries per period (sync/revrec.py).
+                    total.add(
+                        revrec.enqueue_journals(
+                            self,
+                            target,
+                            run_id=run_id,
+                            now=self.clock(),
+                            dry_run=dry_run,
+                            full=full,
+                        )
+                    )
+                    continue
                 with self.state.connect() as conn:
                     since = None if full else ledger.load_cursor(conn, target, kind)
                 for page in reader.changes(

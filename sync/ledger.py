@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -33,11 +33,39 @@ from sync.extract import Cursor
 from sync.state import cursors, ledger, ledger_events
 
 
+@runtime_checkable
+class AggregateRecord(Protocol):
+    """A document source that is not one billing row (a month's revenue journal, sync.revrec).
+
+    It states its own ledger facts; ``id`` is its source id in the ledger.
+    """
+
+    @property
+    def id(self) -> str:
+        """The ledger's source id."""
+        ...
+
+    @property
+    def label(self) -> str:
+        """How messages name the record."""
+        ...
+
+    @property
+    def document_date(self) -> date | None:
+        """The date the ledger files the document under."""
+        ...
+
+    @property
+    def updated_at(self) -> datetime | None:
+        """When its billing data last changed, if known."""
+        ...
+
+
 @dataclass(frozen=True)
 class MapOutcome:
     """A source record and what mapping made of it: a document, or the reason it cannot be."""
 
-    record: SourceRecord
+    record: SourceRecord | AggregateRecord
     result: Document | MappingError
 
 
@@ -58,7 +86,7 @@ class EnqueueCounts:
         self.failed += other.failed
 
 
-def record_facts(record: SourceRecord) -> dict[str, Any]:
+def record_facts(record: SourceRecord | AggregateRecord) -> dict[str, Any]:
     """Label, customer account and document date of a record, as the ledger indexes them."""
     document_date: date | None
     if isinstance(record, Customer):
@@ -72,6 +100,8 @@ def record_facts(record: SourceRecord) -> dict[str, Any]:
         account, document_date = record.customer_account, record.refunded_on
     elif isinstance(record, RevenueEntry):
         account, document_date = None, record.period
+    elif isinstance(record, AggregateRecord):
+        account, document_date = None, record.document_date
     else:  # pragma: no cover - the union above is exhaustive
         raise TypeError(type(record).__name__)
     return {
@@ -118,6 +148,28 @@ def _existing(
         for row in conn.execute(query).mappings():
             found[row["source_id"]] = row
     return found
+
+
+def rows_of_kind(conn: Connection, target: str, kind: str) -> list[Mapping[str, Any]]:
+    """Every ledger row of (target, kind) with its payloads, by source id order.
+
+    For aggregated kinds (revenue journals) whose documents are planned from what was sent.
+    """
+    query = (
+        sa.select(
+            ledger.c.id,
+            ledger.c.source_id,
+            ledger.c.status,
+            ledger.c.payload,
+            ledger.c.payload_hash,
+            ledger.c.synced_payload,
+            ledger.c.synced_hash,
+            ledger.c.error_kind,
+        )
+        .where(ledger.c.target == target, ledger.c.kind == kind)
+        .order_by(ledger.c.source_id)
+    )
+    return list(conn.execute(query).mappings())
 
 
 def _lock_kind(conn: Connection, target: str, kind: str) -> None:

@@ -57,8 +57,9 @@ def _map_avatax(record: SourceRecord, page: Page, tables: MappingTables) -> Docu
 
 
 MAPPINGS: dict[str, TargetMapping] = {
+    # "revenue": monthly journals, built by sync/revrec.py rather than per record (map -> None).
     "netsuite": TargetMapping(
-        "netsuite", ("customer", "invoice", "credit_note", "payment"), _map_netsuite
+        "netsuite", ("customer", "invoice", "credit_note", "payment", "revenue"), _map_netsuite
     ),
     "avatax": TargetMapping("avatax", ("invoice", "credit_note"), _map_avatax),
 }

@@ -1,0 +1,519 @@
+"""Revenue recognition to the general ledger: plan, enqueue and check the monthly journals.
+
+Billing's kinds are synced per billing row; revenue is aggregated instead. ``enqueue_journals``
+reads the recognized schedule entries of the periods touched since the last sync (every period
+on the first or a ``full`` sync), sums them per (period, billing entity, currency, product
+family), maps them with ``mappings.revrec`` and puts the journals into the ledger, in the same
+transaction that moves the ``revenue`` cursor. The ledger's payload hash makes an unchanged
+journal a no-op.
+
+Periods the ERP has closed are read through the connector (``accounting_periods()``, when it has
+one). A journal posted into a period that is now closed is never rewritten: the difference goes
+into an adjustment entry in the current open month (company time zone). A journal not posted yet
+whose period is closed follows the target's ``closed_period_policy``: ``next_open`` (default)
+or ``fail``.
+
+``revrec_checks`` compares billing's schedules with what was posted, for ``finsync status``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from billing import schema as b
+from connectors.base import Document
+from connectors.netsuite_common import AccountingPeriod
+from finsync.config import TargetConfig
+from finsync.errors import MappingError
+from mappings import revrec as rr
+from mappings.tables import MappingTables
+from sync import ledger
+from sync.extract import Cursor
+
+if TYPE_CHECKING:
+    from sync.engine import SyncEngine
+
+KIND = rr.KIND
+_ZERO = Decimal(0)
+
+
+def closed_period_policy(target: TargetConfig) -> rr.Policy:
+    """The target's ``closed_period_policy`` (``next_open`` by default). Raises ConfigError.
+
+    Read when the engine starts, before the connector checks its section for unknown keys.
+    """
+    return cast(
+        rr.Policy, target.options.str("closed_period_policy", "next_open", choices=rr.POLICIES)
+    )
+
+
+@dataclass(frozen=True)
+class JournalRecord:
+    """What the ledger files about one journal document (``ledger.AggregateRecord``)."""
+
+    id: str
+    label: str
+    document_date: date | None
+    updated_at: datetime | None = None
+
+
+# -- reading billing -------------------------------------------------------------------------
+
+
+def _recognized_query(periods: Collection[date] | None) -> tuple[sa.Select[Any], list[Any]]:
+    rse, li, inv, p = b.revenue_schedule_entries, b.invoice_lines, b.invoices, b.products
+    group = [rse.c.period, inv.c.billing_entity, inv.c.currency, p.c.product_family]
+    query = (
+        sa.select(*group)
+        .select_from(
+            rse.join(li, li.c.id == rse.c.invoice_line_id)
+            .join(inv, inv.c.id == li.c.invoice_id)
+            .join(p, p.c.id == li.c.product_id)
+        )
+        .where(rse.c.status == "recognized", p.c.revenue_pattern == "ratable")
+    )
+    if periods is not None:
+        query = query.where(rse.c.period.in_(sorted(periods)))
+    return query, group
+
+
+def recognized_totals(
+    conn: Connection, periods: Collection[date] | None = None
+) -> list[rr.RevenueTotal]:
+    """Recognized revenue of ratable products per journal and product family, exactly.
+
+    ``periods`` (first days of months) narrows the read; None reads every period. PostgreSQL
+    sums NUMERIC in the database; SQLite stores amounts as text and its SUM is a float, so
+    there the rows are summed here as Decimals.
+    """
+    if periods is not None and not periods:
+        return []
+    query, group = _recognized_query(periods)
+    amount = b.revenue_schedule_entries.c.amount
+    sums: dict[tuple[rr.JournalKey, str], Decimal] = {}
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(query.add_columns(sa.func.sum(amount)).group_by(*group))
+    else:
+        rows = conn.execute(query.add_columns(amount))
+    for period, entity, currency, family, value in rows:
+        key = (rr.JournalKey(rr.month_start(period), entity, currency), family)
+        sums[key] = sums.get(key, _ZERO) + value
+    return sorted(rr.RevenueTotal(k, family, v) for (k, family), v in sums.items())
+
+
+def _changed_periods(conn: Connection, since: Cursor | None, lookback: timedelta) -> set[date]:
+    rse = b.revenue_schedule_entries
+    query = sa.select(rse.c.period).distinct()
+    if since is not None:
+        position = sa.tuple_(
+            sa.literal(since.updated_at - lookback, rse.c.updated_at.type),
+            sa.literal(0, sa.BigInteger()),
+        )
+        query = query.where(sa.tuple_(rse.c.updated_at, rse.c.id) > position)
+    return {rr.month_start(p) for p in conn.execute(query).scalars()}
+
+
+def _latest(conn: Connection) -> Cursor | None:
+    rse = b.revenue_schedule_entries
+    row = conn.execute(
+        sa.select(rse.c.updated_at, rse.c.id)
+        .order_by(rse.c.updated_at.desc(), rse.c.id.desc())
+        .limit(1)
+    ).first()
+    return Cursor(row.updated_at, row.id) if row else None
+
+
+# -- planning --------------------------------------------------------------------------------
+
+
+def _posting_period(
+    payload: Mapping[str, Any], periods: Sequence[AccountingPeriod]
+) -> AccountingPeriod | None:
+    """The period a sent journal posted into: its postingPeriod, else the one holding tranDate."""
+    if "postingPeriod" in payload:
+        wanted = payload["postingPeriod"].get("internalId")
+        return next((p for p in periods if p.internal_id == wanted), None)
+    day = date.fromisoformat(payload["tranDate"])
+    return next((p for p in periods if p.contains(day)), None)
+
+
+def _frozen(row: Mapping[str, Any] | None, periods: Sequence[AccountingPeriod] | None) -> bool:
+    """True when the target holds this journal in a period that is closed now."""
+    if row is None or row["synced_payload"] is None or periods is None:
+        return False
+    period = _posting_period(json.loads(row["synced_payload"]), periods)
+    return period is not None and period.closed
+
+
+def _current_lines(row: Mapping[str, Any]) -> dict[rr.LineKey, Decimal]:
+    """What a ledger row's document posts (or will post): its payload, else what was sent."""
+    text = row["payload"] or row["synced_payload"]
+    return rr.posted_lines(json.loads(text)) if text else {}
+
+
+def _document_of(key: rr.JournalKey, source_id: str, label: str, payload_text: str) -> Document:
+    return Document(
+        target=rr.TARGET,
+        kind=KIND,
+        source_id=source_id,
+        external_id=f"finsync:je:{source_id}",
+        record_type="journalEntry",
+        label=label,
+        payload=json.loads(payload_text),
+    )
+
+
+def _add_months(month: date, n: int) -> date:
+    index = month.year * 12 + month.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def plan_journals(
+    keys: Iterable[rr.JournalKey],
+    totals: Iterable[rr.RevenueTotal],
+    rows: Mapping[str, Mapping[str, Any]],
+    tables: MappingTables,
+    *,
+    periods: Sequence[AccountingPeriod] | None,
+    policy: rr.Policy,
+    today: date,
+) -> list[ledger.MapOutcome]:
+    """The ledger outcomes for ``keys``: journals, adjustments, or mapping failures.
+
+    ``rows`` are the target's revenue ledger rows by source id; ``today`` is the company's date.
+    A journal whose posting period is closed keeps what was sent; the difference from what
+    billing recognizes now goes into an adjustment in the first month from ``today`` on whose
+    adjustment is not itself closed.
+    """
+    by_key: dict[rr.JournalKey, list[rr.RevenueTotal]] = {}
+    for total in totals:
+        by_key.setdefault(total.key, []).append(total)
+    outcomes: list[ledger.MapOutcome] = []
+    for key in sorted(set(keys)):
+        original = rows.get(key.source_id)
+        prefix = f"{key.source_id}:adj:"
+        adjustments = {s: r for s, r in rows.items() if s.startswith(prefix)}
+        try:
+            desired = rr.journal_lines(key, by_key.get(key, ()), tables)
+        except MappingError as exc:
+            desired_error: MappingError | None = exc
+            desired = {}
+        else:
+            desired_error = None
+        if not _frozen(original, periods):
+            fixed = [_current_lines(r) for r in adjustments.values()]
+            record = JournalRecord(key.source_id, key.label, key.last_day)
+            if desired_error is not None:
+                outcomes.append(ledger.MapOutcome(record, desired_error))
+                continue
+            previous = _current_lines(original) if original is not None else {}
+            try:
+                document = rr.map_journal(
+                    key,
+                    rr.subtract(desired, *fixed),
+                    tables,
+                    periods=periods,
+                    policy=policy,
+                    previous=previous,
+                )
+            except MappingError as exc:
+                outcomes.append(ledger.MapOutcome(record, exc))
+                continue
+            if document is not None:
+                outcomes.append(ledger.MapOutcome(record, document))
+            continue
+        assert original is not None
+        sent = original["synced_payload"]
+        outcomes.append(
+            ledger.MapOutcome(
+                JournalRecord(key.source_id, key.label, key.last_day),
+                _document_of(key, key.source_id, key.label, sent),
+            )
+        )
+        month = rr.month_start(today)
+        while _frozen(rows.get(rr.adjustment_source_id(key, month)), periods):
+            month = _add_months(month, 1)
+        adj_id = rr.adjustment_source_id(key, month)
+        adj_label = f"{key.label} adjustment {month:%Y-%m}"
+        adj_record = JournalRecord(adj_id, adj_label, rr.month_end(month))
+        if desired_error is not None:
+            outcomes.append(
+                ledger.MapOutcome(adj_record, MappingError(adj_label, desired_error.problems))
+            )
+            continue
+        fixed = [rr.posted_lines(json.loads(sent))]
+        fixed += [_current_lines(r) for s, r in adjustments.items() if s != adj_id]
+        existing = adjustments.get(adj_id)
+        try:
+            document = rr.map_journal(
+                key,
+                rr.subtract(desired, *fixed),
+                tables,
+                periods=periods,
+                previous=_current_lines(existing) if existing is not None else {},
+                adjustment_in=month,
+            )
+        except MappingError as exc:
+            outcomes.append(ledger.MapOutcome(adj_record, exc))
+            continue
+        if document is not None:
+            outcomes.append(ledger.MapOutcome(adj_record, document))
+    return outcomes
+
+
+def _periods_of(connector: object) -> list[AccountingPeriod] | None:
+    """The connector's accounting periods, or None when its system has none to tell."""
+    reader = getattr(connector, "accounting_periods", None)
+    return None if reader is None else list(reader())
+
+
+def enqueue_journals(
+    engine: SyncEngine,
+    target: str,
+    *,
+    run_id: int | None,
+    now: datetime,
+    dry_run: bool = False,
+    full: bool = False,
+) -> ledger.EnqueueCounts:
+    """Recompute the journals of every period touched since the last sync and enqueue them.
+
+    Touched: a recognized or scheduled entry changed since the ``revenue`` cursor (minus the
+    lookback), or a journal of that period is not synced yet (so a period closed meanwhile is
+    planned again under the policy). ``full`` (or no cursor yet) recomputes every period.
+    ``dry_run`` plans and counts but writes nothing. Raises the connector's errors when the
+    accounting periods cannot be read.
+    """
+    lookback = timedelta(seconds=engine.config.sync.lookback_seconds)
+    with engine.state.connect() as state:
+        since = None if full else ledger.load_cursor(state, target, KIND)
+        rows = {r["source_id"]: r for r in ledger.rows_of_kind(state, target, KIND)}
+    with engine.billing.connect() as billing:
+        latest = _latest(billing)
+        scope: set[date] | None = None
+        if since is not None:
+            scope = _changed_periods(billing, since, lookback)
+            scope |= {
+                rr.JournalKey.parse(s).period for s, r in rows.items() if r["status"] != "synced"
+            }
+        totals = recognized_totals(billing, scope)
+    keys = {t.key for t in totals}
+    keys |= {
+        k for k in (rr.JournalKey.parse(s) for s in rows) if scope is None or k.period in scope
+    }
+    outcomes: list[ledger.MapOutcome] = []
+    if keys:
+        outcomes = plan_journals(
+            keys,
+            totals,
+            rows,
+            engine.tables,
+            periods=_periods_of(engine.connector(target)),
+            policy=engine.closed_period_policies.get(target, "next_open"),
+            today=now.astimezone(engine.config.timezone).date(),
+        )
+    with engine.state.connect() as conn:
+        transaction = conn.begin()
+        try:
+            counts = ledger.enqueue(
+                conn, target=target, kind=KIND, outcomes=outcomes, run_id=run_id, now=now
+            )
+            if dry_run:
+                transaction.rollback()
+                return counts
+            if latest is not None:
+                ledger.save_cursor(conn, target, KIND, latest, now)
+            transaction.commit()
+        except BaseException:
+            transaction.rollback()
+            raise
+    return counts
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One reconciliation check: its name, whether it holds, and what was found."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def _fmt(items: Sequence[str], more: int) -> str:
+    text = "; ".join(items)
+    return f"{text}; and {more} more" if more > 0 else text
+
+
+def _check_balance(state: Connection) -> CheckResult:
+    t = ledger.ledger
+    rows = state.execute(
+        sa.select(t.c.target, t.c.label, t.c.payload, t.c.synced_payload).where(t.c.kind == KIND)
+    )
+    checked = 0
+    bad: list[str] = []
+    for target, label, payload, synced in rows:
+        for text, what in ((payload, "queued"), (synced, "sent")):
+            if text is None:
+                continue
+            checked += 1
+            debits, credits = rr.journal_totals(json.loads(text))
+            if debits != credits:
+                bad.append(f"{target} {label} ({what}): debits {debits} != credits {credits}")
+    if bad:
+        return CheckResult("journal entries balance", False, _fmt(bad[:5], len(bad) - 5))
+    return CheckResult("journal entries balance", True, f"{checked} journal payloads balance")
+
+
+@dataclass
+class _Line:
+    entity: str
+    currency: str
+    invoice: str
+    line_no: int
+    billed: Decimal
+    ratable: bool
+    recognized: Decimal = _ZERO
+    scheduled: Decimal = _ZERO
+
+
+def _billing_lines(billing: Connection) -> dict[int, _Line]:
+    li, inv, rse = b.invoice_lines, b.invoices, b.revenue_schedule_entries
+    cnl, cn, p = b.credit_note_lines, b.credit_notes, b.products
+    lines: dict[int, _Line] = {}
+    query = sa.select(
+        li.c.id,
+        li.c.line_no,
+        li.c.amount,
+        inv.c.number,
+        inv.c.status,
+        inv.c.billing_entity,
+        inv.c.currency,
+        p.c.revenue_pattern,
+    ).select_from(li.join(inv, inv.c.id == li.c.invoice_id).join(p, p.c.id == li.c.product_id))
+    for line_id, line_no, amount, number, status, entity, currency, pattern in billing.execute(
+        query
+    ):
+        billed = _ZERO if status == "void" else amount
+        lines[line_id] = _Line(entity, currency, number, line_no, billed, pattern == "ratable")
+    credits = sa.select(cnl.c.invoice_line_id, cnl.c.amount).select_from(
+        cnl.join(cn, cn.c.id == cnl.c.credit_note_id)
+    )
+    for line_id, amount in billing.execute(
+        credits.where(cn.c.status == "issued", cnl.c.invoice_line_id.is_not(None))
+    ):
+        if line_id in lines:
+            lines[line_id].billed -= amount
+    for line_id, status, amount in billing.execute(
+        sa.select(rse.c.invoice_line_id, rse.c.status, rse.c.amount)
+    ):
+        line = lines.get(line_id)
+        if line is None:
+            continue
+        if status == "recognized":
+            line.recognized += amount
+        else:
+            line.scheduled += amount
+    return lines
+
+
+def _check_lines(lines: Mapping[int, _Line]) -> CheckResult:
+    over = [
+        f"invoice {li.invoice} line {li.line_no}: recognized {li.recognized} > billed {li.billed}"
+        for _, li in sorted(lines.items())
+        if li.recognized > li.billed
+    ]
+    name = "recognized to date within billed"
+    if over:
+        return CheckResult(name, False, _fmt(over[:5], len(over) - 5))
+    return CheckResult(name, True, f"{len(lines)} invoice lines")
+
+
+def _check_deferred(lines: Mapping[int, _Line]) -> CheckResult:
+    groups: dict[tuple[str, str], list[Decimal]] = {}
+    for li in lines.values():
+        if not li.ratable:
+            continue
+        g = groups.setdefault((li.entity, li.currency), [_ZERO, _ZERO, _ZERO])
+        g[0] += li.billed
+        g[1] += li.recognized
+        g[2] += li.scheduled
+    bad = [
+        f"{entity} {currency}: deferred {deferred} != billed {billed} - recognized {recognized}"
+        for (entity, currency), (billed, recognized, deferred) in sorted(groups.items())
+        if deferred != billed - recognized
+    ]
+    name = "deferred balance = billed - recognized"
+    if bad:
+        return CheckResult(name, False, _fmt(bad[:5], len(bad) - 5))
+    summary = ", ".join(
+        f"{entity} {currency} {deferred}"
+        for (entity, currency), (_, _, deferred) in sorted(groups.items())
+    )
+    return CheckResult(name, True, f"deferred per entity: {summary or 'none'}")
+
+
+def _check_posted(billing: Connection, state: Connection) -> CheckResult:
+    recognized: dict[tuple[str, str], Decimal] = {}
+    for total in recognized_totals(billing):
+        key = (total.key.entity, total.key.currency)
+        recognized[key] = recognized.get(key, _ZERO) + total.amount
+    t = ledger.ledger
+    posted: dict[tuple[str, str, str], Decimal] = {}
+    targets: set[str] = set()
+    for target, source_id, synced in state.execute(
+        sa.select(t.c.target, t.c.source_id, t.c.synced_payload).where(t.c.kind == KIND)
+    ):
+        targets.add(target)
+        if synced is None:
+            continue
+        key = rr.JournalKey.parse(source_id)
+        net = sum(rr.posted_lines(json.loads(synced)).values(), _ZERO)
+        index = (target, key.entity, key.currency)
+        posted[index] = posted.get(index, _ZERO) + net
+    name = "posted revenue = recognized revenue"
+    if not targets:
+        return CheckResult(name, True, "no revenue journals in the ledger yet")
+    bad = []
+    for target in sorted(targets):
+        for entity, currency in sorted(set(recognized) | {(e, c) for (_, e, c) in posted}):
+            want = recognized.get((entity, currency), _ZERO)
+            have = posted.get((target, entity, currency), _ZERO)
+            if want != have:
+                bad.append(
+                    f"{target} {entity} {currency}: posted {have}, billing recognized {want}"
+                )
+    if bad:
+        return CheckResult(name, False, _fmt(bad[:5], len(bad) - 5))
+    return CheckResult(name, True, f"{len(recognized)} entity/currency totals match")
+
+
+def revrec_checks(billing_engine: Engine, state_engine: Engine) -> list[CheckResult]:
+    """Reconciliation checks of revenue recognition, for ``finsync status`` after each sync.
+
+    - every journal payload in the ledger (queued and sent) balances;
+    - for every invoice line, revenue recognized to date does not exceed what was billed (the
+      line amount less issued credit notes; nothing for a void invoice);
+    - per billing entity and currency, the deferred balance of ratable lines (their entries not
+      recognized yet) equals billed minus recognized;
+    - per target, entity and currency, the revenue posted by synced journals equals what
+      billing recognized for ratable products (differs while journals wait to be sent).
+    """
+    with billing_engine.connect() as billing, state_engine.connect() as state:
+        lines = _billing_lines(billing)
+        return [
+            _check_balance(state),
+            _check_lines(lines),
+            _check_deferred(lines),
+            _check_posted(billing, state),
+        ]
