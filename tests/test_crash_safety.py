@@ -50,7 +50,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path, db_url)
         tmp_path,
         db_url,
         mode="create",
-        extra="batch_size = 3\nlatency_seconds = 0.06",
+        extra="batch_size = 2\nlatency_seconds = 0.2",
         sync={"lease_seconds": 1, "backoff_base_seconds": 1, "max_attempts": 50},
     )
     from tests.engine_support import Clock, make_engine
@@ -69,7 +69,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path, db_url)
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.3, 1.6))  # interpreter start-up takes ~0.3-0.5 s
+        time.sleep(rng.uniform(0.4, 1.4))  # interpreter start-up takes ~0.3-0.5 s
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             killed_mid_run += 1
