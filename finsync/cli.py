@@ -26,7 +26,7 @@ from finsync.db import make_engine
 from finsync.errors import ConfigError, FinsyncError
 
 if TYPE_CHECKING:
-    from sync.engine import ResyncResult, SyncEngine, SyncSummary
+    from sync.engine import ResyncResult, SyncEngine, SyncSummary, TargetSummary
 
 console = Console()
 err_console = Console(stderr=True)
@@ -299,7 +299,7 @@ def print_sync_summary(summary: SyncSummary) -> None:
     table.add_column("")
     for t in summary.targets:
         table.add_column(t.target, justify="right")
-    rows = (
+    rows: tuple[tuple[str, Callable[[TargetSummary], int]], ...] = (
         ("new in billing", lambda t: t.extracted.new),
         ("changed in billing", lambda t: t.extracted.changed),
         ("unchanged (skipped)", lambda t: t.extracted.unchanged),
@@ -671,9 +671,9 @@ def demo(folder: Path, customers: int, transport: str) -> None:
             console.rule("[bold]3. Billing edits records; the next sync sends only those")
             edits = edit_billing(config, settings.seed)
             console.print(
-                f"changed invoices {', '.join(edits.changed_invoices) or '-'}; "  # type: ignore[attr-defined]
-                f"voided {', '.join(edits.voided_invoices) or '-'}; "  # type: ignore[attr-defined]
-                f"renamed customers {', '.join(edits.renamed_customers) or '-'}"  # type: ignore[attr-defined]
+                f"changed invoices {', '.join(edits.changed_invoices) or '-'}; "
+                f"voided {', '.join(edits.voided_invoices) or '-'}; "
+                f"renamed customers {', '.join(edits.renamed_customers) or '-'}"
             )
             with sync_progress("Syncing changes") as advance_sync:
                 second = engine.sync(progress=advance_sync)

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from finsync.config import Config, load_config
+
+if TYPE_CHECKING:
+    from billing.generator import EditSummary
+    from sandbox.avatax.server import AvaTaxSandbox
+    from sandbox.netsuite import NetSuiteSandbox
 
 #: Environment variables the demo config reads its (public, demo-only) secrets from.
 _DEMO_SECRETS = {
@@ -99,7 +105,7 @@ max_requests_per_second = 500
 
 
 @contextmanager
-def running_sandboxes() -> Iterator[tuple[object, object]]:
+def running_sandboxes() -> Iterator[tuple[NetSuiteSandbox, AvaTaxSandbox]]:
     """Start the NetSuite and AvaTax sandboxes on free loopback ports; stop them after."""
     from sandbox.avatax.server import AvaTaxSandbox
     from sandbox.netsuite import NetSuiteSandbox
@@ -113,7 +119,7 @@ def running_sandboxes() -> Iterator[tuple[object, object]]:
         avatax.stop()
 
 
-def prepare(settings: DemoSettings, netsuite: object, avatax: object) -> Config:
+def prepare(settings: DemoSettings, netsuite: NetSuiteSandbox, avatax: AvaTaxSandbox) -> Config:
     """Create the demo folder, its config and mapping file, and the demo secrets; load it."""
     from sandbox.netsuite import SandboxCredentials
 
@@ -132,17 +138,14 @@ def prepare(settings: DemoSettings, netsuite: object, avatax: object) -> Config:
             settings,
             netsuite.url,
             netsuite.wsdl_url,
-            netsuite.soap_endpoint,  # type: ignore[attr-defined]
-            avatax.url,  # type: ignore[attr-defined]
+            netsuite.soap_endpoint,
+            avatax.url,
         )
     )
     return load_config(path)
 
 
-Step = Callable[[str], None]
-
-
-def edit_billing(config: Config, seed: int) -> object:
+def edit_billing(config: Config, seed: int) -> EditSummary:
     """What billing does after the first sync: edits, a void, a rename, a new invoice."""
     from billing.generator import apply_edits
     from finsync.db import make_engine

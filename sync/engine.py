@@ -14,10 +14,9 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from billing.records import KIND_ORDER, SourceRecord
 from connectors import build_connector
@@ -30,7 +29,8 @@ from sync import ledger, revrec
 from sync.diff import Change, diff_payloads
 from sync.extract import BillingReader, Page
 from sync.push import PushCounts, Pusher
-from sync.state import audit_log, runs
+from sync.state import audit_log, ledger_events, runs
+from sync.state import ledger as ledger_table
 from sync.targets import MAPPINGS, TargetMapping
 
 Progress = Callable[[str, int], None]
@@ -392,9 +392,9 @@ class SyncEngine:
 
     # -- re-syncs ----------------------------------------------------------------------------
 
-    def select(self, conn: Connection, selection: Selection) -> list[Mapping[str, Any]]:
+    def select(self, conn: Connection, selection: Selection) -> list[RowMapping]:
         """Ledger rows matching ``selection``, oldest first."""
-        t = ledger.ledger
+        t = ledger_table
         query = sa.select(t).order_by(t.c.id)
         if selection.targets:
             query = query.where(t.c.target.in_(selection.targets))
@@ -432,7 +432,7 @@ class SyncEngine:
             transaction = conn.begin()
             rows = [r for r in self.select(conn, selection) if r["target"] in self._targets]
             reader = BillingReader(billing)
-            groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+            groups: dict[tuple[str, str], list[RowMapping]] = {}
             for row in rows:
                 groups.setdefault((row["target"], row["kind"]), []).append(row)
             for (target, kind), group in groups.items():
@@ -460,7 +460,7 @@ class SyncEngine:
     def _requeue(
         self,
         conn: Connection,
-        row: Mapping[str, Any],
+        row: RowMapping,
         record: SourceRecord | None,
         page: Page,
         mapping: TargetMapping,
@@ -508,11 +508,11 @@ class SyncEngine:
             attempts=0,
             next_attempt_at=None,
             last_error=None,
-            error_kind=sa.case((ledger.ledger.c.error_kind == "unknown", "unknown"), else_=None),
+            error_kind=sa.case((ledger_table.c.error_kind == "unknown", "unknown"), else_=None),
             updated_at=now,
         )
         conn.execute(
-            ledger.ledger_events.insert().values(
+            ledger_events.insert().values(
                 ledger_id=row["id"],
                 at=now,
                 event="resync",

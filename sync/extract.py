@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from billing import schema as b
 from billing.records import (
@@ -86,9 +86,9 @@ class BillingReader:
             self._products = {r["id"]: Product(**dict(r)) for r in rows}
         return self._products
 
-    def _rows_by_id(self, table: sa.Table, ids: Iterable[int]) -> dict[int, Mapping[str, Any]]:
+    def _rows_by_id(self, table: sa.Table, ids: Iterable[int]) -> dict[int, RowMapping]:
         wanted = sorted({i for i in ids if i is not None})
-        found: dict[int, Mapping[str, Any]] = {}
+        found: dict[int, RowMapping] = {}
         for chunk in _chunks(wanted):
             for row in self._conn.execute(sa.select(table).where(table.c.id.in_(chunk))).mappings():
                 found[row["id"]] = row
@@ -96,8 +96,8 @@ class BillingReader:
 
     def _children(
         self, table: sa.Table, fk: sa.Column[Any], ids: Sequence[int], order: sa.Column[Any]
-    ) -> dict[int, list[Mapping[str, Any]]]:
-        out: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    ) -> dict[int, list[RowMapping]]:
+        out: dict[int, list[RowMapping]] = defaultdict(list)
         for chunk in _chunks(sorted(set(ids))):
             query = sa.select(table).where(fk.in_(chunk)).order_by(fk, order)
             for row in self._conn.execute(query).mappings():
@@ -111,7 +111,7 @@ class BillingReader:
     # -- builders ---------------------------------------------------------------------------
 
     def _invoices(
-        self, rows: Sequence[Mapping[str, Any]], customers: Mapping[int, Customer]
+        self, rows: Sequence[RowMapping], customers: Mapping[int, Customer]
     ) -> list[Invoice]:
         products = self.products()
         lines = self._children(
@@ -166,9 +166,9 @@ class BillingReader:
 
     def _credit_notes(
         self,
-        rows: Sequence[Mapping[str, Any]],
+        rows: Sequence[RowMapping],
         customers: Mapping[int, Customer],
-        invoices: Mapping[int, Mapping[str, Any]],
+        invoices: Mapping[int, RowMapping],
     ) -> list[CreditNote]:
         products = self.products()
         lines = self._children(
@@ -217,7 +217,7 @@ class BillingReader:
         return out
 
     def _payments(
-        self, rows: Sequence[Mapping[str, Any]], customers: Mapping[int, Customer]
+        self, rows: Sequence[RowMapping], customers: Mapping[int, Customer]
     ) -> list[Payment]:
         apps = self._children(
             b.payment_applications,
@@ -265,7 +265,7 @@ class BillingReader:
         return out
 
     def _refunds(
-        self, rows: Sequence[Mapping[str, Any]], customers: Mapping[int, Customer]
+        self, rows: Sequence[RowMapping], customers: Mapping[int, Customer]
     ) -> list[Refund]:
         payments = self._rows_by_id(b.payments, (r["payment_id"] for r in rows))
         notes = self._rows_by_id(b.credit_notes, (r["credit_note_id"] for r in rows))
@@ -294,7 +294,7 @@ class BillingReader:
             )
         return out
 
-    def _revenue(self, rows: Sequence[Mapping[str, Any]]) -> list[RevenueEntry]:
+    def _revenue(self, rows: Sequence[RowMapping]) -> list[RevenueEntry]:
         products = self.products()
         lines = self._rows_by_id(b.invoice_lines, (r["invoice_line_id"] for r in rows))
         invoices = self._rows_by_id(b.invoices, (li["invoice_id"] for li in lines.values()))
@@ -320,7 +320,7 @@ class BillingReader:
             )
         return out
 
-    def build(self, kind: str, rows: Sequence[Mapping[str, Any]]) -> Page:
+    def build(self, kind: str, rows: Sequence[RowMapping]) -> Page:
         """Turn raw rows of ``kind`` into a page of source records."""
         customer_ids = (
             [r["customer_id"] for r in rows] if "customer_id" in KIND_TABLES[kind].c else []
@@ -390,7 +390,7 @@ class BillingReader:
     def by_ids(self, kind: str, ids: Sequence[int]) -> Page:
         """Records of ``kind`` with the given billing ids (for re-syncs)."""
         table = KIND_TABLES[kind]
-        rows: list[Mapping[str, Any]] = []
+        rows: list[RowMapping] = []
         for chunk in _chunks(sorted(set(ids))):
             rows += self._conn.execute(
                 sa.select(table).where(table.c.id.in_(chunk)).order_by(table.c.id)

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from billing.records import (
     CreditNote,
@@ -132,8 +132,8 @@ def _event(
 
 def _existing(
     conn: Connection, target: str, kind: str, source_ids: Sequence[str]
-) -> dict[str, Mapping[str, Any]]:
-    found: dict[str, Mapping[str, Any]] = {}
+) -> dict[str, RowMapping]:
+    found: dict[str, RowMapping] = {}
     for start in range(0, len(source_ids), 900):
         chunk = source_ids[start : start + 900]
         query = sa.select(
@@ -150,7 +150,7 @@ def _existing(
     return found
 
 
-def rows_of_kind(conn: Connection, target: str, kind: str) -> list[Mapping[str, Any]]:
+def rows_of_kind(conn: Connection, target: str, kind: str) -> list[RowMapping]:
     """Every ledger row of (target, kind) with its payloads, by source id order.
 
     For aggregated kinds (revenue journals) whose documents are planned from what was sent.
@@ -393,7 +393,7 @@ class Claimed:
     payload_hash: str
 
 
-def _document(row: Mapping[str, Any]) -> Document:
+def _document(row: RowMapping) -> Document:
     return Document(
         target=row["target"],
         kind=row["kind"],
