@@ -8,7 +8,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from api import queries
@@ -265,15 +265,13 @@ def resync(
     request: Request,
     body: ResyncRequest,
     principal: Accountant,
-    x_csrf_token: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
     """Queue the selected records to be sent again (recorded in the audit log), then send them.
 
     The records are re-read from billing and re-mapped with the current mapping file. A
     session-authenticated call must carry the session's CSRF token in ``X-CSRF-Token``.
     """
-    if request.state.via_session:
-        check_csrf(request, request.headers.get(CSRF_HEADER) or x_csrf_token)
+    check_csrf(request, request.headers.get(CSRF_HEADER))
     selection = Selection(
         targets=tuple(body.targets),
         kinds=tuple(body.kinds),
@@ -354,8 +352,7 @@ def get_tokens(request: Request, _: Admin) -> Any:
 @router.post("/tokens", response_model=TokenCreated, status_code=201)
 def post_token(request: Request, body: TokenCreate, principal: Admin) -> Any:
     """Create an API key; the answer is the only time the key is shown."""
-    if request.state.via_session:
-        check_csrf(request, request.headers.get(CSRF_HEADER))
+    check_csrf(request, request.headers.get(CSRF_HEADER))
     console = console_of(request)
     if "\x00" in body.name:
         raise HTTPException(400, "name must not contain NUL characters")
@@ -377,8 +374,7 @@ def post_revoke(
     request: Request, token_id: Annotated[int, Path(ge=1, le=MAX_ID)], principal: Admin
 ) -> Any:
     """Revoke an API key now; its sessions end with it."""
-    if request.state.via_session:
-        check_csrf(request, request.headers.get(CSRF_HEADER))
+    check_csrf(request, request.headers.get(CSRF_HEADER))
     console = console_of(request)
     if revoke_token(console.engine.state, token_id, now=console.clock()):
         record_audit(console, principal.name, "token_revoke", None, token_id=token_id)

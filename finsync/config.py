@@ -492,6 +492,7 @@ def parse_config(
     targets_section.done()
     service = _service(root.section("service"))
     alerts = _alerts(root.section("alerts"), report)
+    api = _api(root.section("api"))
     root.done()
     return Config(
         billing_url=billing_url,
@@ -504,6 +505,7 @@ def parse_config(
         path=path,
         service=service,
         alerts=alerts,
+        api=api,
     )
 
 
