@@ -7,8 +7,11 @@ the decimal strings (never through float), dates stay ``YYYY-MM-DD``. Apply line
 invoice's internal id, which a GET by external id provides.
 
 One request per document, run on a thread pool of ``concurrency`` threads, each request holding
-a slot of the concurrency limiter. Auth is OAuth 2.0 client credentials with a JWT assertion
-(token cached until shortly before it expires) or TBA (OAuth 1.0a, HMAC-SHA256, realm = account).
+a slot of the concurrency limiter; a batch goes out in dependency waves
+(``netsuite_common.dependency_waves``), so no document is sent before one it depends on.
+``accounting_periods()`` reads the ``accountingPeriod`` collection, then each period.
+Auth is OAuth 2.0 client credentials with a JWT assertion (token cached until shortly before
+it expires) or TBA (OAuth 1.0a, HMAC-SHA256, realm = account).
 Errors: 401/403 -> AuthError; 429 and ``SSS_REQUEST_LIMIT_EXCEEDED`` -> RateLimitedError (retried,
 Retry-After honoured); 5xx and transport errors -> retried; ``o:errorDetails`` -> PermanentError
 with NetSuite's own message.

@@ -1,4 +1,4 @@
-"""NetSuite SuiteTalk SOAP (endpoint 2023_2) connector: upsertList / getList with TBA.
+"""NetSuite SuiteTalk SOAP (endpoint 2023_2) connector: upsertList / getList / search with TBA.
 
 zeep reads the WSDL once per process (``soap_client``) and serialises requests; httpx sends them
 so that timeouts, retries and the concurrency limit are handled exactly like every other
@@ -10,6 +10,12 @@ connector (``connectors.http``). Replies are read with lxml: only status, ids an
   outcome is unknown updates instead of duplicating; retries inside a call are therefore safe.
 - Apply sublists reference invoices by internal id only (``doc`` is ``xsd:long``), so before an
   upsert the connector looks up the invoices that payments and credit memos apply to.
+- Order: a batch goes out in dependency waves (``netsuite_common.dependency_waves``), one
+  upsertList each, so an invoice in the same batch is written (and its id known) before the
+  payment applied to it.
+- Countries: ISO codes become the 2023_2 ``Country`` enumeration (``COUNTRY_ENUM_EXCEPTIONS``
+  where NetSuite's name is not CLDR's English name).
+- ``accounting_periods()`` searches with ``AccountingPeriodSearch``.
 - Voids: the 2023_2 endpoint has no void operation; a ``void`` document carries the voided
   (zeroed) payload and is written with the same upsert.
 - Faults are classified in one table (``classify_fault``); one bad record fails only its own

@@ -1,10 +1,11 @@
 """The REST record API (``/services/rest/record/v1``) and the OAuth 2.0 token endpoint.
 
 Upserts are ``PUT /record/v1/<type>/eid:<externalId>`` with a JSON body in NetSuite's record
-shape (references ``{"id": ..}`` or ``{"externalId": ..}``, sublists ``{"items": [..]}``), answered
-204 with a ``Location``. Records read back with sublists expanded. Errors are NetSuite's JSON:
-``{"status": .., "o:errorDetails": [{"detail": .., "o:errorCode": ..}]}``. JSON numbers are read
-as Decimal from their text and written back exactly.
+shape (references ``{"id": ..}`` or ``{"externalId": ..}``, sublists ``{"items": [..]}``, the
+customer's ``addressBook`` lines with an ``addressBookAddress`` whose country is the ISO
+code), answered 204 with a ``Location``. Records read back with sublists expanded. Errors are
+NetSuite's JSON: ``{"status": .., "o:errorDetails": [{"detail": .., "o:errorCode": ..}]}``.
+JSON numbers are read as Decimal from their text and written back exactly.
 """
 
 from __future__ import annotations
