@@ -436,6 +436,11 @@ class SyncEngine:
             for row in rows:
                 groups.setdefault((row["target"], row["kind"]), []).append(row)
             for (target, kind), group in groups.items():
+                if kind == "revenue":
+                    # revrec: a journal has no billing row of its own and is recomputed on every
+                    # sync (sync/revrec.py); a re-sync sends again what the ledger holds.
+                    items += [self._resend_journal(conn, row, now) for row in group]
+                    continue
                 page = reader.by_ids(kind, [int(r["source_id"]) for r in group])
                 records = {str(r.id): r for r in page.records}
                 for row in group:
@@ -499,6 +504,37 @@ class SyncEngine:
         )
         if isinstance(result, MappingError):
             return ResyncItem(**base, outcome="mapping failed", message=str(result), changes=())
+        self._force_pending(conn, row, now)
+        return ResyncItem(
+            **base,
+            outcome="queued",
+            message=None,
+            changes=tuple(diff_payloads(old, dict(result.payload))),
+        )
+
+    def _resend_journal(self, conn: Connection, row: RowMapping, now: datetime) -> ResyncItem:
+        """revrec: queue a revenue journal's current ledger payload to be sent again."""
+        base = {
+            "ledger_id": row["id"],
+            "target": row["target"],
+            "kind": row["kind"],
+            "label": row["label"],
+            "status_before": row["status"],
+        }
+        if row["payload"] is None:
+            return ResyncItem(
+                **base, outcome="mapping failed", message=row["last_error"], changes=()
+            )
+        self._force_pending(conn, row, now)
+        old = json.loads(row["synced_payload"]) if row["synced_payload"] else None
+        return ResyncItem(
+            **base,
+            outcome="queued",
+            message=None,
+            changes=tuple(diff_payloads(old, json.loads(row["payload"]))),
+        )
+
+    def _force_pending(self, conn: Connection, row: RowMapping, now: datetime) -> None:
         # Force a send even if the payload is unchanged; keep the suspect flag of an unknown
         # outcome so the push looks the record up before writing again.
         ledger.bulk_update(
@@ -519,12 +555,6 @@ class SyncEngine:
                 status="pending",
                 detail=f"queued by {self.actor}",
             )
-        )
-        return ResyncItem(
-            **base,
-            outcome="queued",
-            message=None,
-            changes=tuple(diff_payloads(old, dict(result.payload))),
         )
 
     def _audit(

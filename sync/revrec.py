@@ -37,6 +37,7 @@ from mappings import revrec as rr
 from mappings.tables import MappingTables
 from sync import ledger
 from sync.extract import Cursor
+from sync.state import ledger as ledger_table
 
 if TYPE_CHECKING:
     from sync.engine import SyncEngine
@@ -145,7 +146,7 @@ def _posting_period(
     return next((p for p in periods if p.contains(day)), None)
 
 
-def _frozen(row: Mapping[str, Any] | None, periods: Sequence[AccountingPeriod] | None) -> bool:
+def _frozen(row: Mapping[Any, Any] | None, periods: Sequence[AccountingPeriod] | None) -> bool:
     """True when the target holds this journal in a period that is closed now."""
     if row is None or row["synced_payload"] is None or periods is None:
         return False
@@ -153,7 +154,7 @@ def _frozen(row: Mapping[str, Any] | None, periods: Sequence[AccountingPeriod] |
     return period is not None and period.closed
 
 
-def _current_lines(row: Mapping[str, Any]) -> dict[rr.LineKey, Decimal]:
+def _current_lines(row: Mapping[Any, Any]) -> dict[rr.LineKey, Decimal]:
     """What a ledger row's document posts (or will post): its payload, else what was sent."""
     text = row["payload"] or row["synced_payload"]
     return rr.posted_lines(json.loads(text)) if text else {}
@@ -179,7 +180,7 @@ def _add_months(month: date, n: int) -> date:
 def plan_journals(
     keys: Iterable[rr.JournalKey],
     totals: Iterable[rr.RevenueTotal],
-    rows: Mapping[str, Mapping[str, Any]],
+    rows: Mapping[str, Mapping[Any, Any]],
     tables: MappingTables,
     *,
     periods: Sequence[AccountingPeriod] | None,
@@ -356,7 +357,7 @@ def _fmt(items: Sequence[str], more: int) -> str:
 
 
 def _check_balance(state: Connection) -> CheckResult:
-    t = ledger.ledger
+    t = ledger_table
     rows = state.execute(
         sa.select(t.c.target, t.c.label, t.c.payload, t.c.synced_payload).where(t.c.kind == KIND)
     )
@@ -387,6 +388,22 @@ class _Line:
     scheduled: Decimal = _ZERO
 
 
+def _sums(
+    conn: Connection, query: sa.Select[Any], amount: sa.ColumnElement[Any]
+) -> dict[tuple[Any, ...], Decimal]:
+    """Exact sums of ``amount`` per the columns of ``query``: SUM on PostgreSQL (NUMERIC), here
+    on SQLite (whose SUM of text amounts is a float)."""
+    group = list(query.selected_columns)
+    out: dict[tuple[Any, ...], Decimal] = {}
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(query.add_columns(sa.func.sum(amount)).group_by(*group))
+    else:
+        rows = conn.execute(query.add_columns(amount))
+    for *key, value in rows:
+        out[tuple(key)] = out.get(tuple(key), _ZERO) + value
+    return out
+
+
 def _billing_lines(billing: Connection) -> dict[int, _Line]:
     li, inv, rse = b.invoice_lines, b.invoices, b.revenue_schedule_entries
     cnl, cn, p = b.credit_note_lines, b.credit_notes, b.products
@@ -406,21 +423,20 @@ def _billing_lines(billing: Connection) -> dict[int, _Line]:
     ):
         billed = _ZERO if status == "void" else amount
         lines[line_id] = _Line(entity, currency, number, line_no, billed, pattern == "ratable")
-    credits = sa.select(cnl.c.invoice_line_id, cnl.c.amount).select_from(
-        cnl.join(cn, cn.c.id == cnl.c.credit_note_id)
+    credits = (
+        sa.select(cnl.c.invoice_line_id)
+        .select_from(cnl.join(cn, cn.c.id == cnl.c.credit_note_id))
+        .where(cn.c.status == "issued", cnl.c.invoice_line_id.is_not(None))
     )
-    for line_id, amount in billing.execute(
-        credits.where(cn.c.status == "issued", cnl.c.invoice_line_id.is_not(None))
-    ):
+    for (line_id,), amount in _sums(billing, credits, cnl.c.amount).items():
         if line_id in lines:
             lines[line_id].billed -= amount
-    for line_id, status, amount in billing.execute(
-        sa.select(rse.c.invoice_line_id, rse.c.status, rse.c.amount)
-    ):
+    entries = sa.select(rse.c.invoice_line_id, rse.c.status == "recognized")
+    for (line_id, recognized), amount in _sums(billing, entries, rse.c.amount).items():
         line = lines.get(line_id)
         if line is None:
             continue
-        if status == "recognized":
+        if recognized:
             line.recognized += amount
         else:
             line.scheduled += amount
@@ -468,7 +484,7 @@ def _check_posted(billing: Connection, state: Connection) -> CheckResult:
     for total in recognized_totals(billing):
         key = (total.key.entity, total.key.currency)
         recognized[key] = recognized.get(key, _ZERO) + total.amount
-    t = ledger.ledger
+    t = ledger_table
     posted: dict[tuple[str, str, str], Decimal] = {}
     targets: set[str] = set()
     for target, source_id, synced in state.execute(
@@ -477,9 +493,9 @@ def _check_posted(billing: Connection, state: Connection) -> CheckResult:
         targets.add(target)
         if synced is None:
             continue
-        key = rr.JournalKey.parse(source_id)
+        journal = rr.JournalKey.parse(source_id)
         net = sum(rr.posted_lines(json.loads(synced)).values(), _ZERO)
-        index = (target, key.entity, key.currency)
+        index = (target, journal.entity, journal.currency)
         posted[index] = posted.get(index, _ZERO) + net
     name = "posted revenue = recognized revenue"
     if not targets:

@@ -17,7 +17,7 @@ from billing.generator import seed_billing
 from finsync.config import load_config
 from mappings.tables import load_mapping_file
 from sandbox.netsuite import NetSuiteSandbox
-from sync.engine import SyncEngine
+from sync.engine import Selection, SyncEngine
 from sync.migrate import upgrade
 from sync.revrec import recognized_totals, revrec_checks
 from sync.state import ledger
@@ -118,6 +118,18 @@ def test_general_ledger_matches_billing_schedules_after_a_full_sync(tmp_path, db
         again = engine.sync()
         ns = again.targets[0]
         assert (ns.extracted.new, ns.extracted.changed, ns.pushed.sent) == (0, 0, 0)
+
+        # an accountant re-syncs one journal: sent again as an update, the ledger is unchanged
+        resync = engine.resync(
+            Selection(kinds=("revenue",), numbers=("finsync:je:2026-02:acme-us:USD",)), reason="x"
+        )
+        assert [(i.label, i.outcome) for i in resync.items] == [
+            ("revenue journal 2026-02 acme-us USD", "queued")
+        ]
+        pushed = engine.push("ns")
+        assert (pushed.sent, pushed.updated) == (1, 1)
+        assert sandbox.count("journalEntry") == len(rows)
+        assert nonzero(sandbox.gl_balances()) == expected
     finally:
         engine.close()
 
@@ -158,6 +170,11 @@ def test_closed_period_with_fail_quarantines_the_journal(tmp_path, db_url, sandb
         assert not any(p == "2026-03" for p, _ in nonzero(sandbox.gl_balances()))
         posted = {c.name: c for c in revrec_checks(engine.billing, engine.state)}
         assert not posted["posted revenue = recognized revenue"].ok
+        retry = engine.resync(
+            Selection(kinds=("revenue",), statuses=("failed",)), reason="period still closed"
+        )
+        assert {i.outcome for i in retry.items} == {"mapping failed"}
+        assert all("Mar 2026 is closed" in (i.message or "") for i in retry.items)
 
         # once the period is reopened, the next sync posts it
         sandbox.open_period(date(2026, 3, 1))
