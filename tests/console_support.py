@@ -55,9 +55,10 @@ def scripted(engine: SyncEngine) -> ScriptedConnector:
 
 @dataclass
 class Seeded:
-    """Ledger ids of the seeded records, by label."""
+    """Ledger ids of the seeded records by label, and the builder that made them."""
 
     ids: dict[str, int]
+    billing: BillingBuilder
 
 
 def seed_ledger(engine: SyncEngine) -> Seeded:
@@ -80,7 +81,7 @@ def seed_ledger(engine: SyncEngine) -> Seeded:
     scripted(engine).clear_rejections()
     with engine.state.connect() as conn:
         rows = conn.execute(sa.select(ledger.c.label, ledger.c.id)).all()
-    return Seeded({label: ledger_id for label, ledger_id in rows})
+    return Seeded({label: ledger_id for label, ledger_id in rows}, billing)
 
 
 def make_console_engine(setup: Setup, clock: Clock) -> SyncEngine:
