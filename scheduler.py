@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -42,7 +42,7 @@ from apscheduler.events import (
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -114,7 +114,7 @@ def current_context() -> JobContext:
 
 
 class LocalCronTrigger(CronTrigger):
-    """A cron trigger in a local time zone that fires once per local day and time.
+    """A cron trigger in a local time zone that fires at most once per local day.
 
     APScheduler's CronTrigger fires twice when the time falls in the hour repeated at the end
     of daylight saving time (01:30 EDT, then 01:30 EST) and returns a non-normalised time for a
@@ -127,21 +127,31 @@ class LocalCronTrigger(CronTrigger):
     ) -> datetime | None:
         """The next fire time after ``now``, never the same wall time twice in a row."""
         candidate = super().get_next_fire_time(previous_fire_time, now)
-        while (
+        if (
             candidate is not None
             and previous_fire_time is not None
             and candidate.replace(tzinfo=None)
             == previous_fire_time.astimezone(self.timezone).replace(tzinfo=None)
         ):
-            candidate = super().get_next_fire_time(previous_fire_time, candidate + timedelta(0, 1))
+            # The repeat of a wall time in the fall-back hour: go on from the next local day
+            # (it starts from the previous fire time, not from `now`, so forget that one).
+            next_day = datetime.combine(
+                candidate.date() + timedelta(days=1), time(0), tzinfo=self.timezone
+            )
+            candidate = super().get_next_fire_time(None, next_day)
         if candidate is None:
             return None
         return candidate.astimezone(UTC).astimezone(self.timezone)
 
 
-def sync_trigger(settings: ServiceSettings, timezone: ZoneInfo) -> IntervalTrigger:
-    """Every ``sync_interval_minutes`` of elapsed time (DST changes do not stretch it)."""
-    return IntervalTrigger(seconds=round(settings.sync_interval_minutes * 60), timezone=timezone)
+def sync_trigger(
+    settings: ServiceSettings, timezone: ZoneInfo, start: datetime | None = None
+) -> IntervalTrigger:
+    """Every ``sync_interval_minutes`` of elapsed time from ``start`` (default: now); DST
+    changes neither stretch nor shrink it."""
+    return IntervalTrigger(
+        seconds=round(settings.sync_interval_minutes * 60), start_date=start, timezone=timezone
+    )
 
 
 def retry_trigger(settings: ServiceSettings, timezone: ZoneInfo) -> IntervalTrigger:
@@ -229,9 +239,25 @@ def job_specs(config: Config, targets: list[str]) -> list[JobSpec]:
     return specs
 
 
-def build_scheduler(config: Config, state: Engine) -> BackgroundScheduler:
+class ServiceScheduler(BackgroundScheduler):
+    """APScheduler's background scheduler, minus one way of losing a due run.
+
+    On ``shutdown`` APScheduler wakes its thread, which looks for due jobs once more although
+    the executors are closed: the submission fails, yet the job's next run time moves on, so a
+    run due at that moment (e.g. the monthly workbook of a service stopped while paused) would
+    be skipped for good. A stopped scheduler does not look.
+    """
+
+    def _process_jobs(self) -> float | None:
+        if self.state == STATE_STOPPED:
+            return None
+        wait: float | None = super()._process_jobs()
+        return wait
+
+
+def build_scheduler(config: Config, state: Engine) -> ServiceScheduler:
     """A (not yet started) background scheduler whose job store is the state database."""
-    scheduler = BackgroundScheduler(
+    scheduler = ServiceScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=state, tablename=JOBS_TABLE)},
         executors={"default": ThreadPoolExecutor(max_workers=4)},
         job_defaults={

@@ -210,12 +210,13 @@ class Alerts:
     # -- notification ------------------------------------------------------------------------
 
     def _notify(self, incident: Incident, detail: str) -> bool:
-        ok = True
+        """Send on every channel; True when at least one reached someone."""
+        sent = []
         if self.settings.recipients and self.smtp:
-            ok = self._email(incident, detail) and ok
+            sent.append(self._email(incident, detail))
         if self.settings.webhook_url:
-            ok = self._webhook(incident, detail) and ok
-        return ok
+            sent.append(self._webhook(incident, detail))
+        return any(sent)
 
     def _email(self, incident: Incident, detail: str) -> bool:
         smtp = self.smtp
