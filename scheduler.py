@@ -113,7 +113,7 @@ def current_context() -> JobContext:
 # -- triggers --------------------------------------------------------------------------------
 
 
-class LocalCronTrigger(CronTrigger):
+class LocalCronTrigger(CronTrigger):  # type: ignore[misc]
     """A cron trigger in a local time zone that fires at most once per local day.
 
     APScheduler's CronTrigger fires twice when the time falls in the hour repeated at the end
@@ -141,7 +141,8 @@ class LocalCronTrigger(CronTrigger):
             candidate = super().get_next_fire_time(None, next_day)
         if candidate is None:
             return None
-        return candidate.astimezone(UTC).astimezone(self.timezone)
+        normalised: datetime = candidate.astimezone(UTC).astimezone(self.timezone)
+        return normalised
 
 
 def sync_trigger(
@@ -239,7 +240,7 @@ def job_specs(config: Config, targets: list[str]) -> list[JobSpec]:
     return specs
 
 
-class ServiceScheduler(BackgroundScheduler):
+class ServiceScheduler(BackgroundScheduler):  # type: ignore[misc]
     """APScheduler's background scheduler, minus one way of losing a due run.
 
     On ``shutdown`` APScheduler wakes its thread, which looks for due jobs once more although

@@ -188,13 +188,14 @@ class Alerts:
     def check_dead_records(self, targets: list[str]) -> None:
         """Open a ``dead_records`` incident per target that has dead records; resolve the rest."""
         with self.state.connect() as conn:
-            counts = dict(
-                conn.execute(
+            counts: dict[str, int] = {
+                row[0]: int(row[1])
+                for row in conn.execute(
                     sa.select(ledger.c.target, sa.func.count())
                     .where(ledger.c.status == "dead")
                     .group_by(ledger.c.target)
-                ).all()
-            )
+                )
+            }
         for target in targets:
             dead = int(counts.get(target, 0))
             if dead:
