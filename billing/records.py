@@ -134,6 +134,9 @@ class CreditNote:
     created_at: datetime
     updated_at: datetime
     lines: tuple[CreditNoteLine, ...]
+    #: What the invoice still owed in billing after its payments and earlier credit notes;
+    #: the part of the credit above it is unapplied (refunded). None when not known.
+    invoice_open_amount: Decimal | None = None
 
     @property
     def label(self) -> str:

@@ -194,7 +194,7 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 @click.pass_context
 def status(ctx: click.Context, failure_limit: int) -> None:
     """Ledger counts per target, kind and status, and the records that need attention."""
-    from sync.status import failures, last_runs, ledger_counts
+    from sync.status import failures, last_checks, last_runs, ledger_counts
 
     with friendly_errors():
         config = _config(ctx)
@@ -202,8 +202,10 @@ def status(ctx: click.Context, failure_limit: int) -> None:
         counts = ledger_counts(engine)
         problems = failures(engine, limit=failure_limit)
         recent = last_runs(engine, limit=5)
+        checks = last_checks(engine)
         engine.dispose()
     print_status(counts, problems, recent)
+    print_checks(checks)
 
 
 def print_status(
@@ -315,9 +317,23 @@ def print_sync_summary(summary: SyncSummary) -> None:
     for label, value in rows:
         table.add_row(label, *(f"{value(t):,}" for t in summary.targets))
     console.print(table)
+    print_checks([{"name": c.name, "ok": c.ok, "detail": c.detail} for c in summary.checks])
     for t in summary.targets:
         if t.error:
             err_console.print(f"[bold red]{t.target}:[/] {t.error}", highlight=False)
+
+
+def print_checks(checks: list[dict[str, Any]]) -> None:
+    """The revenue-recognition checks: balanced journals, recognized within billed, deferred."""
+    if not checks:
+        return
+    table = Table(title="Revenue checks")
+    for column in ("check", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        result = "[green]ok[/]" if check["ok"] else "[bold red]NOT OK[/]"
+        table.add_row(check["name"], result, check["detail"])
+    console.print(table)
 
 
 @cli.command()

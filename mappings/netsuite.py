@@ -393,8 +393,10 @@ def map_credit_note(
 ) -> Document:
     """Map a billing credit note to a NetSuite ``creditMemo`` created from its invoice.
 
-    The memo's total is applied to that invoice. ``customer`` decides tax-exempt handling as in
-    ``map_invoice``. A voided credit note maps to operation ``void``. Raises MappingError.
+    The memo is applied to that invoice up to what the invoice still owed in billing
+    (``note.invoice_open_amount``); the rest of the credit stays unapplied, as billing refunded
+    it. ``customer`` decides tax-exempt handling as in ``map_invoice``. A voided credit note maps
+    to operation ``void``. Raises MappingError.
     """
     problems = credit_note_problems(note)
     look = _Lookups(t, problems)
@@ -442,8 +444,13 @@ def map_credit_note(
         payload["memo"] = reason
     payload["itemList"] = lines
     payload["autoApply"] = False
+    applied = note.total
+    if note.invoice_open_amount is not None:
+        applied = max(_ZERO, min(note.total, note.invoice_open_amount))
     payload["applyList"] = (
-        [] if void else [{"doc": invoice_ref, "apply": True, "amount": _money(note.total, cur)}]
+        []
+        if void or applied == _ZERO
+        else [{"doc": invoice_ref, "apply": True, "amount": _money(applied, cur)}]
     )
     deps = [DocKey("customer", str(note.customer_id)), DocKey("invoice", str(note.invoice_id))]
     return _document(

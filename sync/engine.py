@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
@@ -29,6 +30,7 @@ from sync import ledger, revrec
 from sync.diff import Change, diff_payloads
 from sync.extract import BillingReader, Page
 from sync.push import PushCounts, Pusher
+from sync.revrec import CheckResult
 from sync.state import audit_log, ledger_events, runs
 from sync.state import ledger as ledger_table
 from sync.targets import MAPPINGS, TargetMapping
@@ -55,6 +57,8 @@ class SyncSummary:
     run_id: int | None
     dry_run: bool
     targets: list[TargetSummary] = field(default_factory=list)
+    #: Revenue-recognition checks run after the push, when revenue was synced.
+    checks: list[CheckResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -238,10 +242,12 @@ class SyncEngine:
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def _finish_run(self, run_id: int, summary: SyncSummary) -> None:
-        counts = {
+        counts: dict[str, Any] = {
             t.target: {"extracted": asdict(t.extracted), "pushed": asdict(t.pushed)}
             for t in summary.targets
         }
+        if summary.checks:
+            counts["checks"] = [asdict(c) for c in summary.checks]
         errors = "; ".join(f"{t.target}: {t.error}" for t in summary.targets if t.error)
         with self.state.begin() as conn:
             conn.execute(
@@ -290,6 +296,8 @@ class SyncEngine:
                 if run_id is not None:
                     self._finish_run(run_id, summary)
                 raise
+        if not dry_run and any("revenue" in self.kinds_for(n, kinds) for n in names):
+            summary.checks = revrec.revrec_checks(self.billing, self.state)
         if run_id is not None:
             self._finish_run(run_id, summary)
         return summary

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -171,6 +172,7 @@ class BillingReader:
         invoices: Mapping[int, RowMapping],
     ) -> list[CreditNote]:
         products = self.products()
+        open_amounts = self._open_before_credit(rows, invoices)
         lines = self._children(
             b.credit_note_lines,
             b.credit_note_lines.c.credit_note_id,
@@ -199,6 +201,7 @@ class BillingReader:
                     total=r["total"],
                     created_at=r["created_at"],
                     updated_at=r["updated_at"],
+                    invoice_open_amount=open_amounts.get(r["id"]),
                     lines=tuple(
                         CreditNoteLine(
                             id=li["id"],
@@ -215,6 +218,38 @@ class BillingReader:
                 )
             )
         return out
+
+    def _open_before_credit(
+        self, rows: Sequence[RowMapping], invoices: Mapping[int, RowMapping]
+    ) -> dict[int, Decimal]:
+        """Per credit note: its invoice's total less payments applied and earlier credits."""
+        invoice_ids = sorted({r["invoice_id"] for r in rows if r["invoice_id"] in invoices})
+        paid: dict[int, Decimal] = defaultdict(Decimal)
+        credits: dict[int, list[tuple[date, int, Decimal]]] = defaultdict(list)
+        apps, notes = b.payment_applications, b.credit_notes
+        for chunk in _chunks(invoice_ids):
+            for invoice_id, amount in self._conn.execute(
+                sa.select(apps.c.invoice_id, apps.c.amount).where(apps.c.invoice_id.in_(chunk))
+            ):
+                paid[invoice_id] += amount
+            for invoice_id, note_id, issued, total in self._conn.execute(
+                sa.select(notes.c.invoice_id, notes.c.id, notes.c.issue_date, notes.c.total).where(
+                    notes.c.invoice_id.in_(chunk), notes.c.status != "void"
+                )
+            ):
+                credits[invoice_id].append((issued or date.min, note_id, total))
+        result: dict[int, Decimal] = {}
+        for r in rows:
+            invoice = invoices.get(r["invoice_id"])
+            if invoice is None:
+                continue
+            mine = (r["issue_date"] or date.min, r["id"])
+            earlier = sum(
+                (total for issued, nid, total in credits[r["invoice_id"]] if (issued, nid) < mine),
+                Decimal(0),
+            )
+            result[r["id"]] = invoice["total"] - paid[r["invoice_id"]] - earlier
+        return result
 
     def _payments(
         self, rows: Sequence[RowMapping], customers: Mapping[int, Customer]

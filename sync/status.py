@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,3 +60,19 @@ def ledger_rows(engine: Engine, ids: list[int]) -> list[dict[str, Any]]:
     query = sa.select(ledger).where(ledger.c.id.in_(ids)).order_by(ledger.c.id)
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def last_checks(engine: Engine) -> list[dict[str, Any]]:
+    """The revenue-recognition checks of the latest sync run that ran them."""
+    query = (
+        sa.select(runs.c.counts)
+        .where(runs.c.kind == "sync", runs.c.counts.like('%"checks"%'))
+        .order_by(runs.c.id.desc())
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        counts = conn.execute(query).scalar()
+    if counts is None:
+        return []
+    checks: list[dict[str, Any]] = json.loads(counts).get("checks", [])
+    return checks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 import json
 from dataclasses import replace
 from datetime import date
@@ -190,6 +191,28 @@ def test_credit_note_created_from_and_applied_to_invoice():
     ]
     assert doc.payload["itemList"][0]["amount"] == "1500.00"
     assert doc.payload["itemList"][0]["tax1Amt"] == "108.75"
+
+
+@pytest.mark.parametrize(
+    ("open_amount", "apply_list"),
+    [
+        (
+            "5000.00",
+            [{"doc": {"externalId": "finsync:inv:INV-1042"}, "apply": True, "amount": "1608.75"}],
+        ),
+        (
+            "600.25",
+            [{"doc": {"externalId": "finsync:inv:INV-1042"}, "apply": True, "amount": "600.25"}],
+        ),
+        ("0.00", []),  # the invoice was paid in full: the credit was refunded, not applied
+        ("-20.00", []),
+    ],
+)
+def test_credit_note_applies_only_what_the_invoice_still_owed(open_amount, apply_list):
+    note = replace(credit_note(), invoice_open_amount=Decimal(open_amount))
+    doc = ns.map_credit_note(note, tables())
+    assert doc.payload["applyList"] == apply_list
+    assert doc.payload["itemList"][0]["amount"] == "1500.00"  # the memo itself is whole
 
 
 def test_payment_applies_per_invoice_and_leaves_remainder_unapplied():
