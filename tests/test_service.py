@@ -219,3 +219,60 @@ def test_a_workbook_missed_during_an_outage_is_built_once_on_return(tmp_path, pg
         if line["job_id"] == "monthly-report"
     ]
     assert len(submitted) == 1
+
+
+@pytest.mark.postgres
+def test_two_workers_push_what_is_queued_once(tmp_path, pg_url):
+    setup = service_config(
+        tmp_path, pg_url, mode="create", extra="batch_size = 2\nlatency_seconds = 0.1"
+    )
+    expected = _seed_customers(setup, 12)
+    engine = make_engine(setup, Clock(datetime.now(UTC)))
+    queued = engine.extract("erp", ["customer"])  # queued, not pushed
+    engine.close()
+    assert queued.new == len(expected)
+    workers = [
+        ServiceProcess(setup.config_path, tmp_path / f"worker{n}.log", "worker").start()
+        for n in range(2)
+    ]
+    target = ScriptedConnector(ScriptedSettings(store=setup.store_path, mode="create"))
+    try:
+        wait_for(lambda: len(target.records()) == len(expected), 120, workers[0])
+        for w in workers:
+            assert w.terminate() == 0
+    finally:
+        for w in workers:
+            w.stop_quietly()
+    assert sorted(r["external_id"] for r in target.records()) == sorted(expected)
+    assert all(w.events("job_submitted") == [] for w in workers)  # workers never schedule
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "problem"),
+    [
+        ("[service]\nreport_day = 31", "service.report_day", "between 1 and 28"),
+        ('[service]\nreport_time = "6h"', "service.report_time", "HH:MM"),
+        ("[service]\nsync_interval = 5", "service.sync_interval", "unknown setting"),
+        ('[alerts]\nrecipients = ["a@example.com"]', "alerts.recipients", "[report.smtp]"),
+        ('[alerts]\nwebhook_url = "ftp://x"', "alerts.webhook_url", "http(s) URL"),
+        (
+            '[alerts]\nwebhook_url = "https://x"\nwebhook_secret = { env = "NOPE_NOT_SET" }',
+            "alerts.webhook_secret",
+            "NOPE_NOT_SET is not set",
+        ),
+    ],
+)
+def test_bad_service_and_alert_settings_fail_at_start_naming_the_key(
+    tmp_path, section, key, problem
+):
+    from finsync.config import load_config
+    from finsync.errors import ConfigError
+    from tests.engine_support import write_config
+
+    setup = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
+    text = setup.config_path.read_text().replace("[targets.erp]", f"{section}\n\n[targets.erp]")
+    setup.config_path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(setup.config_path)
+    assert caught.value.key == key
+    assert problem in caught.value.problem
