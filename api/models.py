@@ -284,9 +284,16 @@ class TokenOut(BaseModel):
 class TokenCreate(BaseModel):
     """A new API key's name, role and lifetime."""
 
-    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    name: str = Field(min_length=1, max_length=200)
     role: Role
     expires_days: int | None = Field(default=None, ge=1, le=3650)
+
+    @field_validator("name")
+    @classmethod
+    def _name_says_something(cls, value: str) -> str:
+        if not value.strip() or "\x00" in value:
+            raise ValueError("name who or what uses the key")
+        return value.strip()
 
 
 class TokenCreated(TokenOut):
