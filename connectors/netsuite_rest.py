@@ -260,6 +260,7 @@ class NetSuiteRestConnector:
         limiter: Limiter | None = None,
         nonce: Callable[[], str] = lambda: secrets.token_hex(16),
         sleep: Callable[[float], None] | None = None,
+        owns_limiter: bool = False,
     ) -> None:
         self.settings = settings
         self.max_batch = settings.max_batch
@@ -271,7 +272,8 @@ class NetSuiteRestConnector:
         self._clock = clock
         self._nonce = nonce
         self._sleep = sleep
-        self._owns_limiter = limiter is None
+        # A limiter made here, or handed over with owns_limiter, is closed with the connector.
+        self._owns_limiter = limiter is None or owns_limiter
         self._limiter = limiter or ThreadLimiter(
             f"netsuite:{settings.account}", settings.concurrency
         )

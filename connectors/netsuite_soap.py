@@ -461,6 +461,7 @@ class NetSuiteSoapConnector:
         nonce: Callable[[], str] = _default_nonce,
         limiter: Limiter | None = None,
         sleep: Callable[[float], None] | None = None,
+        owns_limiter: bool = False,
     ) -> None:
         self.settings = settings
         self.max_batch = settings.batch_size
@@ -469,7 +470,8 @@ class NetSuiteSoapConnector:
         self._clock = clock
         self._nonce = nonce
         self._sleep = sleep
-        self._owns_limiter = limiter is None
+        # A limiter made here, or handed over with owns_limiter, is closed with the connector.
+        self._owns_limiter = limiter is None or owns_limiter
         self._limiter = limiter or ThreadLimiter(
             f"netsuite:{settings.account}", settings.concurrency
         )
@@ -845,7 +847,7 @@ def build_netsuite(target: TargetConfig, *, state_url: str | None = None) -> Con
     if transport == "rest":
         rest = NetSuiteRestSettings.from_section(section)
         limiter = build_limiter(f"netsuite:{rest.account}", rest.concurrency, state_url)
-        return NetSuiteRestConnector(rest, limiter=limiter)
+        return NetSuiteRestConnector(rest, limiter=limiter, owns_limiter=True)
     soap = NetSuiteSoapSettings.from_section(section)
     limiter = build_limiter(f"netsuite:{soap.account}", soap.concurrency, state_url)
-    return NetSuiteSoapConnector(soap, limiter=limiter)
+    return NetSuiteSoapConnector(soap, limiter=limiter, owns_limiter=True)

@@ -627,10 +627,11 @@ def sandbox_netsuite(port: int, concurrency: int, latency: float) -> None:
 @click.option("--port", type=int, default=8766, show_default=True)
 def sandbox_avatax(port: int) -> None:
     """A local AvaTax REST v2 on 127.0.0.1 (account 2000000001, licence demo-license-key)."""
+    from finsync.demo import AVATAX_ACCOUNT, AVATAX_LICENSE
     from sandbox.avatax.server import AvaTaxSandbox
 
     console.print(f"AvaTax sandbox on http://127.0.0.1:{port} (Ctrl-C stops it)")
-    AvaTaxSandbox(account_id="2000000001", license_key="demo-license-key").serve("127.0.0.1", port)
+    AvaTaxSandbox(account_id=AVATAX_ACCOUNT, license_key=AVATAX_LICENSE).serve("127.0.0.1", port)
 
 
 @cli.command()

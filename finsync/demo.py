@@ -31,7 +31,10 @@ _DEMO_SECRETS = {
     "FINSYNC_DEMO_NS_TOKEN_ID": "token_id",
     "FINSYNC_DEMO_NS_TOKEN_SECRET": "token_secret",
 }
-_MAPPING_EXAMPLE = Path(__file__).resolve().parents[1] / "mapping.example.toml"
+MAPPING_EXAMPLE = Path(__file__).resolve().parents[1] / "mapping.example.toml"
+#: The AvaTax sandbox account of the demo (public, demo-only credentials).
+AVATAX_ACCOUNT = "2000000001"
+AVATAX_LICENSE = "demo-license-key"
 
 
 @dataclass(frozen=True)
@@ -52,27 +55,31 @@ class DemoSettings:
         return f"{month_index // 12:04d}-{month_index % 12 + 1:02d}"
 
 
-def _config_text(
-    settings: DemoSettings, netsuite_url: str, wsdl_url: str, soap_endpoint: str, avatax_url: str
+def sandbox_config(
+    *,
+    billing_url: str,
+    state_url: str,
+    netsuite: NetSuiteSandbox,
+    avatax: AvaTaxSandbox,
+    transport: str = "soap",
 ) -> str:
-    folder = settings.folder
-    transport = settings.transport
+    """A finsync.toml that points at running sandboxes (secrets from ``sandbox_secrets``)."""
     if transport == "soap":
-        netsuite = f"""transport = "soap"
-wsdl = "{wsdl_url}"
-endpoint = "{soap_endpoint}"
+        netsuite_section = f"""transport = "soap"
+wsdl = "{netsuite.wsdl_url}"
+endpoint = "{netsuite.soap_endpoint}"
 """
     else:
-        netsuite = f"""transport = "rest"
+        netsuite_section = f"""transport = "rest"
 auth = "tba"
-base_url = "{netsuite_url}"
+base_url = "{netsuite.url}"
 """
-    return f"""# Written by `finsync demo`: embedded defaults (SQLite) and the local sandboxes.
+    return f"""# Written by finsync: embedded defaults (SQLite) and the local sandboxes.
 [billing]
-url = "sqlite:///{folder / "billing.db"}"
+url = "{billing_url}"
 
 [state]
-url = "sqlite:///{folder / "state.db"}"
+url = "{state_url}"
 
 [mapping]
 file = "mapping.toml"
@@ -88,8 +95,8 @@ out_dir = "reports"
 
 [targets.netsuite]
 system = "netsuite"
-account = "1234567_SB1"
-{netsuite}concurrency = 5
+account = "{netsuite.account}"
+{netsuite_section}concurrency = 5
 consumer_key = {{ env = "FINSYNC_DEMO_NS_CONSUMER_KEY" }}
 consumer_secret = {{ env = "FINSYNC_DEMO_NS_CONSUMER_SECRET" }}
 token_id = {{ env = "FINSYNC_DEMO_NS_TOKEN_ID" }}
@@ -97,11 +104,25 @@ token_secret = {{ env = "FINSYNC_DEMO_NS_TOKEN_SECRET" }}
 
 [targets.avatax]
 system = "avatax"
-base_url = "{avatax_url}"
+base_url = "{avatax.url}"
 account_id = {{ env = "FINSYNC_DEMO_AVATAX_ACCOUNT" }}
 license_key = {{ env = "FINSYNC_DEMO_AVATAX_LICENSE" }}
 max_requests_per_second = 500
 """
+
+
+def sandbox_secrets() -> dict[str, str]:
+    """The sandboxes' public demo credentials, as the environment variables the config names."""
+    from sandbox.netsuite import SandboxCredentials
+
+    credentials = SandboxCredentials.demo()
+    secrets = {}
+    for variable, field in _DEMO_SECRETS.items():
+        value = getattr(credentials, field)
+        secrets[variable] = value.reveal() if hasattr(value, "reveal") else str(value)
+    secrets["FINSYNC_DEMO_AVATAX_ACCOUNT"] = AVATAX_ACCOUNT
+    secrets["FINSYNC_DEMO_AVATAX_LICENSE"] = AVATAX_LICENSE
+    return secrets
 
 
 @contextmanager
@@ -111,7 +132,7 @@ def running_sandboxes() -> Iterator[tuple[NetSuiteSandbox, AvaTaxSandbox]]:
     from sandbox.netsuite import NetSuiteSandbox
 
     netsuite = NetSuiteSandbox().start()
-    avatax = AvaTaxSandbox(account_id="2000000001", license_key="demo-license-key").start()
+    avatax = AvaTaxSandbox(account_id=AVATAX_ACCOUNT, license_key=AVATAX_LICENSE).start()
     try:
         yield netsuite, avatax
     finally:
@@ -121,25 +142,18 @@ def running_sandboxes() -> Iterator[tuple[NetSuiteSandbox, AvaTaxSandbox]]:
 
 def prepare(settings: DemoSettings, netsuite: NetSuiteSandbox, avatax: AvaTaxSandbox) -> Config:
     """Create the demo folder, its config and mapping file, and the demo secrets; load it."""
-    from sandbox.netsuite import SandboxCredentials
-
     shutil.rmtree(settings.folder, ignore_errors=True)
     settings.folder.mkdir(parents=True)
-    shutil.copy(_MAPPING_EXAMPLE, settings.folder / "mapping.toml")
-    credentials = SandboxCredentials.demo()
-    for variable, field in _DEMO_SECRETS.items():
-        value = getattr(credentials, field)
-        os.environ[variable] = value.reveal() if hasattr(value, "reveal") else str(value)
-    os.environ["FINSYNC_DEMO_AVATAX_ACCOUNT"] = "2000000001"
-    os.environ["FINSYNC_DEMO_AVATAX_LICENSE"] = "demo-license-key"
+    shutil.copy(MAPPING_EXAMPLE, settings.folder / "mapping.toml")
+    os.environ.update(sandbox_secrets())
     path = settings.folder / "finsync.toml"
     path.write_text(
-        _config_text(
-            settings,
-            netsuite.url,
-            netsuite.wsdl_url,
-            netsuite.soap_endpoint,
-            avatax.url,
+        sandbox_config(
+            billing_url=f"sqlite:///{settings.folder / 'billing.db'}",
+            state_url=f"sqlite:///{settings.folder / 'state.db'}",
+            netsuite=netsuite,
+            avatax=avatax,
+            transport=settings.transport,
         )
     )
     return load_config(path)
