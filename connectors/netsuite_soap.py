@@ -40,7 +40,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import requests
 import zeep
+import zeep.exceptions
 from babel import Locale
 from lxml import etree
 
@@ -255,7 +257,16 @@ def soap_client(wsdl: str, timeout: float = 60.0) -> zeep.Client:
                 if remote
                 else zeep.Transport(timeout=timeout, operation_timeout=timeout)
             )
-            client = zeep.Client(wsdl, settings=settings, transport=transport)
+            try:
+                client = zeep.Client(wsdl, settings=settings, transport=transport)
+            except (requests.RequestException, OSError) as exc:
+                raise RetryableError(
+                    "netsuite", "load WSDL", f"cannot fetch {wsdl}: {type(exc).__name__}"
+                ) from exc
+            except (etree.XMLSyntaxError, zeep.exceptions.Error) as exc:
+                raise PermanentError(
+                    "netsuite", "load WSDL", f"{wsdl} is not a usable WSDL: {exc}"
+                ) from exc
             _clients[wsdl] = client
         return client
 
