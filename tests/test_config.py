@@ -149,3 +149,28 @@ password = { env = "FINSYNC_TEST_SMTP_PASSWORD" }
     assert secret.reveal() == "correct-horse-battery"
     for shown in (repr(secret), str(secret), repr(config), f"{config.report.smtp}"):
         assert "correct-horse-battery" not in shown
+
+
+def test_an_unloadable_wsdl_is_one_clear_line(tmp_path, monkeypatch):
+    (tmp_path / "mapping.toml").write_text((REPO / "mapping.example.toml").read_text())
+    path = write(
+        tmp_path,
+        GOOD
+        + f"""
+[targets.netsuite]
+system = "netsuite"
+account = "1234567_SB1"
+wsdl = "{tmp_path / "missing.wsdl"}"
+consumer_key = {{ env = "K" }}
+consumer_secret = {{ env = "S" }}
+token_id = {{ env = "T" }}
+token_secret = {{ env = "TS" }}
+""",
+    )
+    for name in ("K", "S", "T", "TS"):
+        monkeypatch.setenv(name, "not-shown-anywhere")
+    result = CliRunner().invoke(cli, ["--config", str(path), "sync"])
+    assert result.exit_code == 1
+    assert "netsuite load WSDL: cannot fetch" in result.stderr
+    assert "missing.wsdl" in result.stderr
+    assert "Traceback" not in result.stderr and "not-shown-anywhere" not in result.stderr
