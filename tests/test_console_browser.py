@@ -1,0 +1,177 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright over loopback HTTP.
+
+An accountant signs in, finds the invoice that failed for an unmapped SKU, sees why, has the
+mapping fixed, re-syncs it with a reason, sees it synced and finds the audit entry.
+
+Screenshots of each page are taken; with FINSYNC_DOCS_IMAGES=1 they replace
+docs/images/console-*.png (the pictures of docs/console.md), otherwise they go to tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Page, expect, sync_playwright
+
+from api.app import create_app
+from tests.console_support import (
+    console_setup,
+    keys_for_roles,
+    make_console_engine,
+    scripted,
+    seed_ledger,
+)
+from tests.engine_support import REPO, Clock
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
+    reason="Debian's chromium is not installed (bash .ci/system-deps installs it)",
+)
+
+
+@pytest.fixture
+def served(tmp_path) -> Iterator[tuple[str, object, dict[str, str], object]]:
+    """The console on 127.0.0.1 (uvicorn in a thread) over a seeded SQLite ledger."""
+    setup = console_setup(tmp_path, f"sqlite:///{tmp_path / 'console.db'}")
+    clock = Clock()
+    engine = make_console_engine(setup, clock)
+    seed_ledger(engine)
+    keys = keys_for_roles(engine, clock)
+    out_dir = setup.config().report.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "finance-2026-01.xlsx").write_bytes(b"PK\x03\x04january")
+    app = create_app(setup.config(), engine=engine, clock=clock)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        threading.Event().wait(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", setup, keys, engine
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.close()
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def _shots_dir(tmp_path: Path) -> Path:
+    if os.environ.get("FINSYNC_DOCS_IMAGES") == "1":
+        return REPO / "docs" / "images"
+    return tmp_path / "shots"
+
+
+def test_accountant_fixes_a_failed_invoice_from_the_browser(served, page, tmp_path):
+    base, setup, keys, engine = served
+    shots = _shots_dir(tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+
+    def shoot(name: str) -> None:
+        page.screenshot(path=str(shots / f"console-{name}.png"), full_page=True)
+
+    # Not signed in: any page answers with the sign-in form.
+    page.goto(f"{base}/failures")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("API key or identity-provider token").fill(keys["accountant"])
+    shoot("signin")
+    page.get_by_role("button", name="Sign in").click()
+
+    # Back where we wanted to go: the failures list, filtered to what needs attention.
+    expect(page).to_have_url(f"{base}/failures")
+    expect(page.get_by_role("heading", name="Failures")).to_be_visible()
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.get_by_role("link", name="invoice INV-1")).to_be_visible()
+    expect(page.get_by_text("no item mapped for SKU 'cdn-pro'")).to_be_visible()
+    shoot("failures")
+
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.locator(".tile.status-failed strong")).to_have_text("2")
+    expect(page.locator(".tile.status-synced strong")).to_have_text("5")
+    shoot("dashboard")
+
+    # The failed record: its error and what billing holds now.
+    page.get_by_role("link", name="Failures").click()
+    page.get_by_role("link", name="invoice INV-1").click()
+    expect(page.get_by_role("heading", name="invoice INV-1")).to_contain_text("failed")
+    expect(page.locator(".error-box")).to_contain_text("add it to mapping file mapping.toml")
+    expect(page.locator("#current-state")).to_contain_text("mapping failed")
+    shoot("record-failed")
+
+    # The accountant's admin maps the SKU in the mapping file the config names.
+    mapping = setup.config().mapping_file
+    mapping.write_text(
+        mapping.read_text().replace('plat-pro = "102"', 'plat-pro = "102"\ncdn-pro = "104"')
+    )
+    page.reload()
+    expect(page.locator("#current-state")).to_contain_text("never sent")
+
+    page.get_by_label("Why is it sent again?").fill("cdn-pro mapped to NetSuite item 104")
+    page.get_by_role("button", name="Re-sync").click()
+    expect(page.locator(".flash.ok")).to_contain_text("queued; now synced")
+    expect(page.get_by_role("heading", name="invoice INV-1")).to_contain_text("synced")
+    expect(page.locator(".error-box")).to_have_count(0)
+    shoot("record-synced")
+
+    # It is in the target system, with the new item.
+    stored = {r["external_id"]: r for r in scripted(engine).records()}
+    line = stored["finsync:inv:INV-1"]["payload"]["itemList"][0]
+    assert (line["item"], line["amount"]) == ({"internalId": "104"}, "250.00")
+
+    # And on record: who, why, what.
+    page.get_by_role("link", name="Audit log").click()
+    entry = page.locator("table.audit tbody tr").first
+    expect(entry).to_contain_text("accountant-key")
+    expect(entry).to_contain_text("resync")
+    expect(entry).to_contain_text("cdn-pro mapped to NetSuite item 104")
+    expect(entry).to_contain_text("invoice INV-1 (queued)")
+    shoot("audit")
+
+    page.get_by_role("link", name="Runs").click()
+    expect(page.locator("tbody tr")).to_have_count(1)
+    shoot("runs")
+
+    page.get_by_role("link", name="Workbooks").click()
+    expect(page.get_by_text("finance-2026-01.xlsx")).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download").click()
+    saved = tmp_path / "downloaded.xlsx"
+    download.value.save_as(saved)
+    assert saved.read_bytes() == b"PK\x03\x04january"
+    shoot("workbooks")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.goto(f"{base}/failures")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    if shots != REPO / "docs" / "images":
+        shutil.rmtree(shots)
