@@ -20,12 +20,14 @@ records up in the target before sending them again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -281,7 +283,8 @@ def health(state: sa.Engine, status: Status) -> tuple[int, dict[str, Any]]:
 
 
 def health_app(state: sa.Engine, status: Status, console: WsgiApp | None) -> WsgiApp:
-    """A WSGI app answering ``GET /health`` and handing every other path to ``console``."""
+    """A WSGI app answering ``GET /health`` (used when there is no console); other paths go to
+    ``console`` (a WSGI app) or get a 404."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/health":
@@ -301,14 +304,64 @@ def health_app(state: sa.Engine, status: Status, console: WsgiApp | None) -> Wsg
     return app
 
 
-def console_app(config: Config, engine: SyncEngine) -> WsgiApp | None:
-    """The accountants' console (``api.create_app``), if this installation has it."""
+def console_app(config: Config, engine: SyncEngine) -> Any | None:
+    """The accountants' console (an ASGI app from ``api.app.create_app``), if installed."""
     try:
-        from api import create_app  # type: ignore[attr-defined]
+        from api.app import create_app
     except ImportError:
         return None
-    app: WsgiApp = create_app(config, engine=engine)
+    return create_app(config, engine=engine)
+
+
+def asgi_app(state: sa.Engine, status: Status, console: Any) -> Any:
+    """An ASGI app answering ``GET /health`` and handing everything else (lifespan included)
+    to the console."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path") == "/health":
+            code, body = await asyncio.to_thread(health, state, status)
+            data = json.dumps(body).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": code,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(data)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": data})
+            return
+        await console(scope, receive, send)
+
     return app
+
+
+class UvicornServer:
+    """The console and /health with uvicorn, on its own thread (signals stay with the service)."""
+
+    def __init__(self, host: str, port: int, app: Any) -> None:
+        import uvicorn
+
+        self._socket = socket.create_server((host, port))
+        self.port = int(self._socket.getsockname()[1])
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False)
+        )
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="http", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start serving."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish open requests, run the console's shutdown, close the socket."""
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._socket.close()
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -377,7 +430,7 @@ class Service:
         )
         self._scheduler: BackgroundScheduler | None = None
         self._http_enabled = http
-        self.http: HttpServer | None = None
+        self.http: HttpServer | UvicornServer | None = None
         self.unfinished = False
 
     # -- leadership ------------------------------------------------------------------------
@@ -429,9 +482,12 @@ class Service:
         if self._process_lock is not None:
             self._process_lock.acquire()
         if self._http_enabled and self.mode == "serve":
-            app = health_app(self.engine.state, self.status, console_app(self.config, self.engine))
-            self.http = HttpServer(
-                self.config.service.health_host, self.config.service.health_port, app
+            host, port = self.config.service.health_host, self.config.service.health_port
+            console = console_app(self.config, self.engine)
+            self.http = (
+                UvicornServer(host, port, asgi_app(self.engine.state, self.status, console))
+                if console is not None
+                else HttpServer(host, port, health_app(self.engine.state, self.status, None))
             )
             self.http.start()
             log.info(
