@@ -130,11 +130,11 @@ def authenticate(request: Request) -> Principal:
             raise Unauthenticated(str(exc)) from exc
         request.state.via_session = False
         return principal
-    principal = _session_principal(request, console)
-    if principal is None:
+    from_session = _session_principal(request, console)
+    if from_session is None:
         raise Unauthenticated("sign in, or send 'Authorization: Bearer <token>'")
     request.state.via_session = True
-    return principal
+    return from_session
 
 
 def require(role: str) -> Callable[[Request], Principal]:

@@ -310,9 +310,9 @@ def workbook_path(engine: Engine, out_dir: Path, workbook_id: str) -> Path | Non
     for item in items:
         if item["id"] == workbook_id and item["available"]:
             if source == "out_dir":
-                return out_dir / item["name"]
+                return out_dir / str(item["name"])
             with engine.connect() as conn:
-                path = conn.execute(
+                path: str = conn.execute(
                     sa.select(workbooks.c.path).where(workbooks.c.id == int(workbook_id))
                 ).scalar_one()
             return Path(path)

@@ -328,7 +328,7 @@ def list_workbooks(request: Request, _: Viewer) -> Any:
 @router.get(
     "/workbooks/{workbook_id}/download",
     response_class=FileResponse,
-    responses={200: {"content": {XLSX: {}}}} | _NOT_FOUND,
+    responses={200: {"content": {XLSX: {}}, "description": "The workbook"}, **_NOT_FOUND},
 )
 def download_workbook(
     request: Request,
