@@ -5,7 +5,11 @@ finsync/cli.py registers them: ``cli.add_command(token)`` and ``cli.add_command(
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
+import sqlalchemy as sa
 from rich.console import Console as RichConsole
 from rich.table import Table
 
@@ -14,6 +18,18 @@ from finsync.db import make_engine, utcnow
 from finsync.errors import ConfigError
 
 out = RichConsole()
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    # An uninitialised or unreachable state store is one line, not a traceback.
+    try:
+        yield
+    except sa.exc.SQLAlchemyError as exc:
+        detail = getattr(exc, "orig", None) or exc
+        raise click.ClickException(
+            f"state store error: {detail} (is it reachable, and was `finsync init` run?)"
+        ) from None
 
 
 def _config(ctx: click.Context) -> Config:
@@ -40,14 +56,15 @@ def token_create(ctx: click.Context, name: str, role: str, expires_days: int | N
 
     engine = make_engine(_config(ctx).state_url, key="state.url")
     try:
-        created = create_token(
-            engine,
-            name=name,
-            role=role,
-            created_by=default_actor(),
-            now=utcnow(),
-            expires_days=expires_days,
-        )
+        with _database_errors():
+            created = create_token(
+                engine,
+                name=name,
+                role=role,
+                created_by=default_actor(),
+                now=utcnow(),
+                expires_days=expires_days,
+            )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     finally:
@@ -67,7 +84,8 @@ def token_list(ctx: click.Context) -> None:
 
     engine = make_engine(_config(ctx).state_url, key="state.url")
     try:
-        rows = list_tokens(engine)
+        with _database_errors():
+            rows = list_tokens(engine)
     finally:
         engine.dispose()
     table = Table(title="API keys")
@@ -101,7 +119,8 @@ def token_revoke(ctx: click.Context, token_id: int) -> None:
 
     engine = make_engine(_config(ctx).state_url, key="state.url")
     try:
-        revoked = revoke_token(engine, token_id, now=utcnow())
+        with _database_errors():
+            revoked = revoke_token(engine, token_id, now=utcnow())
     finally:
         engine.dispose()
     if not revoked:

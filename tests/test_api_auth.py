@@ -466,3 +466,10 @@ def test_api_config_defaults_and_jwt():
     )
     assert config.api.jwt.role_claim == "finsync_role" and config.api.jwt.algorithms == ("RS256",)
     assert "s" * 40 not in repr(config.api)
+
+
+def test_token_commands_on_an_uninitialised_store_say_so(tmp_path):
+    setup = console_setup(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
+    result = CliRunner().invoke(token_cli, ["list"], obj={"config_path": setup.config_path})
+    assert result.exit_code == 1
+    assert "no such table: api_tokens" in result.output and "finsync init" in result.output
