@@ -67,11 +67,6 @@ JOBS_TABLE = "finsync_scheduler_jobs"
 _WORKBOOK_LOCK_PREFIX = "finsync:workbook:"
 
 
-class StopRequested(Exception):
-    """Raised from a progress callback once the service is stopping: the batch in flight is
-    recorded, then the push or sync unwinds."""
-
-
 # -- the running service's context -----------------------------------------------------------
 
 
@@ -85,10 +80,9 @@ class JobContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], datetime] = utcnow
 
-    def progress(self, _event: str, _count: int) -> None:
-        """A progress callback that stops a push or sync after the batch it just recorded."""
-        if self.stopping.is_set():
-            raise StopRequested("the service is stopping")
+    def should_stop(self) -> bool:
+        """True once the service is stopping: a push or sync ends after the batch in flight."""
+        return self.stopping.is_set()
 
 
 _context: JobContext | None = None
@@ -356,13 +350,13 @@ def run_sync(target: str) -> None:
     ctx = current_context()
     incident = f"sync:{target}"
     try:
-        summary = ctx.engine.sync(targets=[target], progress=ctx.progress)
-    except StopRequested:
-        log.info("sync of %s stopped: the service is stopping", target, extra={"target": target})
-        return
+        summary = ctx.engine.sync(targets=[target], should_stop=ctx.should_stop)
     except Exception as exc:
         log.exception("sync of %s failed", target, extra={"target": target, "kind": "sync"})
         ctx.alerts.open("run_failed", incident, f"the scheduled sync of {target} failed: {exc}")
+        return
+    if summary.stopped:
+        log.info("sync of %s stopped: the service is stopping", target, extra={"target": target})
         return
     pushed = summary.targets[0].pushed if summary.targets else None
     log.info(
@@ -381,10 +375,10 @@ def run_retry_sweep() -> None:
     targets = ctx.engine.target_names()
     for target in targets:
         incident = f"push:{target}"
-        try:
-            counts = ctx.engine.push(target, progress=ctx.progress)
-        except StopRequested:
+        if ctx.should_stop():
             return
+        try:
+            counts = ctx.engine.push(target, should_stop=ctx.should_stop)
         except Exception as exc:
             log.exception("retry sweep of %s failed", target, extra={"target": target})
             ctx.alerts.open("run_failed", incident, f"pushing to {target} failed: {exc}")

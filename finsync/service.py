@@ -186,24 +186,14 @@ class PushWorker:
         self.stopping = stopping
         self.rounds = 0
 
-    def _progress(self, _event: str, _count: int) -> None:
-        from scheduler import StopRequested
-
-        if self.stopping.is_set():
-            raise StopRequested("the worker is stopping")
-
     def run_once(self) -> int:
         """Push every target once; returns how many documents were handled."""
-        from scheduler import StopRequested
-
         handled = 0
         for target in self.engine.target_names():
             if self.stopping.is_set():
                 break
             try:
-                counts = self.engine.push(target, progress=self._progress)
-            except StopRequested:
-                break
+                counts = self.engine.push(target, should_stop=self.stopping.is_set)
             except Exception:
                 # A broken target must not stop the others; the retry sweep alerts on it.
                 log.exception("push to %s failed", target, extra={"target": target})

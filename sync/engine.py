@@ -59,6 +59,8 @@ class SyncSummary:
     targets: list[TargetSummary] = field(default_factory=list)
     #: Revenue-recognition checks run after the push, when revenue was synced.
     checks: list[CheckResult] = field(default_factory=list)
+    #: The run was asked to stop before it was through (the service is shutting down).
+    stopped: bool = False
 
     @property
     def ok(self) -> bool:
@@ -254,7 +256,7 @@ class SyncEngine:
                 runs.update()
                 .where(runs.c.id == run_id)
                 .values(
-                    status="ok" if summary.ok else "failed",
+                    status="stopped" if summary.stopped else ("ok" if summary.ok else "failed"),
                     finished_at=self.clock(),
                     counts=json.dumps(counts, sort_keys=True),
                     error=errors or None,
@@ -269,17 +271,23 @@ class SyncEngine:
         dry_run: bool = False,
         full: bool = False,
         progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> SyncSummary:
         """Extract every new or changed record and push what is due, per target.
 
         ``dry_run`` maps and compares with the ledger but writes nothing and sends nothing.
-        ``full`` re-reads every record instead of starting from the cursor.
+        ``full`` re-reads every record instead of starting from the cursor. ``should_stop``
+        ends the run early between batches (the run is recorded as ``stopped``).
         """
+        stop = should_stop or (lambda: False)
         names = self.target_names(targets)
         kinds = list(kinds) if kinds else None
         run_id = None if dry_run else self._start_run("sync", ",".join(names))
         summary = SyncSummary(run_id=run_id, dry_run=dry_run)
         for name in names:
+            if stop():
+                summary.stopped = True
+                break
             target_summary = TargetSummary(name)
             summary.targets.append(target_summary)
             target_kinds = self.kinds_for(name, kinds)
@@ -289,14 +297,16 @@ class SyncEngine:
                 )
                 if not dry_run:
                     target_summary.pushed = self.push(
-                        name, target_kinds, run_id=run_id, progress=progress
+                        name, target_kinds, run_id=run_id, progress=progress, should_stop=stop
                     )
+                    summary.stopped = summary.stopped or stop()
             except Exception as exc:  # recorded on the run, then re-raised for the caller
                 target_summary.error = str(exc)
                 if run_id is not None:
                     self._finish_run(run_id, summary)
                 raise
-        if not dry_run and any("revenue" in self.kinds_for(n, kinds) for n in names):
+        checks_due = any("revenue" in self.kinds_for(n, kinds) for n in names)
+        if not dry_run and not summary.stopped and checks_due:
             summary.checks = revrec.revrec_checks(self.billing, self.state)
         if run_id is not None:
             self._finish_run(run_id, summary)
@@ -382,8 +392,13 @@ class SyncEngine:
         run_id: int | None = None,
         progress: Progress | None = None,
         threads: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> PushCounts:
-        """Send every due document of ``target`` (all its kinds by default)."""
+        """Send every due document of ``target`` (all its kinds by default).
+
+        ``should_stop`` is asked before each batch is claimed: a stopping service finishes and
+        records the batch in flight, then returns.
+        """
         connector = self.connector(target)
         pusher = Pusher(
             self.state,
@@ -395,6 +410,7 @@ class SyncEngine:
             clock=self.clock,
             progress=progress,
             threads=threads or int(getattr(connector, "concurrency", 1)),
+            should_stop=should_stop,
         )
         return pusher.push(list(kinds) if kinds else self.kinds_for(target))
 

@@ -82,6 +82,7 @@ class Pusher:
         threads: int = 1,
         progress: Progress | None = None,
         seed: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self._state = state
         self._connector = connector
@@ -94,11 +95,18 @@ class Pusher:
         self._progress = progress
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._should_stop = should_stop or (lambda: False)
 
     def push(self, kinds: Sequence[str]) -> PushCounts:
-        """Push every due document of ``kinds``, in dependency order. Raises AuthError."""
+        """Push every due document of ``kinds``, in dependency order. Raises AuthError.
+
+        When ``should_stop`` turns true, the batch in flight is finished and recorded, and no
+        further batch is claimed.
+        """
         total = PushCounts()
         for kind in kinds:
+            if self._should_stop():
+                break
             if self._threads == 1:
                 total.add(self._drain(kind))
                 continue
@@ -109,7 +117,7 @@ class Pusher:
 
     def _drain(self, kind: str) -> PushCounts:
         counts = PushCounts()
-        while True:
+        while not self._should_stop():
             now = self._clock()
             with self._state.begin() as conn:
                 batch = ledger.claim(
@@ -123,8 +131,9 @@ class Pusher:
                     wait=timedelta(seconds=self._settings.backoff_base_seconds),
                 )
             if not batch:
-                return counts
+                break
             counts.add(self._process(batch))
+        return counts
 
     def _process(self, batch: list[ledger.Claimed]) -> PushCounts:
         counts = PushCounts()
