@@ -51,10 +51,10 @@ from sqlalchemy.engine import Engine
 from finsync.alerts import Alerts
 from finsync.config import Config, ServiceSettings
 from finsync.db import utcnow
+from reports.workbook import build_configured_report, record_workbook
 from sync.state import runs, workbooks
 
 if TYPE_CHECKING:
-    from reports.workbook import ReportResult
     from sync.engine import SyncEngine
 
 log = logging.getLogger("finsync.scheduler")
@@ -412,39 +412,6 @@ def run_monthly_report() -> None:
 # -- the monthly workbook --------------------------------------------------------------------
 
 
-def build_workbook(
-    config: Config,
-    billing: Engine,
-    state: Engine,
-    period: str,
-    *,
-    entity: str | None = None,
-    out_dir: Path | None = None,
-    progress: Callable[[str, int], None] | None = None,
-) -> ReportResult:
-    """Build one monthly workbook (no printing): the part of ``finsync report monthly`` a job
-    needs. The ERP and tax targets are the first configured of their systems."""
-    from mappings.tables import load_mapping_file
-    from reports.workbook import build_monthly_report
-
-    erp = next(
-        (n for n, t in config.targets.items() if t.system in ("netsuite", "scripted")), "netsuite"
-    )
-    tax = next((n for n, t in config.targets.items() if t.system == "avatax"), "avatax")
-    return build_monthly_report(
-        billing,
-        state,
-        period=period,
-        entity=entity,
-        out_dir=out_dir or config.report.out_dir,
-        timezone=config.timezone,
-        erp_target=erp,
-        tax_target=tax,
-        progress=progress,
-        mapping=load_mapping_file(config.mapping_file),
-    )
-
-
 @dataclass(frozen=True)
 class WorkbookOutcome:
     """What the monthly job did for one period."""
@@ -520,7 +487,7 @@ def produce_monthly_workbook(
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
         try:
-            result = build_workbook(config, engine.billing, state, period)
+            result = build_configured_report(config, engine.billing, state, period)
         except Exception as exc:
             with state.begin() as conn:
                 conn.execute(
@@ -530,15 +497,7 @@ def produce_monthly_workbook(
                 )
             raise
         with state.begin() as conn:
-            workbook_id = conn.execute(
-                workbooks.insert().values(
-                    period=period,
-                    entity=None,
-                    path=str(result.path),
-                    built_at=clock(),
-                    run_id=run_id,
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
+            workbook_id = record_workbook(conn, result, built_at=clock(), run_id=run_id)
             conn.execute(
                 runs.update()
                 .where(runs.c.id == run_id)

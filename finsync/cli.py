@@ -22,10 +22,11 @@ from rich.table import Table
 
 from finsync import __version__
 from finsync.config import Config, load_config
-from finsync.db import make_engine
+from finsync.db import make_engine, utcnow
 from finsync.errors import ConfigError, FinsyncError
 
 if TYPE_CHECKING:
+    from reports.workbook import ReportResult
     from sync.engine import ResyncResult, SyncEngine, SyncSummary, TargetSummary
 
 console = Console()
@@ -543,24 +544,16 @@ def build_report(
     out_dir: Path | None = None,
     email: bool = False,
 ) -> Path:
-    """Build one monthly workbook with a progress display; print its summary; return its path."""
-    from mappings.tables import load_mapping_file
+    """Build one monthly workbook with a progress display, record it, e-mail it if asked."""
     from reports.delivery import deliver_report
     from reports.monthly import parse_period
-    from reports.workbook import build_monthly_report
+    from reports.workbook import build_configured_report, record_workbook
 
-    try:
-        parse_period(period)
-    except ValueError as exc:
-        raise ConfigError("--period", str(exc)) from None
+    parse_period(period)  # ConfigError naming the period
     if email and not (config.report.smtp and config.report.recipients):
         raise ConfigError("report.smtp", "--email needs [report.smtp] and report.recipients")
     billing_engine = make_engine(config.billing_url, key="billing.url")
     state_engine = make_engine(config.state_url, key="state.url")
-    erp = next(
-        (n for n, t in config.targets.items() if t.system in ("netsuite", "scripted")), "netsuite"
-    )
-    tax = next((n for n, t in config.targets.items() if t.system == "avatax"), "avatax")
     try:
         with Progress(
             SpinnerColumn(),
@@ -573,27 +566,42 @@ def build_report(
             def advance(stage: str, rows: int) -> None:
                 bar.update(task, description=f"{stage}: {rows:,} rows")
 
-            result = build_monthly_report(
+            result = build_configured_report(
+                config,
                 billing_engine,
                 state_engine,
-                period=period,
+                period,
                 entity=entity,
-                out_dir=out_dir or config.report.out_dir,
-                timezone=config.timezone,
-                erp_target=erp,
-                tax_target=tax,
+                out_dir=out_dir,
                 progress=advance,
-                mapping=load_mapping_file(config.mapping_file),
             )
+        with state_engine.begin() as conn:
+            record_workbook(conn, result, built_at=utcnow())
     finally:
         billing_engine.dispose()
         state_engine.dispose()
+    print_report_summary(result)
     if email:
         delivery = deliver_report(result, config.report)
         if not delivery.ok:
             fail(f"the workbook was written to {result.path} but e-mail failed: {delivery.error}")
         console.print(f"E-mailed to {', '.join(config.report.recipients)}.")
     return Path(result.path)
+
+
+def print_report_summary(result: ReportResult) -> None:
+    """The workbook's totals per currency, as its Summary sheet shows them."""
+    from finsync.money import quantum
+
+    table = Table(title=f"Monthly report {result.period} ({result.entity or 'all entities'})")
+    columns = ("currency", "invoiced", "credited", "collected", "tax", "recognized", "deferred")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "currency" else "right")
+    for t in result.totals:
+        amounts = (t.invoiced, t.credited, t.collected, t.tax, t.recognized, t.deferred_closing)
+        table.add_row(t.currency, *(f"{a.quantize(quantum(t.currency)):,}" for a in amounts))
+    console.print(table)
+    console.print(f"Sync exceptions needing attention: {result.exceptions}")
 
 
 # -- sandboxes and demo ----------------------------------------------------------------------
@@ -645,14 +653,24 @@ def sandbox_avatax(port: int) -> None:
 )
 @click.option("--customers", type=click.IntRange(1, 5000), default=40, show_default=True)
 @click.option(
+    "--serve",
+    "serve_console",
+    is_flag=True,
+    help="Afterwards keep the sandboxes running and serve the accountants' console.",
+)
+@click.option(
     "--transport",
     type=click.Choice(["soap", "rest"]),
     default="soap",
     show_default=True,
     help="How to talk to the NetSuite sandbox.",
 )
-def demo(folder: Path, customers: int, transport: str) -> None:
-    """Run the whole job on embedded defaults: seed, sync, edit, sync again, workbook."""
+def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> None:
+    """Run the whole job on embedded defaults: seed, sync, edit, sync again, workbook.
+
+    With --serve, the sandboxes keep running afterwards and the accountants' console is served
+    on http://127.0.0.1:8000 with a demo admin key, until Ctrl-C.
+    """
     from billing.generator import seed_billing
     from finsync.demo import DemoSettings, edit_billing, prepare, running_sandboxes
     from sync.engine import SyncEngine
@@ -704,13 +722,32 @@ def demo(folder: Path, customers: int, transport: str) -> None:
             engine.close()
         console.rule(f"[bold]4. Monthly workbook for {settings.report_period}")
         path = build_report(config, settings.report_period)
-    console.print(f"\nWorkbook: [bold]{path}[/]")
-    console.print(f"Config:   {settings.folder / 'finsync.toml'}")
-    console.print(
-        "Next: `finsync --config "
-        f"{settings.folder / 'finsync.toml'} status` "
-        "(the sandboxes stop with the demo; see README for running them alone)."
-    )
+        console.print(f"\nWorkbook: [bold]{path}[/]")
+        console.print(f"Config:   {settings.folder / 'finsync.toml'}")
+        if serve_console:
+            _serve_demo_console(config)
+    if not serve_console:
+        console.print(
+            "Next: `finsync --config "
+            f"{settings.folder / 'finsync.toml'} status`, or `finsync demo --serve` to look "
+            "around in the accountants' console."
+        )
+
+
+def _serve_demo_console(config: Config, port: int = 8000) -> None:
+    """Serve the console on the demo's state store with a fresh demo admin key, until Ctrl-C."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.auth import create_token
+
+    state = make_engine(config.state_url)
+    key = create_token(state, name="demo-admin", role="admin", created_by="demo", now=utcnow())
+    state.dispose()
+    console.rule("[bold]5. The accountants' console")
+    console.print(f"Console:  http://127.0.0.1:{port}/  (Ctrl-C stops it and the sandboxes)")
+    console.print(f"Sign in with this demo admin key: [bold]{key.token}[/]", soft_wrap=True)
+    uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning")
 
 
 def main() -> None:
@@ -718,9 +755,15 @@ def main() -> None:
     cli(obj={})
 
 
-# -- service: `finsync serve` and `finsync worker` (finsync/service.py) -----------------------
+# -- commands defined beside their subsystems ---------------------------------------------------
+# `finsync serve` and `finsync worker` (finsync/service.py); `finsync token` and
+# `finsync console` (api/cli.py).
 
-from finsync.service import serve, worker  # noqa: E402 - the commands are defined elsewhere
+from api.cli import console as console_command  # noqa: E402
+from api.cli import token  # noqa: E402
+from finsync.service import serve, worker  # noqa: E402
 
 cli.add_command(serve)
 cli.add_command(worker)
+cli.add_command(token)
+cli.add_command(console_command)

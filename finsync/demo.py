@@ -93,6 +93,9 @@ backoff_base_seconds = 5
 [report]
 out_dir = "reports"
 
+[api]
+cookie_secure = false  # the demo console is plain http on 127.0.0.1
+
 [targets.netsuite]
 system = "netsuite"
 account = "{netsuite.account}"

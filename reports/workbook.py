@@ -31,6 +31,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.workbook.properties import CalcProperties
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+from finsync.config import Config
 from finsync.money import minor_units
 from mappings.tables import MappingTables
 from reports import monthly as m
@@ -970,3 +971,53 @@ def _write_summary(
         s.append([s.text(kind), *(s.count(counts.get(st, 0)) for st in statuses)])
     if not f.sync_health:
         s.append([s.text("The ledger holds no rows for this target.", font=_NOTE_FONT)])
+
+
+def build_configured_report(
+    config: Config,
+    billing: sa.Engine,
+    state: sa.Engine,
+    period: str,
+    *,
+    entity: str | None = None,
+    out_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> ReportResult:
+    """Build the workbook of ``period`` as a configuration says: its folder, time zone and
+    mapping file; the ERP and tax targets are the first configured of their systems."""
+    from mappings.tables import load_mapping_file
+
+    erp = next(
+        (n for n, t in config.targets.items() if t.system in ("netsuite", "scripted")), "netsuite"
+    )
+    tax = next((n for n, t in config.targets.items() if t.system == "avatax"), "avatax")
+    return build_monthly_report(
+        billing,
+        state,
+        period=period,
+        entity=entity,
+        out_dir=out_dir or config.report.out_dir,
+        timezone=config.timezone,
+        erp_target=erp,
+        tax_target=tax,
+        progress=progress,
+        mapping=load_mapping_file(config.mapping_file),
+    )
+
+
+def record_workbook(
+    conn: sa.Connection, result: ReportResult, *, built_at: datetime, run_id: int | None = None
+) -> int:
+    """Record a built workbook in the state store's ``workbooks`` table; returns its id."""
+    from sync.state import workbooks
+
+    inserted = conn.execute(
+        workbooks.insert().values(
+            period=result.period,
+            entity=result.entity,
+            path=str(result.path),
+            built_at=built_at,
+            run_id=run_id,
+        )
+    )
+    return int(inserted.inserted_primary_key[0])  # type: ignore[index]
