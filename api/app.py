@@ -35,7 +35,7 @@ from api.auth import AuthenticationError, Authenticator, Principal
 from finsync.config import Config
 from finsync.db import utcnow
 from finsync.errors import ConfigError
-from mappings.tables import MappingTables, load_mapping_file
+from mappings.tables import MappingTables
 from sync.engine import SyncEngine
 
 HERE = Path(__file__).resolve().parent
@@ -74,7 +74,7 @@ class Console:
                 self._mapping_stamp = stamp  # the engine loaded it at start
             elif stamp != self._mapping_stamp:
                 try:
-                    self.engine.tables = load_mapping_file(path)
+                    self.engine.reload_mapping()
                 except ConfigError as exc:
                     return exc
                 self._mapping_stamp = stamp

@@ -12,14 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connectors.base import canonical_json
-from finsync.config import Config
 from finsync.errors import ConfigError, MappingError
 from mappings.tables import MappingTables
 from sync.diff import Change, diff_payloads
 from sync.engine import map_record
 from sync.extract import BillingReader
 from sync.state import STATUSES, audit_log, ledger, ledger_events, runs, workbooks
-from sync.targets import MAPPINGS, TargetMapping
+from sync.targets import TargetMapping
 
 _SUMMARY_COLUMNS = (
     "id",
@@ -184,21 +183,11 @@ def change_out(change: Change) -> dict[str, Any]:
     }
 
 
-def target_mapping(config: Config, target: str) -> TargetMapping | None:
-    """The document mapping of an enabled target (as the sync engine chooses it), or None."""
-    settings = config.targets.get(target)
-    if settings is None or not settings.enabled:
-        return None
-    default = "netsuite" if settings.system == "scripted" else settings.system
-    name = settings.options.str("mapping", default, choices=tuple(MAPPINGS))
-    return MAPPINGS[name]
-
-
 def current_state(
     row: dict[str, Any],
     *,
     billing: Engine,
-    config: Config,
+    mapping: TargetMapping | None,
     tables: MappingTables | ConfigError,
 ) -> dict[str, Any]:
     """Re-read the record from billing now, map it, and compare with what was last sent."""
@@ -211,7 +200,6 @@ def current_state(
 
     if isinstance(tables, ConfigError):
         return state("unavailable", f"the mapping file cannot be read: {tables}")
-    mapping = target_mapping(config, row["target"])
     if mapping is None:
         return state("unavailable", f"target {row['target']!r} is not enabled in the config")
     if not row["source_id"].isdigit():

@@ -188,7 +188,7 @@ def record_view(console: Console, record_id: int) -> dict[str, Any]:
     detail["current"] = queries.current_state(
         detail,
         billing=console.engine.billing,
-        config=console.config,
+        mapping=console.engine.mapping_for(detail["target"]),
         tables=console.mapping_tables(),
     )
     return detail

@@ -177,6 +177,15 @@ class SyncEngine:
         }
         self._connectors: dict[str, Connector] = dict(connectors or {})
 
+    def mapping_for(self, target: str) -> TargetMapping | None:
+        """The document mapping of an enabled target, or None if it is not enabled."""
+        return self._mappings.get(target)
+
+    def reload_mapping(self) -> MappingTables:
+        """Read the mapping file again (an admin fixed it); raises ConfigError, keeping the old."""
+        self.tables = load_mapping_file(self.config.mapping_file)
+        return self.tables
+
     @staticmethod
     def _mapping_of(target: TargetConfig) -> TargetMapping:
         default = "netsuite" if target.system == "scripted" else target.system
@@ -451,6 +460,7 @@ class SyncEngine:
         if not reason.strip():
             raise ValueError("a re-sync needs a reason for the audit log")
         now = self.clock()
+        who = actor or self.actor
         items: list[ResyncItem] = []
         with self.state.connect() as conn, self.billing.connect() as billing:
             transaction = conn.begin()
@@ -463,7 +473,7 @@ class SyncEngine:
                 if kind == "revenue":
                     # revrec: a journal has no billing row of its own and is recomputed on every
                     # sync (sync/revrec.py); a re-sync sends again what the ledger holds.
-                    items += [self._resend_journal(conn, row, now) for row in group]
+                    items += [self._resend_journal(conn, row, now, who) for row in group]
                     continue
                 page = reader.by_ids(kind, [int(r["source_id"]) for r in group])
                 records = {str(r.id): r for r in page.records}
@@ -476,11 +486,12 @@ class SyncEngine:
                             page,
                             self._mappings[target],
                             now,
+                            who,
                         )
                     )
             audit_id = None
             if not dry_run:
-                audit_id = self._audit(conn, actor or self.actor, reason, selection, items, now)
+                audit_id = self._audit(conn, who, reason, selection, items, now)
                 transaction.commit()
             else:
                 transaction.rollback()
@@ -494,6 +505,7 @@ class SyncEngine:
         page: Page,
         mapping: TargetMapping,
         now: datetime,
+        actor: str,
     ) -> ResyncItem:
         base = {
             "ledger_id": row["id"],
@@ -528,7 +540,7 @@ class SyncEngine:
         )
         if isinstance(result, MappingError):
             return ResyncItem(**base, outcome="mapping failed", message=str(result), changes=())
-        self._force_pending(conn, row, now)
+        self._force_pending(conn, row, now, actor)
         return ResyncItem(
             **base,
             outcome="queued",
@@ -536,7 +548,9 @@ class SyncEngine:
             changes=tuple(diff_payloads(old, dict(result.payload))),
         )
 
-    def _resend_journal(self, conn: Connection, row: RowMapping, now: datetime) -> ResyncItem:
+    def _resend_journal(
+        self, conn: Connection, row: RowMapping, now: datetime, actor: str
+    ) -> ResyncItem:
         """revrec: queue a revenue journal's current ledger payload to be sent again."""
         base = {
             "ledger_id": row["id"],
@@ -549,7 +563,7 @@ class SyncEngine:
             return ResyncItem(
                 **base, outcome="mapping failed", message=row["last_error"], changes=()
             )
-        self._force_pending(conn, row, now)
+        self._force_pending(conn, row, now, actor)
         old = json.loads(row["synced_payload"]) if row["synced_payload"] else None
         return ResyncItem(
             **base,
@@ -558,7 +572,7 @@ class SyncEngine:
             changes=tuple(diff_payloads(old, json.loads(row["payload"]))),
         )
 
-    def _force_pending(self, conn: Connection, row: RowMapping, now: datetime) -> None:
+    def _force_pending(self, conn: Connection, row: RowMapping, now: datetime, actor: str) -> None:
         # Force a send even if the payload is unchanged; keep the suspect flag of an unknown
         # outcome so the push looks the record up before writing again.
         ledger.bulk_update(
@@ -577,7 +591,7 @@ class SyncEngine:
                 at=now,
                 event="resync",
                 status="pending",
-                detail=f"queued by {self.actor}",
+                detail=f"queued by {actor}",
             )
         )
 
