@@ -724,29 +724,43 @@ def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> N
         path = build_report(config, settings.report_period)
         console.print(f"\nWorkbook: [bold]{path}[/]")
         console.print(f"Config:   {settings.folder / 'finsync.toml'}")
+        key = _demo_console_key(config)
         if serve_console:
-            _serve_demo_console(config)
+            _serve_demo_console(config, key)
     if not serve_console:
+        config_path = settings.folder / "finsync.toml"
         console.print(
-            "Next: `finsync --config "
-            f"{settings.folder / 'finsync.toml'} status`, or `finsync demo --serve` to look "
-            "around in the accountants' console."
+            f"Console:  `finsync --config {config_path} console`, then http://127.0.0.1:8000/ "
+            "(or `finsync demo --serve`, which keeps the sandboxes running as well)",
+            soft_wrap=True,
         )
+        console.print(f"Demo admin key for the console: {key}", soft_wrap=True)
+        console.print(f"Status:   `finsync --config {config_path} status`", soft_wrap=True)
 
 
-def _serve_demo_console(config: Config, port: int = 8000) -> None:
-    """Serve the console on the demo's state store with a fresh demo admin key, until Ctrl-C."""
-    import uvicorn
-
-    from api.app import create_app
+def _demo_console_key(config: Config) -> str:
+    """A fresh admin API key of the demo's console (shown once, stored hashed)."""
     from api.auth import create_token
 
     state = make_engine(config.state_url)
-    key = create_token(state, name="demo-admin", role="admin", created_by="demo", now=utcnow())
-    state.dispose()
+    try:
+        created = create_token(
+            state, name="demo-admin", role="admin", created_by="demo", now=utcnow()
+        )
+    finally:
+        state.dispose()
+    return created.token
+
+
+def _serve_demo_console(config: Config, key: str, port: int = 8000) -> None:
+    """Serve the console on the demo's state store until Ctrl-C (the sandboxes keep running)."""
+    import uvicorn
+
+    from api.app import create_app
+
     console.rule("[bold]5. The accountants' console")
     console.print(f"Console:  http://127.0.0.1:{port}/  (Ctrl-C stops it and the sandboxes)")
-    console.print(f"Sign in with this demo admin key: [bold]{key.token}[/]", soft_wrap=True)
+    console.print(f"Sign in with this demo admin key: [bold]{key}[/]", soft_wrap=True)
     uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -91,3 +91,20 @@ def specs_dir() -> Path:
             pytest.fail(f"vendor specs not found at {SPECS}", pytrace=False)
         pytest.skip(f"vendor specs not found at {SPECS}")
     return SPECS
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many PostgreSQL tests ran, so a summary shows they were not skipped."""
+    counts: dict[str, int] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") in ("call", "setup") and "postgres" in getattr(
+                report, "keywords", {}
+            ):
+                if outcome == "passed" and report.when != "call":
+                    continue
+                counts[outcome] = counts.get(outcome, 0) + 1
+    if counts:
+        parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+        server = sa.engine.make_url(PG_ADMIN_URL).render_as_string(hide_password=True)
+        terminalreporter.write_line(f"PostgreSQL tests ({server}): {parts}")
