@@ -7,6 +7,7 @@ line. Secrets are never written in the file: a secret setting names where to rea
 
 from __future__ import annotations
 
+import builtins
 import os
 import tomllib
 from collections.abc import Mapping
@@ -65,26 +66,33 @@ def read_secret(ref: Any, key: str, environ: Mapping[str, str] | None = None) ->
     return Secret(value, str(path))
 
 
+# Section has methods named str/int/float/bool, which shadow the builtins in annotations inside the
+# class body, so its annotations spell them builtins.str etc.
 class Section:
     """Typed, key-naming access to one table of the config; refuses unknown keys on ``done()``."""
 
-    def __init__(self, data: Any, prefix: str, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data: Any,
+        prefix: builtins.str,
+        environ: Mapping[builtins.str, builtins.str] | None = None,
+    ) -> None:
         if not isinstance(data, dict):
             raise ConfigError(prefix, "must be a table")
         self._data = data
         self._prefix = prefix
-        self._seen: set[str] = set()
+        self._seen: set[builtins.str] = set()
         self._environ = environ
 
-    def key(self, name: str) -> str:
+    def key(self, name: builtins.str) -> builtins.str:
         """The dotted path of ``name`` in this section."""
         return f"{self._prefix}.{name}" if self._prefix else name
 
-    def has(self, name: str) -> bool:
+    def has(self, name: builtins.str) -> builtins.bool:
         """True when the setting is present."""
         return name in self._data
 
-    def _raw(self, name: str, default: Any, required: bool) -> Any:
+    def _raw(self, name: builtins.str, default: Any, required: builtins.bool) -> Any:
         self._seen.add(name)
         if name not in self._data:
             if required:
@@ -94,11 +102,11 @@ class Section:
 
     def str(
         self,
-        name: str,
-        default: str | None = None,
+        name: builtins.str,
+        default: builtins.str | None = None,
         *,
-        required: bool = False,
-        choices: tuple[str, ...] | None = None,
+        required: builtins.bool = False,
+        choices: tuple[builtins.str, ...] | None = None,
     ) -> Any:
         """A string setting (None when absent and no default)."""
         value = self._raw(name, default, required)
@@ -110,7 +118,14 @@ class Section:
             raise ConfigError(self.key(name), f"must be one of {', '.join(choices)}; got {value!r}")
         return value
 
-    def int(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    def int(
+        self,
+        name: builtins.str,
+        default: builtins.int,
+        *,
+        minimum: builtins.int = 0,
+        maximum: builtins.int | None = None,
+    ) -> builtins.int:
         """An integer setting within bounds."""
         value = self._raw(name, default, False)
         if not isinstance(value, int) or isinstance(value, bool):
@@ -120,40 +135,44 @@ class Section:
             raise ConfigError(self.key(name), f"must be {bound}, got {value}")
         return value
 
-    def float(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+    def float(
+        self, name: builtins.str, default: builtins.float, *, minimum: builtins.float = 0.0
+    ) -> builtins.float:
         """A number setting (durations in seconds), not money."""
         value = self._raw(name, default, False)
         if not isinstance(value, int | float) or isinstance(value, bool) or value < minimum:
             raise ConfigError(self.key(name), f"must be a number >= {minimum}, got {value!r}")
         return float(value)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         """A true/false setting."""
         value = self._raw(name, default, False)
         if not isinstance(value, bool):
             raise ConfigError(self.key(name), f"must be true or false, got {value!r}")
         return value
 
-    def list_of_str(self, name: str, default: list[str] | None = None) -> list[str]:
+    def list_of_str(
+        self, name: builtins.str, default: list[builtins.str] | None = None
+    ) -> list[builtins.str]:
         """A list of strings."""
         value = self._raw(name, default or [], False)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(self.key(name), "must be a list of strings")
         return list(value)
 
-    def secret(self, name: str, *, required: bool = True) -> Secret | None:
+    def secret(self, name: builtins.str, *, required: builtins.bool = True) -> Secret | None:
         """A secret reference, resolved now so a missing variable fails at start."""
         value = self._raw(name, None, required)
         if value is None:
             return None
         return read_secret(value, self.key(name), self._environ)
 
-    def section(self, name: str, *, required: bool = False) -> Section:
+    def section(self, name: builtins.str, *, required: builtins.bool = False) -> Section:
         """A sub-table (empty when absent)."""
         value = self._raw(name, {}, required)
         return Section(value, self.key(name), self._environ)
 
-    def names(self) -> list[str]:
+    def names(self) -> list[builtins.str]:
         """Keys present in this table."""
         return list(self._data)
 

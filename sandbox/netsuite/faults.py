@@ -9,6 +9,7 @@ external id is listed by ``reject_external_id`` are refused one by one inside th
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +116,7 @@ class FaultScript:
         """
         args = dict(command)
         action = args.pop("action", None)
-        actions = {
+        actions: dict[str, Callable[..., None]] = {
             "fail_next": self.fail_next,
             "concurrency_fault_next": self.concurrency_fault_next,
             "slow": self.slow,

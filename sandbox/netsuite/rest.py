@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from email.message import Message
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -247,7 +248,12 @@ class RestService:
         self.setup = setup
 
     def handle(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes, origin: str
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str] | Message,
+        body: bytes,
+        origin: str,
     ) -> RestReply:
         """Route one request; never raises."""
         path, _, query = target.partition("?")
@@ -283,7 +289,11 @@ class RestService:
         return error_reply(405, "METHOD_NOT_ALLOWED", f"{method} is not supported.", operation)
 
     def _authenticate(
-        self, method: str, url: str, headers: Mapping[str, str], query: dict[str, str]
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | Message,
+        query: dict[str, str],
     ) -> None:
         header = headers.get("Authorization") or ""
         if header.startswith("Bearer "):
@@ -309,10 +319,10 @@ class RestService:
                 content_type="application/json",
                 errors=["invalid_grant"],
             )
-        payload = {"access_token": token, "expires_in": 3600, "token_type": "bearer"}
+        grant = {"access_token": token, "expires_in": 3600, "token_type": "bearer"}
         return RestReply(
             200,
-            json.dumps(payload).encode(),
+            json.dumps(grant).encode(),
             "token",
             detail="token issued",
             content_type="application/json",

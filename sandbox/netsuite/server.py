@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sandbox.netsuite.account import AccountSetup
 from sandbox.netsuite.auth import Authenticator, SandboxCredentials
@@ -120,6 +120,9 @@ class NetSuiteSandbox:
         if self._server is None:
             raise RuntimeError("the sandbox is not started")
         host, port = self._server.server_address[:2]
+        # A bound TCPServer's address comes from getsockname(), whose host is a str; the stub's
+        # bytes | bytearray are only accepted when binding.
+        host = cast("str", host)
         host = f"[{host}]" if ":" in str(host) else host
         return f"http://{host}:{port}"
 

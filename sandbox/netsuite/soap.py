@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 
@@ -132,7 +132,7 @@ def envelope(body_child: etree._Element | None, *, fault: SoapFault | None = Non
         etree.SubElement(element, q(NS_FAULTS, "message")).text = fault.message
     elif body_child is not None:
         body.append(body_child)
-    return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
+    return cast("bytes", etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
 
 
 def fault_reply(fault: SoapFault, operation: str, detail: str = "") -> SoapReply:
@@ -145,12 +145,18 @@ def _qname_value(node: etree._Element, value: str) -> tuple[str | None, str]:
     return node.nsmap.get(prefix or None), local
 
 
+def _spec_of(node: etree._Element, xsi_type: str) -> RecordSpec | None:
+    """The record type an ``xsi:type`` value names (None for an undeclared prefix too)."""
+    namespace, local = _qname_value(node, xsi_type)
+    return BY_XML_TYPE.get((namespace, local)) if namespace is not None else None
+
+
 def _local(node: etree._Element) -> str:
-    return etree.QName(node).localname
+    return cast("str", etree.QName(node).localname)
 
 
 def _ns(node: etree._Element) -> str | None:
-    return etree.QName(node).namespace
+    return cast("str | None", etree.QName(node).namespace)
 
 
 # ---- parsing of records ----------------------------------------------------------------------
@@ -226,7 +232,7 @@ def parse_record(node: etree._Element) -> tuple[RecordSpec, str | None, dict[str
     xsi_type = node.get(_XSI_TYPE)
     if not xsi_type:
         raise RecordError("INVALID_RCRD_TYPE", "The record has no xsi:type.")
-    spec = BY_XML_TYPE.get(_qname_value(node, xsi_type))
+    spec = _spec_of(node, xsi_type)
     if spec is None or not spec.writable:
         raise RecordError("INVALID_RCRD_TYPE", f"The record type {xsi_type} is not supported.")
     if node.get("internalId") is not None:
@@ -400,13 +406,15 @@ class SoapService:
             "search": self._search,
         }
         if _ns(request) != NS_MESSAGES or operation not in handlers:
-            fault = SoapFault(
+            unsupported = SoapFault(
                 "",
                 "",
                 f"Operation {operation} is not supported by the sandbox.",
                 faultcode="soapenv:Client",
             )
-            return SoapReply(500, _plain_fault(fault), operation, detail="unsupported operation")
+            return SoapReply(
+                500, _plain_fault(unsupported), operation, detail="unsupported operation"
+            )
         try:
             return handlers[operation](root, request)
         except SoapFault as fault:
@@ -555,7 +563,7 @@ def _declared(node: etree._Element) -> str | None:
     xsi_type = node.get(_XSI_TYPE)
     if not xsi_type:
         return None
-    spec = BY_XML_TYPE.get(_qname_value(node, xsi_type))
+    spec = _spec_of(node, xsi_type)
     return spec.type if spec else None
 
 
@@ -565,7 +573,7 @@ def _plain_fault(fault: SoapFault) -> bytes:
     node = etree.SubElement(body, q(NS_SOAP, "Fault"))
     etree.SubElement(node, "faultcode").text = fault.faultcode
     etree.SubElement(node, "faultstring").text = fault.message
-    return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
+    return cast("bytes", etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
 
 
 def _search_preferences(root: etree._Element) -> tuple[int, bool]:
@@ -593,7 +601,8 @@ _SEARCH_TYPES = {
 
 def _search_kind(search: etree._Element) -> tuple[str, etree._Element | None]:
     xsi_type = search.get(_XSI_TYPE) or ""
-    found = _SEARCH_TYPES.get(_qname_value(search, xsi_type))
+    namespace, local = _qname_value(search, xsi_type)
+    found = _SEARCH_TYPES.get((namespace, local)) if namespace is not None else None
     if found is None:
         raise SoapFault(
             "",
