@@ -33,6 +33,7 @@ from sync.push import PushCounts, Pusher
 from sync.revrec import CheckResult
 from sync.state import audit_log, ledger_events, runs
 from sync.state import ledger as ledger_table
+from sync.status import last_checks
 from sync.targets import MAPPINGS, TargetMapping
 
 Progress = Callable[[str, int], None]
@@ -314,12 +315,28 @@ class SyncEngine:
                 if run_id is not None:
                     self._finish_run(run_id, summary)
                 raise
-        checks_due = any("revenue" in self.kinds_for(n, kinds) for n in names)
-        if not dry_run and not summary.stopped and checks_due:
+        if not dry_run and not summary.stopped and self._checks_due(summary, names, kinds):
             summary.checks = revrec.revrec_checks(self.billing, self.state)
         if run_id is not None:
             self._finish_run(run_id, summary)
         return summary
+
+    def _checks_due(
+        self, summary: SyncSummary, names: Sequence[str], kinds: Sequence[str] | None
+    ) -> bool:
+        """Revenue checks read all of billing: run them when this sync changed something (or
+        they never ran); after a sync that changed nothing, the last results still stand."""
+        if not any("revenue" in self.kinds_for(n, kinds) for n in names):
+            return False
+        changed = any(
+            t.extracted.new
+            or t.extracted.changed
+            or t.extracted.failed
+            or t.pushed.sent
+            or t.pushed.recovered
+            for t in summary.targets
+        )
+        return changed or not last_checks(self.state)
 
     def extract(
         self,

@@ -28,6 +28,7 @@ from billing.records import (
     SourceRecord,
 )
 from connectors.base import DocKey, Document, canonical_json, hash_payload_text
+from finsync.db import UTCDateTime
 from finsync.errors import MappingError
 from sync.extract import Cursor
 from sync.state import cursors, ledger, ledger_events
@@ -172,6 +173,34 @@ def rows_of_kind(conn: Connection, target: str, kind: str) -> list[RowMapping]:
     return list(conn.execute(query).mappings())
 
 
+def _record_enqueued(
+    conn: Connection,
+    target: str,
+    kind: str,
+    source_ids: Sequence[str],
+    now: datetime,
+    run_id: int | None,
+) -> None:
+    """One history event per new ledger row, written by the database from the rows themselves
+    (no round trip for their ids)."""
+    event = sa.case((ledger.c.status == "failed", "mapping_failed"), else_="enqueued")
+    for start in range(0, len(source_ids), 900):
+        chunk = source_ids[start : start + 900]
+        rows = sa.select(
+            ledger.c.id,
+            sa.literal(now, UTCDateTime()),
+            sa.literal(run_id, sa.BigInteger()),
+            event,
+            ledger.c.status,
+            ledger.c.last_error,
+        ).where(ledger.c.target == target, ledger.c.kind == kind, ledger.c.source_id.in_(chunk))
+        conn.execute(
+            ledger_events.insert().from_select(
+                ["ledger_id", "at", "run_id", "event", "status", "detail"], rows
+            )
+        )
+
+
 def _lock_kind(conn: Connection, target: str, kind: str) -> None:
     """Serialise enqueues of one (target, kind) across processes until the transaction ends.
 
@@ -293,26 +322,9 @@ def enqueue(
                 )
             )
     if inserts:
-        new_ids: dict[str, int] = {}
         for group in _same_keys(inserts):
-            returned = conn.execute(
-                ledger.insert().returning(
-                    ledger.c.id, ledger.c.source_id, sort_by_parameter_order=True
-                ),
-                group,
-            )
-            new_ids.update({source_id: ledger_id for ledger_id, source_id in returned})
-        events += [
-            _event(
-                new_ids[r["source_id"]],
-                "mapping_failed" if r["status"] == "failed" else "enqueued",
-                r["status"],
-                now,
-                run_id,
-                r["last_error"],
-            )
-            for r in inserts
-        ]
+            conn.execute(ledger.insert(), group)
+        _record_enqueued(conn, target, kind, [r["source_id"] for r in inserts], now, run_id)
     for group in _same_keys(updates):
         bulk_update(conn, group)
     if events:
@@ -393,6 +405,15 @@ class Claimed:
     payload_hash: str
 
 
+@dataclass(frozen=True)
+class ClaimBatch:
+    """What one claim took: the claimed documents and the last ledger id it looked at (None
+    when nothing was due). Rows looked at but postponed are not in ``items``."""
+
+    items: list[Claimed]
+    last_id: int | None
+
+
 def _document(row: RowMapping) -> Document:
     return Document(
         target=row["target"],
@@ -438,13 +459,18 @@ def claim(
     limit: int,
     lease: timedelta,
     wait: timedelta,
-) -> list[Claimed]:
+    after_id: int = 0,
+) -> ClaimBatch:
     """Claim up to ``limit`` due documents of (target, kind) for ``worker`` under a lease.
 
     Due: ``pending`` or ``retry`` whose ``next_attempt_at`` has come, or ``sending`` whose lease
     ran out (its outcome is unknown, so it is marked suspect). Documents whose dependencies are
     not synced yet are postponed by ``wait`` with a note. Rows are locked with FOR UPDATE SKIP
     LOCKED on PostgreSQL, so concurrent workers never claim the same row.
+
+    Only rows with an id above ``after_id`` are looked at: a worker draining the queue passes
+    the last id it saw, so each claim starts where the previous one ended instead of stepping
+    over every row already synced (which made a first sync of 100,000 records quadratic).
     """
     due = sa.or_(
         sa.and_(
@@ -455,7 +481,7 @@ def claim(
     )
     query = (
         sa.select(ledger)
-        .where(ledger.c.target == target, ledger.c.kind == kind, due)
+        .where(ledger.c.target == target, ledger.c.kind == kind, ledger.c.id > after_id, due)
         .order_by(ledger.c.id)
         .limit(limit)
     )
@@ -463,7 +489,7 @@ def claim(
         query = query.with_for_update(skip_locked=True)
     rows = list(conn.execute(query).mappings())
     if not rows:
-        return []
+        return ClaimBatch([], None)
     dependencies = _dependency_status(
         conn, target, {DocKey(*k.split(":", 1)) for r in rows for k in json.loads(r["depends_on"])}
     )
@@ -511,7 +537,7 @@ def claim(
         claimed_until=now + lease,
         updated_at=now,
     )
-    return claimed
+    return ClaimBatch(claimed, rows[-1]["id"])
 
 
 @dataclass(frozen=True)

@@ -117,22 +117,28 @@ class Pusher:
 
     def _drain(self, kind: str) -> PushCounts:
         counts = PushCounts()
+        after = 0
         while not self._should_stop():
-            now = self._clock()
             with self._state.begin() as conn:
                 batch = ledger.claim(
                     conn,
                     target=self._target,
                     kind=kind,
                     worker=self._worker,
-                    now=now,
+                    now=self._clock(),
                     limit=self._connector.max_batch,
                     lease=timedelta(seconds=self._settings.lease_seconds),
                     wait=timedelta(seconds=self._settings.backoff_base_seconds),
+                    after_id=after,
                 )
-            if not batch:
-                break
-            counts.add(self._process(batch))
+            if batch.last_id is None:
+                if after == 0:
+                    break
+                after = 0  # one more pass from the start, for rows that became due behind us
+                continue
+            after = batch.last_id
+            if batch.items:
+                counts.add(self._process(batch.items))
         return counts
 
     def _process(self, batch: list[ledger.Claimed]) -> PushCounts:

@@ -362,3 +362,23 @@ def test_resync_of_a_synced_record_sends_it_again_with_its_diff(engine, billing,
         records_by_external_id(engine)["finsync:inv:INV-DIFF"]["payload"]["itemList"][0]["amount"]
         == "90.00"
     )
+
+
+def test_a_full_batch_of_waiting_documents_does_not_hold_up_the_rest(tmp_path, db_url, clock):
+    setup = write_config(tmp_path, db_url, extra="batch_size = 2")
+    engine = make_engine(setup, clock)
+    billing = BillingBuilder(engine.billing)
+    bad = billing.customer("BAD-9", name="")  # fails to map: its invoices wait
+    good = billing.customer("GOOD-9")
+    for n in range(5):
+        billing.invoice(bad, number=f"INV-WAIT-{n}")
+    for n in range(3):
+        billing.invoice(good, number=f"INV-GO-{n}")
+
+    engine.sync()
+
+    stored = records_by_external_id(engine)
+    assert {f"finsync:inv:INV-GO-{n}" for n in range(3)} <= set(stored)
+    assert not any(e.startswith("finsync:inv:INV-WAIT") for e in stored)
+    assert {ledger_row(engine, f"invoice INV-WAIT-{n}")["status"] for n in range(5)} == {"pending"}
+    engine.close()
