@@ -22,6 +22,25 @@ BENCHMARKS = ("bench_seed", "bench_sync", "bench_netsuite", "bench_workbook")
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
+_MARK = "<!-- benchmark: {} -->"
+
+
+def _previous_sections() -> dict[str, str]:
+    """The sections of the current docs/benchmarks.md, so `--only` replaces just its own."""
+    if not OUT.exists():
+        return {}
+    text = OUT.read_text()
+    found = {}
+    for name in BENCHMARKS:
+        start = text.find(_MARK.format(name))
+        if start < 0:
+            continue
+        body = text[start + len(_MARK.format(name)) + 1 :]
+        end = body.find("<!-- benchmark: ")
+        found[name] = body[:end] if end >= 0 else body
+    return found
+
+
 def _machine() -> list[str]:
     cpu = "unknown CPU"
     try:
@@ -63,19 +82,19 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=BENCHMARKS, help="run only these")
     args = parser.parse_args()
     chosen = args.only or list(BENCHMARKS)
-    sections = []
+    sections = _previous_sections() if args.only else {}
     for name in chosen:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         command = [sys.executable, "-m", f"benchmarks.{name}"] + (["--quick"] if args.quick else [])
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            sections.append(
+            sections[name] = (
                 f"### {name}\n\nFAILED (exit {done.returncode}):\n\n```\n"
                 f"{done.stderr[-2000:]}\n```\n"
             )
         else:
-            sections.append(done.stdout.strip() + "\n")
-        print(sections[-1], flush=True)
+            sections[name] = done.stdout.strip() + "\n"
+        print(sections[name], flush=True)
     text = "\n".join(
         [
             "# Benchmarks",
