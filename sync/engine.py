@@ -37,6 +37,9 @@ from sync.status import last_checks
 from sync.targets import MAPPINGS, TargetMapping
 
 Progress = Callable[[str, int], None]
+#: After enqueuing this many new rows, refresh the planner's statistics of the ledger: the push
+#: that follows must not be planned as if the ledger were still empty.
+_ANALYZE_AFTER_NEW_ROWS = 10_000
 #: How ledger labels name documents (see the ``label`` properties of billing.records).
 _LABEL_PREFIXES = ("customer", "invoice", "credit note", "payment", "refund")
 
@@ -381,6 +384,8 @@ class SyncEngine:
                     total.add(self._enqueue_page(target, kind, page, outcomes, run_id, dry_run))
                     if progress:
                         progress("extracted", len(page.records))
+        if not dry_run and total.new >= _ANALYZE_AFTER_NEW_ROWS:
+            ledger.analyze(self.state)
         return total
 
     def _enqueue_page(

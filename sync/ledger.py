@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from billing.records import (
     CreditNote,
@@ -199,6 +199,13 @@ def _record_enqueued(
                 ["ledger_id", "at", "run_id", "event", "status", "detail"], rows
             )
         )
+
+
+def analyze(engine: Engine) -> None:
+    """Refresh PostgreSQL's statistics of the ledger (after a large enqueue); no-op on SQLite."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE ledger"))
 
 
 def _lock_kind(conn: Connection, target: str, kind: str) -> None:
