@@ -271,6 +271,7 @@ def main() -> None:
         print("| " + " | ".join(rows[-1]) + " |", file=sys.stderr, flush=True)
     rows.append(zeep_cost(invoices, rounds=5 if args.quick else 20))
     rows.extend(wsdl_loads(runs=3))
+    print("### NetSuite connectors against the sandbox\n")
     print(
         f"NetSuite sandbox: {LATENCY * 1000:.0f} ms added latency per request, concurrency "
         f"limit {CONCURRENCY}, batches of {BATCH}, {CONCURRENCY} sending threads.\n"

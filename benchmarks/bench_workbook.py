@@ -184,6 +184,7 @@ def main() -> None:
             f"| {report['seconds'] / raw['seconds']:.2f} |"
         )
         print(table[-1], file=sys.stderr, flush=True)
+    print("### Monthly workbook on PostgreSQL (one month), next to plain openpyxl write-only\n")
     print("\n".join(table))
 
 
