@@ -37,8 +37,8 @@ from sync.status import last_checks
 from sync.targets import MAPPINGS, TargetMapping
 
 Progress = Callable[[str, int], None]
-#: After enqueuing this many new rows, refresh the planner's statistics of the ledger: the push
-#: that follows must not be planned as if the ledger were still empty.
+#: After enqueuing this many new rows, refresh the planner's statistics of the ledger: later
+#: pages and the push that follows must not be planned as if the ledger were still empty.
 _ANALYZE_AFTER_NEW_ROWS = 10_000
 #: How ledger labels name documents (see the ``label`` properties of billing.records).
 _LABEL_PREFIXES = ("customer", "invoice", "credit note", "payment", "refund")
@@ -355,6 +355,7 @@ class SyncEngine:
         mapping = self._mappings[target]
         lookback = timedelta(seconds=self.config.sync.lookback_seconds)
         total = ledger.EnqueueCounts()
+        new_since_analyze = 0
         with self.billing.connect() as billing:
             reader = BillingReader(billing)
             for kind in kinds:
@@ -381,11 +382,16 @@ class SyncEngine:
                         for record in page.records
                         if (result := map_record(mapping, record, page, self.tables)) is not None
                     ]
-                    total.add(self._enqueue_page(target, kind, page, outcomes, run_id, dry_run))
+                    counts = self._enqueue_page(target, kind, page, outcomes, run_id, dry_run)
+                    total.add(counts)
+                    new_since_analyze += counts.new
+                    if not dry_run and new_since_analyze >= _ANALYZE_AFTER_NEW_ROWS:
+                        ledger.analyze(self.state)
+                        new_since_analyze = 0
                     if progress:
                         progress("extracted", len(page.records))
         if not dry_run and total.new >= _ANALYZE_AFTER_NEW_ROWS:
-            ledger.analyze(self.state)
+            ledger.analyze(self.state)  # the push that follows plans for the ledger's real size
         return total
 
     def _enqueue_page(
