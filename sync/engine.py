@@ -449,7 +449,10 @@ class SyncEngine:
             threads=threads or int(getattr(connector, "concurrency", 1)),
             should_stop=should_stop,
         )
-        return pusher.push(list(kinds) if kinds else self.kinds_for(target))
+        counts = pusher.push(list(kinds) if kinds else self.kinds_for(target))
+        if counts.sent + counts.recovered >= _ANALYZE_AFTER_NEW_ROWS:
+            ledger.analyze(self.state)  # later claims must see that the queue is short again
+        return counts
 
     # -- re-syncs ----------------------------------------------------------------------------
 
