@@ -139,8 +139,9 @@ def test_two_processes_run_each_due_job_once_and_the_follower_takes_over(tmp_pat
         leader.kill()
         killed_at = time.monotonic()
         wait_for(lambda: follower.health()["role"] == "leader", 30, follower)
-        # The bound: the next poll after PostgreSQL dropped the dead session's lock.
-        assert time.monotonic() - killed_at < 10
+        # The bound: the next poll (1 s here) after PostgreSQL dropped the dead session's lock;
+        # generous, so a loaded CI machine does not turn a correct takeover into a failure.
+        assert time.monotonic() - killed_at < 20
         wait_for(lambda: len(_sync_runs(pg_url)) >= runs_before + 2, 60, follower)
         assert follower.terminate() == 0
     finally:
