@@ -451,7 +451,7 @@ class SyncEngine:
         )
         counts = pusher.push(list(kinds) if kinds else self.kinds_for(target))
         if counts.sent + counts.recovered >= _ANALYZE_AFTER_NEW_ROWS:
-            ledger.analyze(self.state)  # later claims must see that the queue is short again
+            ledger.analyze(self.state, vacuum=True)  # later claims see a short queue again
         return counts
 
     # -- re-syncs ----------------------------------------------------------------------------

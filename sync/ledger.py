@@ -214,11 +214,18 @@ def _record_enqueued(
         )
 
 
-def analyze(engine: Engine) -> None:
-    """Refresh PostgreSQL's statistics of the ledger (after a large enqueue); no-op on SQLite."""
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(sa.text("ANALYZE ledger"))
+def analyze(engine: Engine, *, vacuum: bool = False) -> None:
+    """Refresh PostgreSQL's statistics of the ledger after a large enqueue, and with ``vacuum``
+    also clear the dead row versions a large push leaves in its status index (autovacuum would,
+    a minute later; the next claims should not wait for it). No-op on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return
+    if vacuum:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM (ANALYZE) ledger"))
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.text("ANALYZE ledger"))
 
 
 def _lock_kind(conn: Connection, target: str, kind: str) -> None:
