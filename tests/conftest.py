@@ -93,6 +93,13 @@ def specs_dir() -> Path:
     return SPECS
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the PostgreSQL server directly count as PostgreSQL tests too."""
+    for item in items:
+        if "pg_database" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say how many PostgreSQL tests ran, so a summary shows they were not skipped."""
     counts: dict[str, int] = {}
