@@ -729,13 +729,24 @@ def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> N
             _serve_demo_console(config, key)
     if not serve_console:
         config_path = settings.folder / "finsync.toml"
+        me = _how_i_was_called()
         console.print(
-            f"Console:  `finsync --config {config_path} console`, then http://127.0.0.1:8000/ "
-            "(or `finsync demo --serve`, which keeps the sandboxes running as well)",
+            f"Console:  `{me} --config {config_path} console`, then http://127.0.0.1:8000/ "
+            f"(or `{me} demo --serve`, which keeps the sandboxes running as well)",
             soft_wrap=True,
         )
         console.print(f"Demo admin key for the console: {key}", soft_wrap=True)
-        console.print(f"Status:   `finsync --config {config_path} status`", soft_wrap=True)
+        console.print(f"Status:   `{me} --config {config_path} status`", soft_wrap=True)
+
+
+def _how_i_was_called() -> str:
+    """The command as the user can type it again (``.venv/bin/finsync`` after `make demo`)."""
+    called = Path(sys.argv[0])
+    if called.name != "finsync" or not called.is_file():
+        return "finsync"
+    if called.is_absolute() and called.is_relative_to(Path.cwd()):
+        return str(called.relative_to(Path.cwd()))
+    return str(called)
 
 
 def _demo_console_key(config: Config) -> str:
