@@ -1,4 +1,5 @@
-"""What the NetSuite SOAP and REST connectors share: accounting periods and batch ordering.
+"""What the NetSuite SOAP and REST connectors share: accounting periods, batch ordering and
+transport settings.
 
 ``accounting_periods()`` on either connector returns ``AccountingPeriod`` values, so the sync
 can decide where a transaction posts (a closed period's policy: next open period, or fail).
@@ -11,11 +12,13 @@ this keeps a mixed batch correct too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from connectors.base import Document, WriteResult
+from finsync.config import Section
 from finsync.errors import RetryableError
 
 
@@ -92,3 +95,51 @@ def failed_dependency(
             code="DEPENDENCY_FAILED",
         ),
     )
+
+
+def transport_settings(section: Section) -> dict[str, Any]:
+    """The settings both transports share (concurrency, timeout, retries), read from a target
+    section; ConfigError names the bad key."""
+    return {
+        "concurrency": section.int("concurrency", 5, minimum=1, maximum=100),
+        "timeout_seconds": section.float("timeout_seconds", 120.0, minimum=1.0),
+        "retry_attempts": section.int("retry_attempts", 5, minimum=1, maximum=100),
+        "retry_deadline_seconds": section.float("retry_deadline_seconds", 300.0, minimum=1.0),
+        "backoff_seconds": section.float("backoff_seconds", 1.0, minimum=0.0),
+    }
+
+
+def send_in_waves(
+    documents: Sequence[Document],
+    max_batch: int,
+    send_wave: Callable[[list[int], dict[int, WriteResult]], None],
+) -> list[WriteResult]:
+    """The batch skeleton of both transports' ``send``: wave by wave (``dependency_waves``),
+    documents whose dependency failed get that failure, the others go to ``send_wave``, which
+    puts one result per index into the results. One result per document, in order."""
+    if len(documents) > max_batch:
+        raise ValueError(f"at most {max_batch} documents per send, got {len(documents)}")
+    results: dict[int, WriteResult] = {}
+    for wave in dependency_waves(documents):
+        pending = []
+        for i in wave:
+            blocked = failed_dependency(documents, i, results)
+            if blocked is not None:
+                results[i] = blocked
+            else:
+                pending.append(i)
+        if pending:
+            send_wave(pending, results)
+    return [results[i] for i in range(len(documents))]
+
+
+def invoices_written(
+    documents: Sequence[Document], results: Mapping[int, WriteResult]
+) -> dict[str, str]:
+    """External id -> internal id of the invoices this batch already wrote (no look-up needed
+    for the payments and credit memos applied to them)."""
+    return {
+        documents[i].external_id: r.internal_id
+        for i, r in results.items()
+        if r.ok and r.internal_id and documents[i].record_type == "invoice"
+    }

@@ -43,9 +43,10 @@ from connectors.http import RetryPolicy, classify_status, classify_transport_err
 from connectors.limits import Limiter, ThreadLimiter
 from connectors.netsuite_common import (
     AccountingPeriod,
-    dependency_waves,
-    failed_dependency,
+    invoices_written,
     period_order,
+    send_in_waves,
+    transport_settings,
 )
 from finsync.config import Secret, Section
 from finsync.errors import (
@@ -157,11 +158,7 @@ class NetSuiteRestSettings:
             consumer_secret=section.secret("consumer_secret", required=not oauth2),
             token_id=section.secret("token_id", required=not oauth2),
             token_secret=section.secret("token_secret", required=not oauth2),
-            concurrency=section.int("concurrency", 5, minimum=1, maximum=100),
-            timeout_seconds=section.float("timeout_seconds", 120.0, minimum=1.0),
-            retry_attempts=section.int("retry_attempts", 5, minimum=1, maximum=100),
-            retry_deadline_seconds=section.float("retry_deadline_seconds", 300.0, minimum=1.0),
-            backoff_seconds=section.float("backoff_seconds", 1.0, minimum=0.0),
+            **transport_settings(section),
             max_batch=section.int("batch_size", 100, minimum=1, maximum=1000),
         )
         section.done()
@@ -474,37 +471,29 @@ class NetSuiteRestConnector:
         batch they depend on; one whose dependency failed is not sent. Raises AuthError when
         credentials are refused; other failures are per document.
         """
-        if len(documents) > self.max_batch:
-            raise ValueError(f"at most {self.max_batch} documents per send, got {len(documents)}")
-        results: dict[int, WriteResult] = {}
-        for wave in dependency_waves(documents):
-            pending = []
-            for i in wave:
-                blocked = failed_dependency(documents, i, results)
-                if blocked is not None:
-                    results[i] = blocked
-                else:
-                    pending.append(i)
-            # Invoices written earlier in this batch need no look-up.
-            doc_ids = {
-                documents[i].external_id: r.internal_id
-                for i, r in results.items()
-                if r.ok and r.internal_id and documents[i].record_type == "invoice"
+        return send_in_waves(
+            documents,
+            self.max_batch,
+            lambda wave, results: self._send_wave(documents, wave, results),
+        )
+
+    def _send_wave(
+        self, documents: Sequence[Document], wave: list[int], results: dict[int, WriteResult]
+    ) -> None:
+        doc_ids = invoices_written(documents, results)
+        wanted = sorted(
+            {
+                a["doc"]["externalId"]
+                for i in wave
+                for a in documents[i].payload.get("applyList", ())
+                if isinstance(a.get("doc"), dict) and "externalId" in a["doc"]
             }
-            wanted = sorted(
-                {
-                    a["doc"]["externalId"]
-                    for i in pending
-                    for a in documents[i].payload.get("applyList", ())
-                    if isinstance(a.get("doc"), dict) and "externalId" in a["doc"]
-                }
-                - set(doc_ids)
-            )
-            found = self._map(lambda ext: (ext, self._find("invoice", ext)), wanted)
-            doc_ids.update({ext: iid for ext, iid in found if iid is not None})
-            sent = self._map(functools.partial(self._send_wave_item, documents, doc_ids), pending)
-            results.update(zip(pending, sent, strict=True))
-        return [results[i] for i in range(len(documents))]
+            - set(doc_ids)
+        )
+        found = self._map(lambda ext: (ext, self._find("invoice", ext)), wanted)
+        doc_ids.update({ext: iid for ext, iid in found if iid is not None})
+        sent = self._map(functools.partial(self._send_wave_item, documents, doc_ids), wave)
+        results.update(zip(wave, sent, strict=True))
 
     def accounting_periods(self) -> list[AccountingPeriod]:
         """The account's posting periods, by start date: the ``accountingPeriod`` collection,

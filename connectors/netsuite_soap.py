@@ -51,9 +51,10 @@ from connectors.http import RetryPolicy, classify_status, classify_transport_err
 from connectors.limits import Limiter, ThreadLimiter, build_limiter
 from connectors.netsuite_common import (
     AccountingPeriod,
-    dependency_waves,
-    failed_dependency,
+    invoices_written,
     period_order,
+    send_in_waves,
+    transport_settings,
 )
 from finsync.config import Secret, Section, TargetConfig
 from finsync.errors import (
@@ -194,11 +195,7 @@ class NetSuiteSoapSettings:
             wsdl=section.str("wsdl", DEFAULT_WSDL),
             endpoint=section.str("endpoint", default_endpoint(account)),
             batch_size=section.int("batch_size", MAX_UPSERT, minimum=1, maximum=MAX_UPSERT),
-            concurrency=section.int("concurrency", 5, minimum=1, maximum=100),
-            timeout_seconds=section.float("timeout_seconds", 120.0, minimum=1.0),
-            retry_attempts=section.int("retry_attempts", 5, minimum=1, maximum=100),
-            retry_deadline_seconds=section.float("retry_deadline_seconds", 300.0, minimum=1.0),
-            backoff_seconds=section.float("backoff_seconds", 1.0, minimum=0.0),
+            **transport_settings(section),
         )
         section.done()
         return settings
@@ -647,30 +644,16 @@ class NetSuiteSoapConnector:
         upsertList per wave, see ``dependency_waves``); one whose dependency failed is not sent.
         Raises RetryableError / PermanentError (AuthError) when a whole call fails.
         """
-        if len(documents) > self.max_batch:
-            raise ValueError(f"at most {self.max_batch} documents per send, got {len(documents)}")
-        results: dict[int, WriteResult] = {}
-        for wave in dependency_waves(documents):
-            pending = []
-            for i in wave:
-                blocked = failed_dependency(documents, i, results)
-                if blocked is not None:
-                    results[i] = blocked
-                else:
-                    pending.append(i)
-            if pending:
-                self._send_wave(documents, pending, results)
-        return [results[i] for i in range(len(documents))]
+        return send_in_waves(
+            documents,
+            self.max_batch,
+            lambda wave, results: self._send_wave(documents, wave, results),
+        )
 
     def _send_wave(
         self, documents: Sequence[Document], wave: Sequence[int], results: dict[int, WriteResult]
     ) -> None:
-        # Invoices written earlier in this batch need no look-up.
-        known = {
-            documents[i].external_id: r.internal_id
-            for i, r in results.items()
-            if r.ok and r.internal_id and documents[i].record_type == "invoice"
-        }
+        known = invoices_written(documents, results)
         doc_ids = {
             **self._resolve_applied_invoices([documents[i] for i in wave], known),
             **known,
