@@ -1,16 +1,29 @@
-# The README's commands. Everything installs into .venv from pyproject.toml.
+# The README's commands. Everything installs into .venv from requirements.lock: the exact
+# version and hashes of every dependency (test and dev extras included), compiled from the ranges
+# in pyproject.toml. `make lock` recompiles it after pyproject.toml changes; `make upgrade-lock`
+# moves every dependency to its newest allowed release. Both are deliberate commits.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
+PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links --extra test --extra dev \
+	--output-file requirements.lock pyproject.toml
 
-.PHONY: demo test lint bench postgres system-deps clean
+.PHONY: demo test test-fast lint bench postgres system-deps clean lock upgrade-lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+lock: $(STAMP)
+	$(PIP_COMPILE)
+
+upgrade-lock: $(STAMP)
+	$(PIP_COMPILE) --upgrade
 
 demo: $(STAMP)
 	$(BIN)/finsync demo

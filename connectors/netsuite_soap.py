@@ -13,8 +13,8 @@ connector (``connectors.http``). Replies are read with lxml: only status, ids an
 - Order: a batch goes out in dependency waves (``netsuite_common.dependency_waves``), one
   upsertList each, so an invoice in the same batch is written (and its id known) before the
   payment applied to it.
-- Countries: ISO codes become the 2023_2 ``Country`` enumeration (``COUNTRY_ENUM_EXCEPTIONS``
-  where NetSuite's name is not CLDR's English name).
+- Countries: ISO codes become the 2023_2 ``Country`` enumeration through the table generated
+  from the XSD (``connectors/netsuite_countries.py``), never from display names.
 - ``accounting_periods()`` searches with ``AccountingPeriodSearch``.
 - Voids: the 2023_2 endpoint has no void operation; a ``void`` document carries the voided
   (zeroed) payload and is written with the same upsert.
@@ -32,7 +32,6 @@ import logging
 import secrets
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -43,7 +42,6 @@ import httpx
 import requests
 import zeep
 import zeep.exceptions
-from babel import Locale
 from lxml import etree
 
 from connectors.base import Connector, Document, WriteResult
@@ -56,6 +54,7 @@ from connectors.netsuite_common import (
     send_in_waves,
     transport_settings,
 )
+from connectors.netsuite_countries import NETSUITE_COUNTRIES
 from finsync.config import Secret, Section, TargetConfig
 from finsync.errors import (
     AuthError,
@@ -371,71 +370,16 @@ def _status_error(operation: str, status: etree._Element | None) -> ConnectorErr
     return PermanentError(SYSTEM, operation, message, code=code or "ERROR")
 
 
-#: Countries whose 2023_2 enumeration value is not CLDR's English short name in camel case
-#: (NetSuite follows the ISO 3166 long names: ``KR`` is ``_koreaTheRepublicOf``).
-COUNTRY_ENUM_EXCEPTIONS: Mapping[str, str] = {
-    "AG": "_antiguaAndBarbuda",
-    "BA": "_bosniaAndHerzegovina",
-    "BL": "_saintBarthelemy",
-    "BN": "_bruneiDarussalam",
-    "BO": "_boliviaPlurinationalStateOf",
-    "BQ": "_bonaireSintEustatiusAndSaba",
-    "CD": "_congoTheDemocraticRepublicOfThe",
-    "CG": "_congo",
-    "CV": "_caboVerde",
-    "EA": "_ceutaAndMelilla",
-    "FK": "_falklandIslandsMalvinas",
-    "FM": "_micronesiaFederatedStatesOf",
-    "GS": "_southGeorgiaAndTheSouthSandwichIslands",
-    "HK": "_hongKong",
-    "HM": "_heardIslandAndMcdonaldIslands",
-    "IR": "_iranIslamicRepublicOf",
-    "KN": "_saintKittsAndNevis",
-    "KP": "_koreaTheDemocraticPeoplesRepublicOf",
-    "KR": "_koreaTheRepublicOf",
-    "LA": "_laoPeoplesDemocraticRepublic",
-    "LC": "_saintLucia",
-    "MD": "_moldovaTheRepublicOf",
-    "MF": "_saintMartinFrenchPart",
-    "MM": "_myanmar",
-    "MO": "_macao",
-    "PM": "_saintPierreAndMiquelon",
-    "PN": "_pitcairn",
-    "PS": "_palestineStateOf",
-    "RU": "_russianFederation",
-    "SH": "_saintHelenaAscensionAndTristanDaCunha",
-    "SJ": "_svalbardAndJanMayen",
-    "ST": "_saoTomeAndPrincipe",
-    "SX": "_sintMaartenDutchPart",
-    "SY": "_syrianArabRepublic",
-    "TC": "_turksAndCaicosIslands",
-    "TT": "_trinidadAndTobago",
-    "TZ": "_tanzaniaTheUnitedRepublicOf",
-    "UM": "_unitedStatesMinorOutlyingIslands",
-    "VA": "_holySee",
-    "VC": "_saintVincentAndTheGrenadines",
-    "VE": "_venezuelaBolivarianRepublicOf",
-    "VG": "_virginIslandsBritish",
-    "VI": "_virginIslandsUS",
-    "VN": "_vietNam",
-    "WF": "_wallisAndFutunaIslands",
-}
-
-
 def _country(code: str) -> str:
     """ISO 3166 alpha-2 -> NetSuite's Country enumeration (``US`` -> ``_unitedStates``).
 
-    Raises ValueError for a code that names no territory.
+    The table is generated from the 2023_2 XSD (tools/gen_netsuite_countries.py). The mapping
+    refuses a country NetSuite does not list, so a KeyError here is a bug, raised as ValueError.
     """
-    code = code.upper()
-    if code in COUNTRY_ENUM_EXCEPTIONS:
-        return COUNTRY_ENUM_EXCEPTIONS[code]
-    name = Locale("en").territories.get(code)
-    if name is None or len(code) != 2:
-        raise ValueError(f"{code!r} is not an ISO 3166 country code")
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    words = "".join(ch if ch.isalnum() else " " for ch in ascii_name).split()
-    return "_" + words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])
+    value = NETSUITE_COUNTRIES.get(code.upper())
+    if value is None:
+        raise ValueError(f"{code!r} is not a country of NetSuite's Country enumeration")
+    return value
 
 
 def _text(element: etree._Element, name: str) -> str:

@@ -39,6 +39,7 @@ from typing import Any
 
 from billing.records import CreditNote, Customer, Invoice, InvoiceLine, Payment, Product
 from connectors.base import DocKey, Document
+from connectors.netsuite_countries import NETSUITE_COUNTRIES
 from finsync.errors import MappingError, Problem
 from finsync.money import quantum
 from mappings.tables import MappingTables
@@ -272,6 +273,14 @@ def map_customer(c: Customer, t: MappingTables) -> Document:
     look = _Lookups(t, problems)
     subsidiary = look.subsidiary(c.billing_entity)
     currency = look.currency(c.currency)
+    if c.country and c.country not in NETSUITE_COUNTRIES:
+        problems.append(
+            Problem(
+                "country",
+                f"{c.country!r} is not a country NetSuite lists (2023_2 Country enumeration);"
+                " correct the customer's country in billing to its ISO 3166 alpha-2 code",
+            )
+        )
     _raise_if(c.label, problems)
     payload: dict[str, Any] = {
         "entityId": c.account_number,

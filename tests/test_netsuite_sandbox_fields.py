@@ -12,11 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from babel import Locale
 from lxml import etree
 
 from connectors.netsuite_soap import _country
-from finsync.errors import PermanentError
+from finsync.errors import MappingError, PermanentError
 from mappings import netsuite as ns
 from sandbox.netsuite import NetSuiteSandbox
 from sandbox.netsuite.countries import ISO_TO_ENUM
@@ -66,10 +65,18 @@ def test_customer_address_book_lands(sandbox, connect, make, country, region, ci
     assert held["companyName"] == "Globex Corp"
 
 
-@TRANSPORTS
-def test_unknown_country_is_refused_and_nothing_stored(sandbox, connect, make):
-    cust = replace(customer(), country="ZZ")
-    (result,) = connect(make).send([ns.map_customer(cust, tables())])
+def test_unknown_country_is_a_mapping_error_naming_customer_field_and_fix():
+    with pytest.raises(MappingError) as caught:
+        ns.map_customer(replace(customer(), country="ZZ"), tables())
+    assert str(caught.value).startswith("customer C-0001: country: 'ZZ' is not a country")
+    assert "ISO 3166 alpha-2" in str(caught.value)
+
+
+def test_rest_sandbox_refuses_an_unknown_country_and_stores_nothing(sandbox, connect):
+    document = ns.map_customer(customer(), tables())
+    address = document.payload["addressbookList"][0]["addressbookAddress"]
+    address["country"] = "ZZ"  # past the mapping's check: the sandbox must refuse it too
+    (result,) = connect(rest).send([document])
     assert not result.ok
     assert isinstance(result.error, PermanentError)
     assert result.error.code == "INVALID_FLD_VALUE"
@@ -181,20 +188,41 @@ def test_sandbox_types_are_ordered_subsets_of_the_real_ones(specs_dir):
     assert set(own_countries) <= set(real_countries)
 
 
-def test_connector_country_names_are_the_real_enumeration(specs_dir):
+def test_every_two_letter_code_maps_to_the_real_enumeration_or_is_refused(specs_dir):
     real = set(_enumeration(specs_dir / "netsuite" / "xsd" / "platform.commonTypes.xsd", "Country"))
-    # CLDR codes that name no country NetSuite lists (groupings, pseudo-locales, islands
-    # NetSuite files under another country).
-    not_countries = {"AC", "CP", "CQ", "DG", "EU", "EZ", "QO", "TA", "UN", "XA", "XB", "ZZ"}
-    codes = [c for c in Locale("en").territories if len(c) == 2 and c.isalpha()]
-    names = {code: _country(code) for code in codes if code not in not_countries}
-    assert {c: n for c, n in names.items() if n not in real} == {}
-    assert set(names.values()) == real  # every NetSuite country is reachable from its code
+    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    mapped: dict[str, str] = {}
+    refused: list[str] = []
+    for code in (a + b for a in letters for b in letters):
+        cust = replace(customer(), country=code)
+        try:
+            doc = ns.map_customer(cust, tables())
+        except MappingError as exc:
+            assert "country" in str(exc) and code in str(exc)
+            assert "ISO 3166" in str(exc)  # the fix: correct it to an ISO code NetSuite lists
+            refused.append(code)
+            continue
+        assert doc.payload["addressbookList"][0]["addressbookAddress"]["country"] == code
+        mapped[code] = _country(code)
+    assert {c: v for c, v in mapped.items() if v not in real} == {}
+    assert set(mapped.values()) == real  # every NetSuite country is reachable from its code
+    assert len(mapped) == len(real)  # and from one code only
+    assert len(mapped) + len(refused) == 26 * 26
+    assert {"US", "TF", "KR", "GB", "DE", "JP"} <= mapped.keys()
+    assert {"ZZ", "EU", "UN", "XA"} <= set(refused)
     assert {code: ISO_TO_ENUM[code] for code in ISO_TO_ENUM} == {
         code: _country(code) for code in ISO_TO_ENUM
     }
-    with pytest.raises(ValueError, match="not an ISO 3166"):
-        _country("XYZ")
+
+
+def test_country_table_is_what_the_generator_makes_from_the_xsd(specs_dir):
+    from tools.gen_netsuite_countries import enumeration, pair, render
+
+    table, unpaired = pair(enumeration(specs_dir / "netsuite" / "xsd" / "platform.commonTypes.xsd"))
+    assert unpaired == []
+    module = Path(__file__).resolve().parents[1] / "connectors" / "netsuite_countries.py"
+    committed = module.read_text(encoding="utf-8")
+    assert render(table, "xsd/platform.commonTypes.xsd") == committed
 
 
 def test_real_wsdl_address_and_auto_apply_are_accepted(specs_dir, request):
