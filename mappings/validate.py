@@ -35,6 +35,9 @@ def amount_problems(
         if amount is None:
             problems.append(Problem(field, "is empty: billing must provide an amount"))
             continue
+        if not amount.is_finite():
+            problems.append(Problem(field, f"is {amount}, not an amount: correct it in billing"))
+            continue
         if not signed and amount < _ZERO:
             problems.append(Problem(field, f"is negative ({amount}); amounts must be >= 0"))
         if known and not is_rounded(amount, currency):
