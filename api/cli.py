@@ -17,7 +17,7 @@ from finsync.config import API_ROLES, Config, load_config
 from finsync.db import make_engine, utcnow
 from finsync.errors import ConfigError
 
-out = RichConsole()
+out = RichConsole(markup=False)  # data and config text is never markup
 
 
 @contextmanager

@@ -39,12 +39,15 @@ import httpx
 from tenacity import (
     RetryCallState,
     Retrying,
+    retry_base,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_after_attempt,
     stop_after_delay,
 )
 
 from connectors.base import Connector, Document, WriteResult
+from connectors.http import RetryCount
 from finsync.config import Secret, Section, TargetConfig
 from finsync.errors import (
     AuthError,
@@ -157,6 +160,7 @@ class AvaTaxConnector:
         self._headers = {"X-Avalara-Client": settings.client_name, "Accept": "application/json"}
         self._clock = clock
         self._sleep = sleep
+        self.retries = RetryCount()
         self._interval = 1.0 / settings.max_requests_per_second
         self._next_slot = 0.0
         self._throttle_lock = threading.Lock()
@@ -211,6 +215,11 @@ class AvaTaxConnector:
             wanted = voided if doc.operation == "void" else not voided
             found[doc.external_id] = str(model.get("id")) if wanted else None
         return found
+
+    @property
+    def retried(self) -> int:
+        """Requests retried inside calls so far."""
+        return self.retries.value
 
     def ping(self) -> bool:
         """True when AvaTax answers and accepts the credentials. Raises RetryableError."""
@@ -278,11 +287,16 @@ class AvaTaxConnector:
         body: Any = None,
         writes: bool,
     ) -> dict[str, Any]:
+        # A write whose outcome is unknown is not resent here: the push engine looks it up first.
+        condition: retry_base = retry_if_exception_type(RetryableError)
+        if writes:
+            condition &= retry_if_not_exception_type(OutcomeUnknownError)
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.retry_attempts)
             | stop_after_delay(self.settings.retry_deadline_seconds),
             wait=self._wait,
-            retry=retry_if_exception_type(RetryableError),
+            retry=condition,
+            before_sleep=lambda _state: self.retries.add(),
             sleep=self._sleep,
             reraise=True,
         )

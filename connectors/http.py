@@ -15,6 +15,7 @@ connector itself before falling back on ``classify_status``.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -122,14 +123,25 @@ class RetryPolicy:
             delay = max(delay, min(error.retry_after, self.deadline_seconds))
         return delay
 
-    def call(self, func: Callable[[], T], *, sleep: Callable[[float], None] | None = None) -> T:
+    def call(
+        self,
+        func: Callable[[], T],
+        *,
+        sleep: Callable[[float], None] | None = None,
+        retries: RetryCount | None = None,
+        resend_unknown: bool = True,
+    ) -> T:
         """Run ``func``, retrying ``RetryableError``; re-raise the last error when out of budget.
 
-        Retrying an ``OutcomeUnknownError`` is only safe for idempotent requests (upsert by
-        external id, reads); callers with other requests must not use this.
+        Each retry is counted in ``retries``. With ``resend_unknown=False`` (writes) an
+        ``OutcomeUnknownError`` is not retried here: it goes back to the push engine, which
+        looks the document up before it sends it again.
         """
+        condition: tenacity.retry_base = tenacity.retry_if_exception_type(RetryableError)
+        if not resend_unknown:
+            condition &= tenacity.retry_if_not_exception_type(OutcomeUnknownError)
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(RetryableError),
+            retry=condition,
             stop=(
                 tenacity.stop_after_attempt(self.attempts)
                 | tenacity.stop_after_delay(self.deadline_seconds)
@@ -138,7 +150,26 @@ class RetryPolicy:
                 state.attempt_number,
                 state.outcome.exception() if state.outcome is not None else None,
             ),
+            before_sleep=(lambda _state: retries.add()) if retries is not None else None,
             sleep=sleep or tenacity.nap.sleep,
             reraise=True,
         )
         return retrying(func)
+
+
+class RetryCount:
+    """How many requests a connector retried inside its calls (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._value = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        """Count one retry."""
+        with self._lock:
+            self._value += 1
+
+    @property
+    def value(self) -> int:
+        """Retries so far."""
+        return self._value

@@ -32,6 +32,7 @@ from typing import IO, Protocol
 
 import sqlalchemy as sa
 
+from finsync.db import make_engine
 from finsync.errors import RetryableError
 
 #: How long to wait between attempts to find a free slot held by another process.
@@ -159,7 +160,7 @@ class PostgresSlotLimiter(_SharedSlots):
     def __init__(self, name: str, slots: int, url: str, *, timeout: float = 300.0) -> None:
         super().__init__(name, slots, timeout)
         # One connection per slot this process may hold, and no more.
-        self._engine = sa.create_engine(url, pool_size=slots, max_overflow=0, pool_pre_ping=True)
+        self._engine = make_engine(url, key="state.url", pool_size=slots, max_overflow=0)
         self._key = zlib.crc32(f"finsync:limit:{name}".encode()) - 2**31  # signed int4
 
     def _try(self, index: int) -> sa.Connection | None:
@@ -200,7 +201,7 @@ def build_limiter(
     """
     if url is None:
         return ThreadLimiter(name, slots, timeout=timeout)
-    if url.startswith("postgresql"):
+    if url.startswith(("postgresql", "postgres:")):
         return PostgresSlotLimiter(name, slots, url, timeout=timeout)
     if url.startswith("file:"):
         return FileSlotLimiter(

@@ -39,7 +39,7 @@ import httpx
 import jwt
 
 from connectors.base import Document, WriteResult
-from connectors.http import RetryPolicy, classify_status, classify_transport_error
+from connectors.http import RetryCount, RetryPolicy, classify_status, classify_transport_error
 from connectors.limits import Limiter, ThreadLimiter
 from connectors.netsuite_common import (
     AccountingPeriod,
@@ -269,6 +269,7 @@ class NetSuiteRestConnector:
         self._clock = clock
         self._nonce = nonce
         self._sleep = sleep
+        self.retries = RetryCount()
         # A limiter made here, or handed over with owns_limiter, is closed with the connector.
         self._owns_limiter = limiter is None or owns_limiter
         self._limiter = limiter or ThreadLimiter(
@@ -325,7 +326,7 @@ class NetSuiteRestConnector:
                 raise error
             return response
 
-        body = s.retry.call(once, sleep=self._sleep).json()
+        body = s.retry.call(once, sleep=self._sleep, retries=self.retries).json()
         return str(body["access_token"]), now + float(body.get("expires_in", 3600))
 
     def _auth_header(self, method: str, url: str) -> str:
@@ -376,7 +377,14 @@ class NetSuiteRestConnector:
                 raise error
             return response
 
-        return self.settings.retry.call(once, sleep=self._sleep)
+        return self.settings.retry.call(
+            once, sleep=self._sleep, retries=self.retries, resend_unknown=method == "GET"
+        )
+
+    @property
+    def retried(self) -> int:
+        """Requests retried inside calls so far."""
+        return self.retries.value
 
     def _find(self, record_type: str, external_id: str) -> str | None:
         response = self._request("GET", self._url(record_type, external_id), "get")

@@ -45,7 +45,7 @@ import zeep.exceptions
 from lxml import etree
 
 from connectors.base import Connector, Document, WriteResult
-from connectors.http import RetryPolicy, classify_status, classify_transport_error
+from connectors.http import RetryCount, RetryPolicy, classify_status, classify_transport_error
 from connectors.limits import Limiter, ThreadLimiter, build_limiter
 from connectors.netsuite_common import (
     AccountingPeriod,
@@ -432,6 +432,7 @@ class NetSuiteSoapConnector:
         self._clock = clock
         self._nonce = nonce
         self._sleep = sleep
+        self.retries = RetryCount()
         # A limiter made here, or handed over with owns_limiter, is closed with the connector.
         self._owns_limiter = limiter is None or owns_limiter
         self._limiter = limiter or ThreadLimiter(
@@ -543,10 +544,20 @@ class NetSuiteSoapConnector:
         operation: str,
         body: Mapping[str, Any],
         headers: Mapping[str, Any] | None = None,
+        *,
+        write: bool = False,
     ) -> etree._Element:
         return self.settings.retry.call(
-            lambda: self._post_once(operation, body, headers), sleep=self._sleep
+            lambda: self._post_once(operation, body, headers),
+            sleep=self._sleep,
+            retries=self.retries,
+            resend_unknown=not write,
         )
+
+    @property
+    def retried(self) -> int:
+        """Requests retried inside calls so far."""
+        return self.retries.value
 
     # -- translation --------------------------------------------------------------------------
 
@@ -646,20 +657,51 @@ class NetSuiteSoapConnector:
                 continue
             positions.append(i)
         if records:
-            root = self._call("upsertList", {"record": records})
-            responses = root.findall(
-                f".//{{{NS_MESSAGES}}}writeResponseList/{{{NS_MESSAGES}}}writeResponse"
-            )
-            list_el = root.find(f".//{{{NS_MESSAGES}}}writeResponseList")
-            list_error = _status_error("upsertList", _child(list_el, "status"))
-            if len(responses) != len(records):
-                if list_error is not None and not responses:
-                    raise list_error
-                raise PermanentError(
-                    SYSTEM, "upsertList", f"{len(responses)} results for {len(records)} records"
+            self._upsert_list(documents, records, positions, results)
+
+    def _upsert_list(
+        self,
+        documents: Sequence[Document],
+        records: list[Any],
+        positions: list[int],
+        results: dict[int, WriteResult],
+    ) -> None:
+        """One upsertList of ``records``; a batch that cannot be serialised is split in halves
+        until the records that cannot be are found: they fail alone, the rest is sent."""
+        try:
+            root = self._call("upsertList", {"record": records}, write=True)
+        except (TypeError, ValueError) as exc:  # zeep/lxml refused to build the message
+            if len(records) == 1:
+                (i,) = positions
+                results[i] = WriteResult(
+                    documents[i].external_id,
+                    False,
+                    error=PermanentError(
+                        SYSTEM,
+                        "upsertList",
+                        f"{documents[i].label}: cannot be written as a SOAP message ({exc}); "
+                        "correct the record's text in billing",
+                        code="SERIALIZATION",
+                    ),
                 )
-            for i, response in zip(positions, responses, strict=True):
-                results[i] = self._write_result(documents[i], response)
+                return
+            half = len(records) // 2
+            self._upsert_list(documents, records[:half], positions[:half], results)
+            self._upsert_list(documents, records[half:], positions[half:], results)
+            return
+        responses = root.findall(
+            f".//{{{NS_MESSAGES}}}writeResponseList/{{{NS_MESSAGES}}}writeResponse"
+        )
+        list_el = root.find(f".//{{{NS_MESSAGES}}}writeResponseList")
+        list_error = _status_error("upsertList", _child(list_el, "status"))
+        if len(responses) != len(records):
+            if list_error is not None and not responses:
+                raise list_error
+            raise PermanentError(
+                SYSTEM, "upsertList", f"{len(responses)} results for {len(records)} records"
+            )
+        for i, response in zip(positions, responses, strict=True):
+            results[i] = self._write_result(documents[i], response)
 
     def _write_result(self, document: Document, response: etree._Element) -> WriteResult:
         error = _status_error("upsertList", _child(response, "status"))

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from finsync import __version__
 from finsync.config import Config, load_config
@@ -29,14 +30,23 @@ if TYPE_CHECKING:
     from reports.workbook import ReportResult
     from sync.engine import ResyncResult, SyncEngine, SyncSummary, TargetSummary
 
-console = Console()
-err_console = Console(stderr=True)
+#: Markup is off: text from billing, config or messages is printed as it is, never as markup.
+#: Styling goes through ``style=`` and ``Text`` instead.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 DEFAULT_CONFIG = "finsync.toml"
+
+
+#: Exit codes (the README lists them; ``finsync sync --help`` too).
+EXIT_OK = 0
+EXIT_RECORDS_NEED_ATTENTION = 1
+EXIT_USAGE = 2
+EXIT_RUN_FAILED = 3
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one error line and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     sys.exit(code)
 
 
@@ -46,16 +56,26 @@ def _config(ctx: click.Context) -> Config:
 
 
 @contextmanager
-def friendly_errors() -> Iterator[None]:
-    """Turn finsync's own errors and unreachable databases into one line, no traceback."""
+def friendly_errors(code: int = 1) -> Iterator[None]:
+    """Turn finsync's own errors and unreachable databases into one line, no traceback.
+
+    A configuration error exits with ``EXIT_USAGE``; any other failure with ``code``.
+    """
     try:
         yield
     except ConfigError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), EXIT_USAGE)
     except FinsyncError as exc:
-        fail(str(exc))
+        fail(str(exc), code)
     except sa.exc.OperationalError as exc:
-        fail(f"database error: {exc.orig}")
+        fail(f"database error: {_first_line(exc.orig)}", code)
+    except sa.exc.DBAPIError as exc:
+        fail(f"database error: {_first_line(exc.orig)}", code)
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error) if error is not None else "unknown"
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -166,7 +186,7 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar driven by ``advance(done, total)`` callbacks."""
     with Progress(
         SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         console=err_console,
@@ -276,7 +296,7 @@ def sync_progress(label: str) -> Iterator[Callable[[str, int], None]]:
     """A live progress display counting extracted and pushed records."""
     with Progress(
         SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         TextColumn("{task.fields[extracted]:,} read"),
         TextColumn("{task.fields[pushed]:,} pushed"),
         console=err_console,
@@ -314,6 +334,7 @@ def print_sync_summary(summary: SyncSummary) -> None:
         ("  failed", lambda t: t.pushed.failed),
         ("  retrying", lambda t: t.pushed.retrying),
         ("  dead", lambda t: t.pushed.dead),
+        ("requests retried", lambda t: t.pushed.retried_requests),
     )
     for label, value in rows:
         table.add_row(label, *(f"{value(t):,}" for t in summary.targets))
@@ -321,7 +342,7 @@ def print_sync_summary(summary: SyncSummary) -> None:
     print_checks([{"name": c.name, "ok": c.ok, "detail": c.detail} for c in summary.checks])
     for t in summary.targets:
         if t.error:
-            err_console.print(f"[bold red]{t.target}:[/] {t.error}", highlight=False)
+            err_console.print(Text.assemble((f"{t.target}:", "bold red"), " ", t.error))
 
 
 def print_checks(checks: list[dict[str, Any]]) -> None:
@@ -332,7 +353,7 @@ def print_checks(checks: list[dict[str, Any]]) -> None:
     for column in ("check", "result", "detail"):
         table.add_column(column, overflow="fold")
     for check in checks:
-        result = "[green]ok[/]" if check["ok"] else "[bold red]NOT OK[/]"
+        result = Text("ok", style="green") if check["ok"] else Text("NOT OK", style="bold red")
         table.add_row(check["name"], result, check["detail"])
     console.print(table)
 
@@ -352,8 +373,18 @@ def print_checks(checks: list[dict[str, Any]]) -> None:
 def sync(
     ctx: click.Context, targets: tuple[str, ...], kinds: tuple[str, ...], dry_run: bool, full: bool
 ) -> None:
-    """Send every new or changed billing record to the configured targets."""
-    with friendly_errors():
+    """Send every new or changed billing record to the configured targets.
+
+    \b
+    Exit codes:
+      0  every record is synced
+      1  the run finished, but records failed, went dead, wait for a retry, or wait
+         behind one of those (`finsync status` lists them)
+      2  the configuration or the command line is wrong (the line printed names it)
+      3  the run itself failed: a target could not be reached or refused the
+         credentials, or a database could not be used
+    """
+    with friendly_errors(EXIT_RUN_FAILED):
         engine = _engine(ctx)
         try:
             with sync_progress("Syncing") as advance:
@@ -368,7 +399,13 @@ def sync(
             engine.close()
     print_sync_summary(summary)
     if not summary.ok:
-        sys.exit(1)
+        sys.exit(EXIT_RUN_FAILED)
+    if summary.attention:
+        err_console.print(
+            f"{summary.attention:,} records need attention: `finsync status` lists them",
+            style="yellow",
+        )
+        sys.exit(EXIT_RECORDS_NEED_ATTENTION)
 
 
 def _date(value: str | None) -> date | None:
@@ -448,6 +485,12 @@ def resync(
                 selection, reason=reason or "(dry run)", dry_run=dry_run, actor=actor
             )
             print_resync(result)
+            if not result.items:
+                fail(
+                    "no ledger record matches: check the document numbers (or pass ledger ids "
+                    "with their numbers as shown by `finsync status`) and the filters",
+                    EXIT_RECORDS_NEED_ATTENTION,
+                )
             if not dry_run and not no_push and result.queued:
                 wanted = sorted({i.target for i in result.items if i.outcome == "queued"})
                 with sync_progress("Sending") as advance:
@@ -533,7 +576,7 @@ def report_monthly(
     with friendly_errors():
         config = _config(ctx)
         path = build_report(config, period, entity=entity, out_dir=out_dir, email=email)
-    console.print(f"Workbook: [bold]{path}[/]")
+    console.print(Text.assemble("Workbook: ", (str(path), "bold")))
 
 
 def build_report(
@@ -550,14 +593,24 @@ def build_report(
     from reports.workbook import build_configured_report, record_workbook
 
     parse_period(period)  # ConfigError naming the period
+    if entity is not None:
+        from mappings.tables import load_mapping_file
+
+        known = sorted(load_mapping_file(config.mapping_file).entities)
+        if entity not in known:
+            raise ConfigError(
+                "--entity",
+                f"{entity!r} is not a billing entity of the mapping file: use one of "
+                f"{', '.join(known)}",
+            )
     if email and not (config.report.smtp and config.report.recipients):
         raise ConfigError("report.smtp", "--email needs [report.smtp] and report.recipients")
-    billing_engine = make_engine(config.billing_url, key="billing.url")
+    billing_engine = make_engine(config.billing_url, key="billing.url", read_only=True)
     state_engine = make_engine(config.state_url, key="state.url")
     try:
         with Progress(
             SpinnerColumn(),
-            TextColumn("[bold]Building workbook[/] {task.description}"),
+            TextColumn("Building workbook {task.description}", markup=False),
             console=err_console,
             transient=True,
         ) as bar:
@@ -680,7 +733,7 @@ def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> N
     settings = DemoSettings(folder=folder.resolve(), customers=customers, transport=transport)
     with friendly_errors(), running_sandboxes() as (netsuite, avatax):
         config = prepare(settings, netsuite, avatax)
-        console.rule("[bold]1. Billing data")
+        console.rule(Text("1. Billing data", style="bold"))
         billing_engine = make_engine(config.billing_url)
         with progress_bar("Seeding billing data") as advance:
             seeded = seed_billing(
@@ -694,7 +747,10 @@ def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> N
         billing_engine.dispose()
         console.print("  ".join(f"{name} {count:,}" for name, count in seeded.rows()))
         console.rule(
-            f"[bold]2. First sync: NetSuite sandbox ({transport.upper()}) and AvaTax sandbox"
+            Text(
+                f"2. First sync: NetSuite sandbox ({transport.upper()}) and AvaTax sandbox",
+                style="bold",
+            )
         )
         engine = SyncEngine(config, actor="demo")
         try:
@@ -703,7 +759,9 @@ def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> N
             with sync_progress("Syncing") as advance_sync:
                 first = engine.sync(progress=advance_sync)
             print_sync_summary(first)
-            console.rule("[bold]3. Billing edits records; the next sync sends only those")
+            console.rule(
+                Text("3. Billing edits records; the next sync sends only those", style="bold")
+            )
             edits = edit_billing(config, settings.seed)
             console.print(
                 f"changed invoices {', '.join(edits.changed_invoices) or '-'}; "
@@ -720,9 +778,9 @@ def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> N
             )
         finally:
             engine.close()
-        console.rule(f"[bold]4. Monthly workbook for {settings.report_period}")
+        console.rule(Text(f"4. Monthly workbook for {settings.report_period}", style="bold"))
         path = build_report(config, settings.report_period)
-        console.print(f"\nWorkbook: [bold]{path}[/]")
+        console.print(Text.assemble("\nWorkbook: ", (str(path), "bold")))
         console.print(f"Config:   {settings.folder / 'finsync.toml'}")
         key = _demo_console_key(config)
         if serve_console:
@@ -769,15 +827,29 @@ def _serve_demo_console(config: Config, key: str, port: int = 8000) -> None:
 
     from api.app import create_app
 
-    console.rule("[bold]5. The accountants' console")
+    console.rule(Text("5. The accountants' console", style="bold"))
     console.print(f"Console:  http://127.0.0.1:{port}/  (Ctrl-C stops it and the sandboxes)")
-    console.print(f"Sign in with this demo admin key: [bold]{key}[/]", soft_wrap=True)
+    console.print(
+        Text.assemble("Sign in with this demo admin key: ", (key, "bold")), soft_wrap=True
+    )
     uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(obj={})
+    """Console-script entry point.
+
+    Anything finsync did not expect becomes one line too (with FINSYNC_DEBUG=1, the traceback).
+    """
+    try:
+        cli(obj={})
+    except Exception as exc:
+        if os.environ.get("FINSYNC_DEBUG"):
+            raise
+        fail(
+            f"unexpected error ({type(exc).__name__}: {_first_line(exc)}); this is a finsync "
+            "bug: please report it with the output of the same command run with FINSYNC_DEBUG=1",
+            EXIT_RUN_FAILED,
+        )
 
 
 # -- commands defined beside their subsystems ---------------------------------------------------

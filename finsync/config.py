@@ -437,6 +437,17 @@ def _api(section: Section) -> ApiSettings:
     return api
 
 
+def _beside(url: str, base: Path) -> str:
+    """A relative SQLite path is taken from the config file's folder, like the mapping file."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path, sep, query = url.removeprefix(prefix).partition("?")
+    if not path or path == ":memory:" or path.startswith("file:") or Path(path).is_absolute():
+        return url
+    return f"{prefix}{base / path}{sep}{query}"
+
+
 def parse_config(
     data: Mapping[str, Any],
     *,
@@ -449,11 +460,11 @@ def parse_config(
     root = Section(dict(data), "", environ)
 
     billing = root.section("billing", required=True)
-    billing_url = billing.str("url", required=True)
+    billing_url = _beside(billing.str("url", required=True), base)
     billing.done()
 
     state = root.section("state", required=True)
-    state_url = state.str("url", required=True)
+    state_url = _beside(state.str("url", required=True), base)
     state.done()
 
     mapping = root.section("mapping", required=True)

@@ -7,8 +7,10 @@ and ``UTCDateTime`` stores aware timestamps and always hands back aware UTC date
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -93,27 +95,87 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, key: str = "database.url", **kwargs: Any) -> Engine:
-    """Create an engine for ``url`` (SQLite or PostgreSQL via psycopg 3).
+def _sqlite_read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
 
-    ``postgresql://`` URLs are routed to psycopg 3. Raises ConfigError naming ``key`` if the URL
-    is malformed or of an unsupported kind.
+
+def _sqlite_file(parsed: sa.engine.URL, key: str, *, read_only: bool) -> Path | None:
+    """The file of a SQLite URL after checking it can be opened as asked (None: in memory)."""
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    path = Path(database).expanduser()
+    if read_only:
+        if not path.is_file():
+            raise ConfigError(
+                key,
+                f"no SQLite database at {path}: correct the path (finsync only reads the "
+                "billing database and never creates it)",
+            )
+        if not os.access(path, os.R_OK):
+            raise ConfigError(key, f"{path} is not readable: give finsync read permission")
+        return path
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(
+            key, f"folder {folder} does not exist: create it or point {key} at another file"
+        )
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise ConfigError(key, f"{path} is read-only: finsync must be able to write it")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(
+            key,
+            f"folder {folder} is read-only: SQLite needs to write its journal next to the "
+            f"database; make it writable or point {key} elsewhere",
+        )
+    return path
+
+
+def make_engine(
+    url: str, *, key: str = "database.url", read_only: bool = False, **kwargs: Any
+) -> Engine:
+    """Create an engine for ``url``: the one place finsync opens a database.
+
+    ``postgresql://``, ``postgres://`` and ``postgresql+psycopg://`` URLs use psycopg 3;
+    ``sqlite:///path`` a SQLite file. ``read_only`` (the billing database) opens a SQLite file
+    read-only and never creates it, and makes PostgreSQL sessions read-only. Raises ConfigError
+    naming ``key`` for a malformed URL, an unsupported kind, or a SQLite file that cannot be
+    opened as asked.
     """
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as exc:
         raise ConfigError(key, f"not a database URL: {exc}") from None
-    if parsed.drivername in ("postgresql", "postgres"):
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
         raise ConfigError(
-            key, f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
+            key,
+            f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:///path or "
+            "postgresql://user@host/db",
         )
     if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_file(parsed, key, read_only=read_only)
+        if read_only and path is not None:
+            parsed = parsed.set(
+                database=f"file:{path}", query={**parsed.query, "mode": "ro", "uri": "true"}
+            )
         engine = sa.create_engine(parsed, **kwargs)
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        pragmas = _sqlite_read_only_pragmas if read_only else _sqlite_pragmas
+        sa.event.listen(engine, "connect", pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if read_only:
+        # connect_args win over the URL's query, so keep the URL's own options (search_path).
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        options = connect_args.get("options") or parsed.query.get("options") or ""
+        if isinstance(options, tuple):
+            options = " ".join(options)
+        connect_args["options"] = f"{options} -c default_transaction_read_only=on".strip()
+        kwargs["connect_args"] = connect_args
     return sa.create_engine(parsed, **kwargs)
 
 

@@ -24,7 +24,7 @@ from connectors import build_connector
 from connectors.base import Connector, Document
 from finsync.config import Config, TargetConfig
 from finsync.db import make_engine, utcnow
-from finsync.errors import ConfigError, MappingError, Problem
+from finsync.errors import ConfigError, ConnectorError, MappingError, Problem
 from mappings.tables import MappingTables, load_mapping_file
 from sync import ledger, revrec
 from sync.diff import Change, diff_payloads
@@ -33,7 +33,7 @@ from sync.push import PushCounts, Pusher
 from sync.revrec import CheckResult
 from sync.state import audit_log, ledger_events, runs
 from sync.state import ledger as ledger_table
-from sync.status import last_checks
+from sync.status import last_checks, needs_attention
 from sync.targets import MAPPINGS, TargetMapping
 
 Progress = Callable[[str, int], None]
@@ -65,6 +65,9 @@ class SyncSummary:
     checks: list[CheckResult] = field(default_factory=list)
     #: The run was asked to stop before it was through (the service is shutting down).
     stopped: bool = False
+    #: Records of these targets that need someone: failed, dead, retrying, or waiting behind
+    #: one of those (``finsync status`` lists them).
+    attention: int = 0
 
     @property
     def ok(self) -> bool:
@@ -168,7 +171,7 @@ class SyncEngine:
         self.clock = clock
         self.actor = actor or default_actor()
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.billing = billing or make_engine(config.billing_url, key="billing.url")
+        self.billing = billing or make_engine(config.billing_url, key="billing.url", read_only=True)
         self.state = state or make_engine(config.state_url, key="state.url")
         self.tables = load_mapping_file(config.mapping_file)
         self._targets = {name: t for name, t in config.targets.items() if t.enabled}
@@ -313,6 +316,10 @@ class SyncEngine:
                         name, target_kinds, run_id=run_id, progress=progress, should_stop=stop
                     )
                     summary.stopped = summary.stopped or stop()
+            except ConnectorError as exc:
+                # One target's outage, refused credentials or faults are recorded on that
+                # target; the other targets still sync in this run.
+                target_summary.error = str(exc)
             except Exception as exc:  # recorded on the run, then re-raised for the caller
                 target_summary.error = str(exc)
                 if run_id is not None:
@@ -322,6 +329,8 @@ class SyncEngine:
             summary.checks = revrec.revrec_checks(self.billing, self.state)
         if run_id is not None:
             self._finish_run(run_id, summary)
+        if not dry_run:
+            summary.attention = needs_attention(self.state, names)
         return summary
 
     def _checks_due(

@@ -51,6 +51,8 @@ class PushCounts:
     failed: int = 0
     retrying: int = 0
     dead: int = 0
+    #: Requests the connector retried inside its calls (a timeout, a 503, a rate limit).
+    retried_requests: int = 0
 
     def add(self, other: PushCounts) -> None:
         """Accumulate ``other`` into this."""
@@ -104,6 +106,14 @@ class Pusher:
         further batch is claimed.
         """
         total = PushCounts()
+        retried_before = int(getattr(self._connector, "retried", 0))
+        try:
+            self._push_kinds(kinds, total)
+        finally:
+            total.retried_requests = int(getattr(self._connector, "retried", 0)) - retried_before
+        return total
+
+    def _push_kinds(self, kinds: Sequence[str], total: PushCounts) -> None:
         for kind in kinds:
             if self._should_stop():
                 break
@@ -113,7 +123,6 @@ class Pusher:
             with ThreadPoolExecutor(self._threads, thread_name_prefix=f"push-{kind}") as pool:
                 for counts in pool.map(self._drain, [kind] * self._threads):
                     total.add(counts)
-        return total
 
     def _drain(self, kind: str) -> PushCounts:
         counts = PushCounts()
@@ -154,6 +163,16 @@ class Pusher:
             raise
         except ConnectorError as exc:
             self._fail_all(to_send, exc, counts)
+            return counts
+        except Exception as exc:  # a local failure: nothing may stay 'sending' because of it
+            log.error("%s: sending a batch failed locally: %r", self._target, exc)
+            unknown = OutcomeUnknownError(
+                self._connector.system,
+                "send",
+                f"finsync could not finish sending this batch ({type(exc).__name__}: {exc}); "
+                "the documents are looked up before they are sent again",
+            )
+            self._fail_all(to_send, unknown, counts)
             return counts
         if len(results) != len(to_send):
             raise RuntimeError(

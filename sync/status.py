@@ -46,6 +46,18 @@ def failures(engine: Engine, *, limit: int = 20) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def needs_attention(engine: Engine, targets: list[str] | None = None) -> int:
+    """Records that need someone: failed, dead, retrying, or pending behind one of those."""
+    waiting = sa.and_(ledger.c.status == "pending", ledger.c.last_error.like("waiting for %"))
+    query = sa.select(sa.func.count()).where(
+        sa.or_(ledger.c.status.in_(("failed", "dead", "retry")), waiting)
+    )
+    if targets:
+        query = query.where(ledger.c.target.in_(targets))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
 def last_runs(engine: Engine, *, limit: int = 10) -> list[dict[str, Any]]:
     """The most recent runs."""
     query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)

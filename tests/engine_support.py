@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from finsync.config import Config, load_config
+from finsync.db import make_engine as open_database
 from sync.engine import SyncEngine
 from sync.migrate import upgrade
 
@@ -91,6 +92,10 @@ mode = "{mode}"
 
 def make_engine(setup: Setup, clock: Clock) -> SyncEngine:
     """A SyncEngine over the setup, with the state store migrated."""
-    engine = SyncEngine(setup.config(), clock=clock, actor="test-accountant")
+    config = setup.config()
+    # The test plays the billing system, so its billing engine may write (finsync's own is
+    # read-only).
+    billing = open_database(config.billing_url)
+    engine = SyncEngine(config, billing=billing, clock=clock, actor="test-accountant")
     upgrade(engine.state)
     return engine

@@ -124,6 +124,7 @@ token_secret = { env = "TS" }
     )
     for name in ("K", "S", "T", "TS"):
         monkeypatch.setenv(name, "x")
+    (tmp_path / "billing.db").touch()  # an empty SQLite database: billing must exist
     result = CliRunner().invoke(cli, ["--config", str(path), "sync"])
     assert result.exit_code == 2
     assert "targets.netsuite.account" in result.stderr
@@ -169,8 +170,9 @@ token_secret = {{ env = "TS" }}
     )
     for name in ("K", "S", "T", "TS"):
         monkeypatch.setenv(name, "not-shown-anywhere")
+    (tmp_path / "billing.db").touch()
     result = CliRunner().invoke(cli, ["--config", str(path), "sync"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # the run failed: a target could not be set up
     assert "netsuite load WSDL: cannot fetch" in result.stderr
     assert "missing.wsdl" in result.stderr
     assert "Traceback" not in result.stderr and "not-shown-anywhere" not in result.stderr

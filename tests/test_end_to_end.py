@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from billing import schema as b
 from billing.generator import apply_edits, seed_billing
 from finsync.config import load_config
+from finsync.db import make_engine
 from finsync.demo import MAPPING_EXAMPLE, running_sandboxes, sandbox_config, sandbox_secrets
 from sync.engine import SyncEngine
 from sync.migrate import upgrade
@@ -31,7 +32,9 @@ def slice_(tmp_path, db_url, monkeypatch):
         path.write_text(
             sandbox_config(billing_url=db_url, state_url=db_url, netsuite=netsuite, avatax=avatax)
         )
-        engine = SyncEngine(load_config(path), actor="test")
+        config = load_config(path)
+        # The test plays the billing system: its billing engine writes (finsync's is read-only).
+        engine = SyncEngine(config, billing=make_engine(config.billing_url), actor="test")
         upgrade(engine.state)
         seed_billing(engine.billing, customers=8, months=3, seed=11)
         yield engine, netsuite, avatax

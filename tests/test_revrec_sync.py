@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from billing import schema as b
 from billing.generator import seed_billing
 from finsync.config import load_config
+from finsync.db import make_engine
 from mappings.tables import load_mapping_file
 from sandbox.netsuite import NetSuiteSandbox
 from sync.engine import Selection, SyncEngine
@@ -55,7 +56,14 @@ system = "netsuite"
 {policy_line}
 """)
     clock = Clock(now or datetime(2026, 7, 6, 16, 0, tzinfo=UTC))
-    engine = SyncEngine(load_config(config), clock=clock, actor="test", connectors={"ns": soap(sb)})
+    loaded = load_config(config)
+    engine = SyncEngine(
+        loaded,
+        billing=make_engine(loaded.billing_url),  # the test writes billing; finsync only reads
+        clock=clock,
+        actor="test",
+        connectors={"ns": soap(sb)},
+    )
     upgrade(engine.state)
     seed_billing(engine.billing, customers=4, months=6, seed=11, start=START)
     return engine
