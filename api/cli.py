@@ -15,9 +15,13 @@ from rich.table import Table
 
 from finsync.config import API_ROLES, Config, load_config
 from finsync.db import make_engine, utcnow
-from finsync.errors import ConfigError
+from finsync.errors import ConfigError, FinsyncError
+from finsync.terminal import console_width
 
-out = RichConsole(markup=False)  # data and config text is never markup
+
+def _out() -> RichConsole:
+    """Standard output, measured now; data and config text is never markup."""
+    return RichConsole(markup=False, width=console_width())
 
 
 @contextmanager
@@ -39,6 +43,22 @@ def _config(ctx: click.Context) -> Config:
         raise click.ClickException(str(exc)) from None
 
 
+def _state(ctx: click.Context) -> sa.Engine:
+    """The state store, checked (it answers, ``finsync init`` created it), or one clear line."""
+    from sync.engine import check_state
+
+    try:
+        engine = make_engine(_config(ctx).state_url, key="state.url")
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        check_state(engine)
+    except FinsyncError as exc:
+        engine.dispose()
+        raise click.ClickException(str(exc)) from None
+    return engine
+
+
 @click.group()
 def token() -> None:
     """API keys of the console (stored hashed; shown once, at creation)."""
@@ -54,7 +74,7 @@ def token_create(ctx: click.Context, name: str, role: str, expires_days: int | N
     from api.auth import create_token
     from sync.engine import default_actor
 
-    engine = make_engine(_config(ctx).state_url, key="state.url")
+    engine = _state(ctx)
     try:
         with _database_errors():
             created = create_token(
@@ -82,7 +102,7 @@ def token_list(ctx: click.Context) -> None:
     """List API keys (prefixes only)."""
     from api.auth import list_tokens
 
-    engine = make_engine(_config(ctx).state_url, key="state.url")
+    engine = _state(ctx)
     try:
         with _database_errors():
             rows = list_tokens(engine)
@@ -90,7 +110,7 @@ def token_list(ctx: click.Context) -> None:
         engine.dispose()
     table = Table(title="API keys")
     for column in ("id", "name", "role", "key", "created", "by", "expires", "last used", "state"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     now = utcnow()
     for r in rows:
         state = "revoked" if r["revoked_at"] else "active"
@@ -107,7 +127,7 @@ def token_list(ctx: click.Context) -> None:
             f"{r['last_used_at']:%Y-%m-%d %H:%M}" if r["last_used_at"] else "",
             state,
         )
-    out.print(table)
+    _out().print(table)
 
 
 @token.command("revoke")
@@ -117,7 +137,7 @@ def token_revoke(ctx: click.Context, token_id: int) -> None:
     """Revoke API key TOKEN_ID now (its console sessions end with it)."""
     from api.auth import revoke_token
 
-    engine = make_engine(_config(ctx).state_url, key="state.url")
+    engine = _state(ctx)
     try:
         with _database_errors():
             revoked = revoke_token(engine, token_id, now=utcnow())

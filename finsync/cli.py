@@ -25,6 +25,7 @@ from finsync import __version__
 from finsync.config import Config, load_config
 from finsync.db import make_engine, utcnow
 from finsync.errors import ConfigError, FinsyncError
+from finsync.terminal import console_width
 
 if TYPE_CHECKING:
     from reports.workbook import ReportResult
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 
 #: Markup is off: text from billing, config or messages is printed as it is, never as markup.
 #: Styling goes through ``style=`` and ``Text`` instead.
-console = Console(markup=False)
-err_console = Console(stderr=True, markup=False)
+console = Console(markup=False, width=console_width())
+err_console = Console(stderr=True, markup=False, width=console_width(sys.stderr))
 DEFAULT_CONFIG = "finsync.toml"
 
 
@@ -53,6 +54,30 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def _config(ctx: click.Context) -> Config:
     path = ctx.obj["config_path"]
     return load_config(path)
+
+
+def open_state(config: Config) -> sa.Engine:
+    """The state store, checked: it answers and ``finsync init`` has created it."""
+    from sync.engine import check_state
+
+    return _checked(make_engine(config.state_url, key="state.url"), check_state)
+
+
+def open_billing(config: Config) -> sa.Engine:
+    """The billing database, read-only, checked: it answers and holds the contract's tables."""
+    from sync.engine import check_billing
+
+    engine = make_engine(config.billing_url, key="billing.url", read_only=True)
+    return _checked(engine, check_billing)
+
+
+def _checked(engine: sa.Engine, check: Callable[[sa.Engine], None]) -> sa.Engine:
+    try:
+        check(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 @contextmanager
@@ -78,7 +103,46 @@ def _first_line(error: BaseException | None) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class FinsyncCli(click.Group):
+    """The command group, with every failure a user can cause printed as one line.
+
+    Click's usage errors, finsync's own errors and anything unexpected (with FINSYNC_DEBUG=1,
+    the traceback) all end the same way: ``error: ...`` on stderr and a documented exit code.
+    """
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the command line; exit with its code."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, "finsync", complete_var, False, **extra)
+        except click.UsageError as exc:
+            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            fail(f"{exc.format_message()}{hint}", EXIT_USAGE)
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            fail("aborted", 1)
+        except Exception as exc:
+            if os.environ.get("FINSYNC_DEBUG"):
+                raise
+            fail(
+                f"unexpected error ({type(exc).__name__}: {_first_line(exc)}); this is a "
+                "finsync bug: please report it with the output of the same command run with "
+                "FINSYNC_DEBUG=1",
+                EXIT_RUN_FAILED,
+            )
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+@click.group(cls=FinsyncCli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="finsync")
 @click.option(
     "--config",
@@ -219,7 +283,7 @@ def status(ctx: click.Context, failure_limit: int) -> None:
 
     with friendly_errors():
         config = _config(ctx)
-        engine = make_engine(config.state_url, key="state.url")
+        engine = open_state(config)
         counts = ledger_counts(engine)
         problems = failures(engine, limit=failure_limit)
         recent = last_runs(engine, limit=5)
@@ -387,6 +451,7 @@ def sync(
     with friendly_errors(EXIT_RUN_FAILED):
         engine = _engine(ctx)
         try:
+            engine.target_names(targets or None)  # an unknown --target fails before any work
             with sync_progress("Syncing") as advance:
                 summary = engine.sync(
                     targets=targets or None,
@@ -605,8 +670,8 @@ def build_report(
             )
     if email and not (config.report.smtp and config.report.recipients):
         raise ConfigError("report.smtp", "--email needs [report.smtp] and report.recipients")
-    billing_engine = make_engine(config.billing_url, key="billing.url", read_only=True)
-    state_engine = make_engine(config.state_url, key="state.url")
+    billing_engine = open_billing(config)
+    state_engine = open_state(config)
     try:
         with Progress(
             SpinnerColumn(),
@@ -836,20 +901,8 @@ def _serve_demo_console(config: Config, key: str, port: int = 8000) -> None:
 
 
 def main() -> None:
-    """Console-script entry point.
-
-    Anything finsync did not expect becomes one line too (with FINSYNC_DEBUG=1, the traceback).
-    """
-    try:
-        cli(obj={})
-    except Exception as exc:
-        if os.environ.get("FINSYNC_DEBUG"):
-            raise
-        fail(
-            f"unexpected error ({type(exc).__name__}: {_first_line(exc)}); this is a finsync "
-            "bug: please report it with the output of the same command run with FINSYNC_DEBUG=1",
-            EXIT_RUN_FAILED,
-        )
+    """Console-script entry point."""
+    cli(obj={})
 
 
 # -- commands defined beside their subsystems ---------------------------------------------------

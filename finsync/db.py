@@ -8,6 +8,7 @@ and ``UTCDateTime`` stores aware timestamps and always hands back aware UTC date
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 
-from finsync.errors import ConfigError
+from finsync.errors import ConfigError, UnavailableError
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -123,15 +124,33 @@ def _sqlite_file(parsed: sa.engine.URL, key: str, *, read_only: bool) -> Path | 
         raise ConfigError(
             key, f"folder {folder} does not exist: create it or point {key} at another file"
         )
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        raise ConfigError(key, f"{path} is read-only: finsync must be able to write it")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if path.is_dir():
+        raise ConfigError(key, f"{path} is a folder: point {key} at a database file in it")
+    try:  # as root, permission bits say nothing: try for real (a read-only mount, /proc)
+        with path.open("ab"):
+            pass
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
         raise ConfigError(
             key,
-            f"folder {folder} is read-only: SQLite needs to write its journal next to the "
-            f"database; make it writable or point {key} elsewhere",
-        )
+            f"cannot write {path} ({exc.strerror or exc}): SQLite writes the database and its "
+            f"journal in {folder}; make it writable or point {key} elsewhere",
+        ) from None
     return path
+
+
+def probe(engine: Engine, key: str) -> None:
+    """Connect once now, so an unreachable or refused database is one line naming ``key``."""
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "refused"
+        url = engine.url.render_as_string(hide_password=True)
+        raise UnavailableError(
+            key, f"cannot connect to {url} ({detail}): check that the server runs and the URL"
+        ) from None
 
 
 def make_engine(
@@ -182,3 +201,10 @@ def make_engine(
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
+
+
+def missing_tables(engine: Engine, names: list[str]) -> list[str]:
+    """Which of the tables or views ``names`` the database behind ``engine`` lacks."""
+    inspector = sa.inspect(engine)
+    present = set(inspector.get_table_names()) | set(inspector.get_view_names())
+    return [name for name in names if name not in present]

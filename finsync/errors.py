@@ -3,6 +3,7 @@
 ```
 FinsyncError
   ConfigError                 bad configuration: fail at start, name the key
+  UnavailableError            a configured database cannot be reached now: name the key
   MappingError                a record cannot be mapped: quarantine it, name record and field
   ConnectorError(system, operation)
     RetryableError            timeouts, connection errors, 429, 5xx, concurrency-limit faults
@@ -33,6 +34,15 @@ class ConfigError(FinsyncError):
         self.key = key
         self.problem = problem
         super().__init__(f"config error at '{key}': {problem}")
+
+
+class UnavailableError(FinsyncError):
+    """A configured resource (a database) cannot be used now; ``key`` names its setting."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}")
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from billing import schema as billing_schema
 from billing.records import KIND_ORDER, SourceRecord
 from connectors import build_connector
 from connectors.base import Connector, Document
 from finsync.config import Config, TargetConfig
-from finsync.db import make_engine, utcnow
+from finsync.db import make_engine, missing_tables, probe, utcnow
 from finsync.errors import ConfigError, ConnectorError, MappingError, Problem
 from mappings.tables import MappingTables, load_mapping_file
 from sync import ledger, revrec
@@ -132,6 +133,31 @@ class ResyncResult:
         return sum(1 for i in self.items if i.outcome == "queued")
 
 
+def check_billing(billing: Engine) -> None:
+    """The billing database answers and holds the contract's tables (or views of their names).
+
+    Raises UnavailableError or ConfigError naming ``billing.url``.
+    """
+    probe(billing, "billing.url")
+    absent = missing_tables(billing, sorted(billing_schema.metadata.tables))
+    if absent:
+        raise ConfigError(
+            "billing.url",
+            f"the billing database has no {', '.join(absent)}: point billing.url at the "
+            "billing database, or create views of these names (docs/billing-contract.md)",
+        )
+
+
+def check_state(state: Engine) -> None:
+    """The state store answers and ``finsync init`` has created it.
+
+    Raises UnavailableError or ConfigError naming ``state.url``.
+    """
+    probe(state, "state.url")
+    if missing_tables(state, [ledger_table.name]):
+        raise ConfigError("state.url", "the state store is not initialised: run `finsync init`")
+
+
 def default_actor() -> str:
     """Who runs this process, for the audit log."""
     try:
@@ -225,9 +251,17 @@ class SyncEngine:
         return self._connectors[target]
 
     def check(self) -> None:
-        """Validate every enabled target's connector settings now (fail at start)."""
+        """Fail at start, with one line naming the setting: every enabled target's connector
+        settings are valid, both databases answer, billing has the contract's tables, the state
+        store is initialised."""
         for name in self._targets:
             self.connector(name)
+        check_billing(self.billing)
+        check_state(self.state)
+
+    def _retried(self, target: str) -> int:
+        """Requests the target's connector retried inside its calls so far."""
+        return int(getattr(self.connector(target), "retried", 0))
 
     def kinds_for(self, target: str, only: Iterable[str] | None = None) -> list[str]:
         """The kinds ``target`` takes, in push order, limited by config and ``only``."""
@@ -307,6 +341,7 @@ class SyncEngine:
             target_summary = TargetSummary(name)
             summary.targets.append(target_summary)
             target_kinds = self.kinds_for(name, kinds)
+            retried_before = self._retried(name)
             try:
                 target_summary.extracted = self.extract(
                     name, target_kinds, run_id=run_id, dry_run=dry_run, full=full, progress=progress
@@ -325,6 +360,8 @@ class SyncEngine:
                 if run_id is not None:
                     self._finish_run(run_id, summary)
                 raise
+            finally:
+                target_summary.pushed.retried_requests = self._retried(name) - retried_before
         if not dry_run and not summary.stopped and self._checks_due(summary, names, kinds):
             summary.checks = revrec.revrec_checks(self.billing, self.state)
         if run_id is not None:

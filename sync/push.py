@@ -51,7 +51,8 @@ class PushCounts:
     failed: int = 0
     retrying: int = 0
     dead: int = 0
-    #: Requests the connector retried inside its calls (a timeout, a 503, a rate limit).
+    #: Requests the connector retried inside its calls (a timeout, a 503, a rate limit),
+    #: during the whole sync of the target (the engine sets it).
     retried_requests: int = 0
 
     def add(self, other: PushCounts) -> None:
@@ -106,14 +107,6 @@ class Pusher:
         further batch is claimed.
         """
         total = PushCounts()
-        retried_before = int(getattr(self._connector, "retried", 0))
-        try:
-            self._push_kinds(kinds, total)
-        finally:
-            total.retried_requests = int(getattr(self._connector, "retried", 0)) - retried_before
-        return total
-
-    def _push_kinds(self, kinds: Sequence[str], total: PushCounts) -> None:
         for kind in kinds:
             if self._should_stop():
                 break
@@ -123,6 +116,7 @@ class Pusher:
             with ThreadPoolExecutor(self._threads, thread_name_prefix=f"push-{kind}") as pool:
                 for counts in pool.map(self._drain, [kind] * self._threads):
                     total.add(counts)
+        return total
 
     def _drain(self, kind: str) -> PushCounts:
         counts = PushCounts()

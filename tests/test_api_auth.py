@@ -472,4 +472,4 @@ def test_token_commands_on_an_uninitialised_store_say_so(tmp_path):
     setup = console_setup(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
     result = CliRunner().invoke(token_cli, ["list"], obj={"config_path": setup.config_path})
     assert result.exit_code == 1
-    assert "no such table: api_tokens" in result.output and "finsync init" in result.output
+    assert "state store is not initialised" in result.output and "finsync init" in result.output
