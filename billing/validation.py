@@ -163,6 +163,9 @@ def amount_problems(
         if amount is None:
             problems.append(Problem(where, "is empty: billing must provide an amount"))
             continue
+        if not amount.is_finite():
+            problems.append(Problem(where, f"is {amount}, not an amount: correct it in billing"))
+            continue
         if not signed and (amount < _ZERO or (positive and amount == _ZERO)):
             need = "positive" if positive else "zero or positive"
             problems.append(
