@@ -1117,12 +1117,17 @@ def _refunds(state: _Pass, records: Iterable[SourceRecord]) -> None:
                 )
             elif r.amount is not None and r.amount > source.left:
                 what = "unapplied cash" if where == "payment_id" else "credit"
+                left = money_text(source.left, cur)
+                fix = (
+                    f"refund at most {left} in billing"
+                    if source.left > _ZERO
+                    else "delete the refund in billing or point it at what it really returns"
+                )
                 problems.append(
                     Problem(
                         "amount",
                         f"{money_text(r.amount, cur)} exceeds the {what} left on "
-                        f"{source.label} after earlier refunds ({money_text(source.left, cur)}):"
-                        f" refund at most {money_text(source.left, cur)} in billing",
+                        f"{source.label} after earlier refunds ({left}): {fix}",
                     )
                 )
             if r.refunded_on is not None and source.day is not None and r.refunded_on < source.day:
