@@ -96,6 +96,10 @@ class Verdicts:
         """The rejections of one kind, by id."""
         return tuple(r for r in self.rejections if r.kind == kind)
 
+    def ids(self, kind: str) -> frozenset[int]:
+        """The billing ids of the rejected records of one kind."""
+        return frozenset(r.record_id for r in self.rejections if r.kind == kind)
+
     def __len__(self) -> int:
         return len(self.rejections)
 
