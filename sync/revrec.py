@@ -19,7 +19,7 @@ or ``fail``.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -69,7 +69,9 @@ class JournalRecord:
 # -- reading billing -------------------------------------------------------------------------
 
 
-def _recognized_query(periods: Collection[date] | None) -> tuple[sa.Select[Any], list[Any]]:
+def _recognized_query(
+    periods: Collection[date] | None, excluded: Collection[int] = ()
+) -> tuple[sa.Select[Any], list[Any]]:
     rse, li, inv, p = b.revenue_schedule_entries, b.invoice_lines, b.invoices, b.products
     group = [rse.c.period, inv.c.billing_entity, inv.c.currency, p.c.product_family]
     query = (
@@ -83,21 +85,24 @@ def _recognized_query(periods: Collection[date] | None) -> tuple[sa.Select[Any],
     )
     if periods is not None:
         query = query.where(rse.c.period.in_(sorted(periods)))
+    if excluded:
+        query = query.where(rse.c.id.not_in(sorted(excluded)))
     return query, group
 
 
 def recognized_totals(
-    conn: Connection, periods: Collection[date] | None = None
+    conn: Connection, periods: Collection[date] | None = None, excluded: Collection[int] = ()
 ) -> list[rr.RevenueTotal]:
     """Recognized revenue of ratable products per journal and product family, exactly.
 
-    ``periods`` (first days of months) narrows the read; None reads every period. PostgreSQL
+    ``periods`` (first days of months) narrows the read; None reads every period. ``excluded``
+    are schedule entries billing validation rejected: they are never posted. PostgreSQL
     sums NUMERIC in the database; SQLite stores amounts as text and its SUM is a float, so
     there the rows are summed here as Decimals.
     """
     if periods is not None and not periods:
         return []
-    query, group = _recognized_query(periods)
+    query, group = _recognized_query(periods, excluded)
     amount = b.revenue_schedule_entries.c.amount
     sums: dict[tuple[rr.JournalKey, str], Decimal] = {}
     if conn.dialect.name == "postgresql":
@@ -284,6 +289,7 @@ def enqueue_journals(
     now: datetime,
     dry_run: bool = False,
     full: bool = False,
+    excluded_entries: Callable[[], Collection[int]] = frozenset,
 ) -> ledger.EnqueueCounts:
     """Recompute the journals of every period touched since the last sync and enqueue them.
 
@@ -305,7 +311,9 @@ def enqueue_journals(
             scope |= {
                 rr.JournalKey.parse(s).period for s, r in rows.items() if r["status"] != "synced"
             }
-        totals = recognized_totals(billing, scope)
+        totals = (
+            recognized_totals(billing, scope, excluded_entries()) if scope is None or scope else []
+        )
     keys = {t.key for t in totals}
     keys |= {
         k for k in (rr.JournalKey.parse(s) for s in rows) if scope is None or k.period in scope
@@ -479,9 +487,9 @@ def _check_deferred(lines: Mapping[int, _Line]) -> CheckResult:
     return CheckResult(name, True, f"deferred per entity: {summary or 'none'}")
 
 
-def _check_posted(billing: Connection, state: Connection) -> CheckResult:
+def _check_posted(billing: Connection, state: Connection, excluded: Collection[int]) -> CheckResult:
     recognized: dict[tuple[str, str], Decimal] = {}
-    for total in recognized_totals(billing):
+    for total in recognized_totals(billing, excluded=excluded):
         key = (total.key.entity, total.key.currency)
         recognized[key] = recognized.get(key, _ZERO) + total.amount
     t = ledger_table
@@ -514,7 +522,9 @@ def _check_posted(billing: Connection, state: Connection) -> CheckResult:
     return CheckResult(name, True, f"{len(recognized)} entity/currency totals match")
 
 
-def revrec_checks(billing_engine: Engine, state_engine: Engine) -> list[CheckResult]:
+def revrec_checks(
+    billing_engine: Engine, state_engine: Engine, excluded_entries: Collection[int] = ()
+) -> list[CheckResult]:
     """Reconciliation checks of revenue recognition, for ``finsync status`` after each sync.
 
     - every journal payload in the ledger (queued and sent) balances;
@@ -531,5 +541,5 @@ def revrec_checks(billing_engine: Engine, state_engine: Engine) -> list[CheckRes
             _check_balance(state),
             _check_lines(lines),
             _check_deferred(lines),
-            _check_posted(billing, state),
+            _check_posted(billing, state, excluded_entries),
         ]

@@ -210,7 +210,11 @@ def test_a_line_with_xml_illegal_characters_fails_alone(tmp_path, db_url, monkey
         engine.dispose()
         assert sending == 0
         assert row.status == "failed"
-        assert f"invoice {number}" in row.last_error and "correct" in row.last_error
+        assert row.last_error.startswith(f"invoice {number}: line {victim.line_no}.description")
+        assert "U+0001 at position 8" in row.last_error and "remove it in billing" in row.last_error
+        assert avatax.transactions() and all(
+            t["code"] != number for t in avatax.transactions()
+        )  # the same record is refused for every target
         # Every credit note and payment that does not depend on that invoice is synced.
         assert ledger_statuses(db_url, "netsuite").get("synced", 0) > invoices - 1
 
