@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,10 @@ from sync.engine import SyncEngine
 from sync.extract import BillingReader
 from sync.migrate import upgrade
 from tests.independent_billing import build_independent_billing
+
+ERRORS_DOC = (Path(__file__).resolve().parents[1] / "docs" / "errors.md").read_text(
+    encoding="utf-8"
+)
 
 FIXES = re.compile(
     r"\b(correct|set|give|point|round|add|apply|remove|reduce|credit|refund|"
@@ -58,6 +63,9 @@ def test_every_broken_record_gets_one_message_with_its_field_and_fix(synced):
         for problem in rejection.problems:
             assert FIXES.search(problem.message), problem
         assert not re.search(r"\.\d*0000\b", rejection.message), rejection.message  # 12.000000
+        assert f"`` {rejection.message} ``" in ERRORS_DOC, (
+            "docs/errors.md lacks: " + rejection.message
+        )
 
 
 def test_the_sandboxes_hold_exactly_the_valid_records(synced):
