@@ -1,9 +1,12 @@
-"""SuiteTalk SOAP (2023_2) at /services/NetSuitePort_2023_2: upsertList, getList and search.
+"""SuiteTalk SOAP (2023_2) at /services/NetSuitePort_2023_2: get, getList, add, addList,
+update, updateList, upsert, upsertList, search and searchMoreWithId.
 
 Requests are parsed with a hardened lxml parser (no DTD, no entities, no network) and read the
 way NetSuite reads them: records arrive as ``<record xsi:type="...">`` and each is checked and
-answered on its own; failures of the whole request are SOAP faults (HTTP 500) with NetSuite's
-fault element, code and message.
+answered on its own (a string over its length is EXCEEDED_MAX_FIELD_LENGTH, a taken externalId
+on add DUP_ENTITY). Failures of the whole request are SOAP faults (HTTP 500): NetSuite's fault
+element, code and message, or, for XML that does not parse or an element the schema lacks, the
+SAX fault NetSuite's Axis stack answers, with nothing of the request written.
 """
 
 from __future__ import annotations
