@@ -30,6 +30,7 @@ from billing.records import CreditNote, Customer, Invoice
 from billing.validation import credit_note_problems, invoice_problems
 from connectors.base import DocKey, Document
 from finsync.errors import MappingError, Problem
+from mappings.limits import avatax_problems
 from mappings.tables import MappingTables
 
 TARGET = "avatax"
@@ -100,6 +101,8 @@ def map_invoice(inv: Invoice, customer: Customer | None, t: MappingTables) -> Do
     }
     if exemption:
         model["exemptionNo"] = exemption
+    if length_problems := avatax_problems(model):
+        raise MappingError(inv.label, length_problems)
     return Document(
         target=TARGET,
         kind="invoice",
@@ -204,6 +207,8 @@ def map_credit_note(
     }
     if exemption:
         model["exemptionNo"] = exemption
+    if length_problems := avatax_problems(model):
+        raise MappingError(note.label, length_problems)
     return Document(
         target=TARGET,
         kind="credit_note",

@@ -48,14 +48,13 @@ from connectors.base import DocKey, Document
 from connectors.netsuite_countries import NETSUITE_COUNTRIES
 from finsync.errors import MappingError, Problem
 from finsync.money import quantum
+from mappings.limits import netsuite_problems
 from mappings.tables import MappingTables
 
 #: The target name of every document this module builds.
 TARGET = "netsuite"
 #: Decimal places of a line rate when amount / quantity is not exact.
 RATE_DECIMALS = 8
-#: Longest customer name NetSuite takes (its entity name fields stop at 83 characters).
-MAX_NAME_LENGTH = 83
 #: The tax code key used for tax-exempt customers in the mapping file's [tax_codes] table.
 EXEMPT_TAX_CODE = "EXEMPT"
 
@@ -236,6 +235,11 @@ class _Lookups:
         return out
 
 
+#: Billing fields behind the NetSuite fields whose length is checked (see mappings/limits.py).
+_CUSTOMER_SOURCES = {"externalId": "account_number"}
+_PAYMENT_SOURCES = {"externalId": "reference", "tranId": "reference", "memo": "reference"}
+
+
 def _raise_if(label: str, problems: list[Problem]) -> None:
     if problems:
         raise MappingError(label, problems)
@@ -272,14 +276,6 @@ def map_customer(c: Customer, t: MappingTables) -> Document:
     Raises MappingError with every problem found.
     """
     problems = customer_problems(c)
-    if c.name and len(c.name.strip()) > MAX_NAME_LENGTH:
-        problems.append(
-            Problem(
-                "name",
-                f"is {len(c.name.strip())} characters; NetSuite allows at most "
-                f"{MAX_NAME_LENGTH}: shorten it in billing",
-            )
-        )
     look = _Lookups(t, problems)
     subsidiary = look.subsidiary(c.billing_entity)
     currency = look.currency(c.currency)
@@ -316,9 +312,9 @@ def map_customer(c: Customer, t: MappingTables) -> Document:
         payload["addressbookList"] = [
             {"defaultBilling": True, "defaultShipping": True, "addressbookAddress": address}
         ]
-    return _document(
-        "customer", c.id, customer_external_id(c.account_number), "customer", c.label, payload, ()
-    )
+    external_id = customer_external_id(c.account_number)
+    _raise_if(c.label, netsuite_problems(external_id, payload, sources=_CUSTOMER_SOURCES))
+    return _document("customer", c.id, external_id, "customer", c.label, payload, ())
 
 
 def _tax_percent(rate: Decimal) -> str:
@@ -392,6 +388,11 @@ def map_invoice(inv: Invoice, t: MappingTables, *, customer: Customer | None = N
         _invoice_line(li, inv.currency, refs, void)
         for li, refs in zip(inv.lines, line_refs, strict=True)
     ]
+    numbers = [li.line_no for li in inv.lines]
+    _raise_if(
+        inv.label,
+        netsuite_problems(invoice_external_id(inv.number), payload, line_numbers=numbers),
+    )
     return _document(
         "invoice",
         inv.id,
@@ -471,6 +472,16 @@ def map_credit_note(
         if void or applied == _ZERO
         else [{"doc": invoice_ref, "apply": True, "amount": _money(applied, cur)}]
     )
+    numbers = [li.line_no for li in note.lines]
+    _raise_if(
+        note.label,
+        netsuite_problems(
+            credit_note_external_id(note.number),
+            payload,
+            sources={"memo": "reason"},
+            line_numbers=numbers,
+        ),
+    )
     deps = [DocKey("customer", str(note.customer_id)), DocKey("invoice", str(note.invoice_id))]
     return _document(
         "credit_note",
@@ -525,6 +536,10 @@ def map_payment(p: Payment, t: MappingTables) -> Document:
             for number, amount in applied.items()
         ],
     }
+    _raise_if(
+        p.label,
+        netsuite_problems(payment_external_id(p.reference), payload, sources=_PAYMENT_SOURCES),
+    )
     deps = [DocKey("customer", str(p.customer_id))]
     deps += [DocKey("invoice", str(invoice_ids[n])) for n in applied]
     return _document(

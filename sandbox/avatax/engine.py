@@ -71,6 +71,73 @@ RATES: dict[tuple[str, str], Jurisdiction] = {
 }
 _REGIONAL = frozenset(country for country, region in RATES if region)
 
+#: AvaTax's ErrorCodeId numbers of the codes the sandbox answers (error details[].number).
+ERROR_NUMBERS: dict[str, int] = {
+    "EntityNotFoundError": 4,
+    "ValueRequiredError": 5,
+    "StringLengthError": 13,
+    "DateFormatError": 26,
+    "AuthenticationException": 30,
+    "ModelRequiredException": 38,
+    "JsonFormatError": 47,
+    "InvalidDecimalValue": 48,
+    "ModelStateInvalid": 70,
+    "InvalidCountry": 125,
+    "InvalidCountryRegion": 126,
+    "InvalidEnumValue": 164,
+    "TransactionAlreadyCancelled": 198,
+    "MissingAddress": 304,
+    "InvalidParameterValue": 306,
+    "InvalidAddress": 309,
+    "CannotModifyLockedTransaction": 1100,
+    "TransactionAlreadyExists": 1303,
+    "InvalidDocumentType": 1310,
+    "InvalidDocumentStatus": 1314,
+    "RepeatedLinesInDocument": 2213,
+    "TaxDateOverrideAndNegativeLineAmount": 2214,
+}
+HELP_LINK = "https://developer.avalara.com/avatax/errors/{code}"
+
+#: maxLength of the string fields of the models the sandbox reads, from the AvaTax OpenAPI
+#: (../shared/specs/avatax: CreateTransactionModel, LineItemModel, AddressLocationInfo).
+MAX_LENGTHS: dict[str, dict[str, int]] = {
+    "transaction": {
+        "code": 50,
+        "companyCode": 50,
+        "salespersonCode": 25,
+        "customerCode": 50,
+        "customerUsageType": 25,
+        "entityUseCode": 25,
+        "purchaseOrderNo": 50,
+        "exemptionNo": 25,
+        "referenceCode": 1024,
+        "reportingLocationCode": 50,
+        "batchCode": 25,
+        "currencyCode": 3,
+        "posLaneCode": 50,
+        "businessIdentificationNo": 25,
+        "description": 2048,
+        "email": 50,
+    },
+    "line": {
+        "number": 50,
+        "taxCode": 25,
+        "customerUsageType": 25,
+        "entityUseCode": 25,
+        "itemCode": 50,
+        "revenueAccount": 50,
+        "ref1": 250,
+        "ref2": 250,
+        "description": 2096,
+        "businessIdentificationNo": 25,
+        "hsCode": 25,
+    },
+    "address": {"line1": 50, "line2": 100, "line3": 100, "city": 50, "postalCode": 11},
+}
+
+#: $include values AvaTax documents for transactions; anything else is ignored, as AvaTax does.
+INCLUDES = frozenset({"Lines", "Details", "Summary", "Addresses", "SummaryOnly", "LinesOnly"})
+
 _RECORDED_TYPES = ("SalesInvoice", "ReturnInvoice")
 _ESTIMATE_TYPES = ("SalesOrder", "ReturnOrder")
 _ZERO = Decimal(0)
@@ -87,6 +154,7 @@ class AvaTaxFault(Exception):
         *,
         target: str = "IncorrectData",
         ref: str | None = None,
+        description: str = "",
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -94,14 +162,18 @@ class AvaTaxFault(Exception):
         self.message = message
         self.target = target
         self.ref = ref
+        self.description = description
 
     def body(self) -> dict[str, Any]:
-        """The AvaTax ErrorResult for this fault."""
+        """The AvaTax ErrorResult for this fault: error code, message and target, and one
+        ErrorDetail with the code's number, a description, faultCode, helpLink and severity."""
         detail: dict[str, Any] = {
             "code": self.code,
+            "number": ERROR_NUMBERS.get(self.code, 0),
             "message": self.message,
-            "description": self.message,
+            "description": self.description or self.message,
             "faultCode": "Client" if self.status < 500 else "Server",
+            "helpLink": HELP_LINK.format(code=self.code),
             "severity": "Error",
         }
         if self.ref:
@@ -118,6 +190,33 @@ class AvaTaxFault(Exception):
 
 def _fault(code: str, message: str, *, status: int = 400, ref: str | None = None) -> AvaTaxFault:
     return AvaTaxFault(status, code, message, ref=ref)
+
+
+def check_lengths(model: Mapping[str, Any]) -> None:
+    """Raise StringLengthError for the first string longer than the OpenAPI's maxLength."""
+    places: list[tuple[str, Any, dict[str, int]]] = [("", model, MAX_LENGTHS["transaction"])]
+    lines = model.get("lines")
+    for index, line in enumerate(lines if isinstance(lines, list) else []):
+        places.append((f"lines[{index}].", line, MAX_LENGTHS["line"]))
+    for prefix, holder in [("", model)] + [(p, h) for p, h, _ in places[1:]]:
+        addresses = holder.get("addresses") if isinstance(holder, dict) else None
+        for kind, address in addresses.items() if isinstance(addresses, dict) else []:
+            places.append((f"{prefix}addresses.{kind}.", address, MAX_LENGTHS["address"]))
+    for prefix, holder, limits in places:
+        if not isinstance(holder, dict):
+            continue
+        for name, limit in limits.items():
+            value = holder.get(name)
+            if isinstance(value, str) and len(value) > limit:
+                where = f"{prefix}{name}"
+                raise AvaTaxFault(
+                    400,
+                    "StringLengthError",
+                    f"Field '{where}' has an invalid length.",
+                    ref=where,
+                    description=f"Field '{where}' must be between 0 and {limit} characters in "
+                    f"length; it has {len(value)}.",
+                )
 
 
 class TaxEngine:
@@ -139,7 +238,16 @@ class TaxEngine:
                 "createTransactionModel is required.",
                 ref="createTransactionModel",
             )
-        model = body["createTransactionModel"]
+        return self._record(body["createTransactionModel"], adjust=True)
+
+    def create(self, body: Any) -> tuple[dict[str, Any], bool]:
+        """CreateTransaction: like CreateOrAdjust, but a committed document with the same code
+        is TransactionAlreadyExists. Returns (TransactionModel, recorded)."""
+        if not isinstance(body, dict):
+            raise _fault("ModelRequiredException", "The transaction model is required.")
+        return self._record(body, adjust=False)
+
+    def _record(self, model: Mapping[str, Any], *, adjust: bool) -> tuple[dict[str, Any], bool]:
         doc = self._compute(model)
         if doc["type"] not in _RECORDED_TYPES:
             # Estimates are computed and answered but never recorded.
@@ -155,6 +263,16 @@ class TaxEngine:
             else:
                 if existing["locked"]:
                     raise _locked(doc["code"])
+                if not adjust and existing["status"] == "Committed":
+                    raise AvaTaxFault(
+                        400,
+                        "TransactionAlreadyExists",
+                        f"A committed transaction with code '{doc['code']}' already exists in "
+                        f"company '{doc['companyCode']}'.",
+                        ref="code",
+                        description="Use CreateOrAdjustTransaction (or AdjustTransaction) to "
+                        "change a committed transaction.",
+                    )
                 if existing["status"] == "Cancelled":
                     raise _fault(
                         "InvalidDocumentStatus",
@@ -163,20 +281,24 @@ class TaxEngine:
                     )
                 doc["id"] = existing["id"]
                 doc["version"] = existing["version"] + 1
-                doc["adjustmentReason"] = "Other"
-                doc["adjustmentDescription"] = "Adjusted by CreateOrAdjustTransaction"
+                if adjust:
+                    doc["adjustmentReason"] = "Other"
+                    doc["adjustmentDescription"] = "Adjusted by CreateOrAdjustTransaction"
             _set_ids(doc)
             self._docs[key] = doc
             return copy.deepcopy(doc), True
 
     def void(self, company: str, code: str, doc_type: str | None, body: Any) -> dict[str, Any]:
-        """VoidTransaction with code DocVoided."""
+        """VoidTransaction with code DocVoided, or DocDeleted (an uncommitted document is then
+        removed, a committed one cancelled)."""
         self._company_id(company)
         if not isinstance(body, dict) or "code" not in body:
             raise _fault("ModelRequiredException", "The void model is required.", ref="code")
-        if body["code"] != "DocVoided":
+        if body["code"] not in ("DocVoided", "DocDeleted"):
             raise _fault(
-                "InvalidEnumValue", "Only 'DocVoided' voids a committed transaction.", ref="code"
+                "InvalidEnumValue",
+                f"Void code {body['code']!r} is not supported here: use DocVoided or DocDeleted.",
+                ref="code",
             )
         with self._lock:
             doc = self._find(company, code, doc_type)
@@ -188,6 +310,8 @@ class TaxEngine:
                     f"Transaction '{code}' has already been voided.",
                     ref="code",
                 )
+            if body["code"] == "DocDeleted" and doc["status"] != "Committed":
+                del self._docs[(company, doc["code"], doc["type"])]
             doc["status"] = "Cancelled"
             doc["modifiedDate"] = self._now()
             return copy.deepcopy(doc)
@@ -247,6 +371,7 @@ class TaxEngine:
         return COMPANIES[company]
 
     def _compute(self, model: Mapping[str, Any]) -> dict[str, Any]:
+        check_lengths(model)
         for name in ("lines", "date", "customerCode"):
             if model.get(name) in (None, "", []):
                 raise _fault("ValueRequiredError", f"Field '{name}' is required.", ref=name)
@@ -316,7 +441,23 @@ class TaxEngine:
                     "on a sales document.",
                     ref=f"{where}.amount",
                 )
-            calculated = _ZERO if exempt else _round(amount * juris.rate, places)
+            line_exemption = _text(raw, "exemptionCode", "")
+            line_exempt = exempt or bool(line_exemption)
+            tax_included = raw.get("taxIncluded", False)
+            if not isinstance(tax_included, bool):
+                raise _fault(
+                    "ModelStateInvalid",
+                    f"Field '{where}.taxIncluded' must be a boolean.",
+                    ref=where,
+                )
+            if line_exempt:
+                calculated = _ZERO
+            elif tax_included:
+                # The amount already holds the tax: back it out, as AvaTax does.
+                calculated = _round(amount * juris.rate / (1 + juris.rate), places)
+                amount -= calculated
+            else:
+                calculated = _round(amount * juris.rate, places)
             line = {
                 "lineNumber": number,
                 "itemCode": _text(raw, "itemCode", ""),
@@ -325,10 +466,11 @@ class TaxEngine:
                 "quantity": quantity,
                 "lineAmount": amount,
                 "discountAmount": _ZERO,
-                "exemptAmount": amount if exempt else _ZERO,
-                "exemptNo": exemption,
-                "isItemTaxable": not exempt,
-                "taxableAmount": _ZERO if exempt else amount,
+                "exemptAmount": amount if line_exempt else _ZERO,
+                "exemptNo": line_exemption or exemption,
+                "exemptCertId": 0,
+                "isItemTaxable": not line_exempt,
+                "taxableAmount": _ZERO if line_exempt else amount,
                 "taxCalculated": calculated,
                 "tax": calculated,
                 "taxDate": tax_date,
@@ -336,7 +478,7 @@ class TaxEngine:
                 "taxOverrideType": "None",
                 "taxOverrideAmount": _ZERO,
                 "sourcing": "Destination",
-                "taxIncluded": False,
+                "taxIncluded": tax_included,
             }
             line_override = raw.get("taxOverride") or {}
             line_override_type = _text(line_override, "type", "None")
@@ -401,10 +543,25 @@ class TaxEngine:
             "country": juris.country,
             "region": juris.region,
             "modifiedDate": self._now(),
+            "addresses": _addresses(addresses),
             "lines": lines,
             "summary": [_summary(juris, lines)],
         }
         return doc
+
+
+def _addresses(addresses: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """TransactionAddressModels of the document-level addresses given."""
+    found = []
+    for index, (kind, address) in enumerate(addresses.items(), start=1):
+        if not isinstance(address, dict):
+            continue
+        entry: dict[str, Any] = {"id": index, "boundaryLevel": "Address", "addressType": kind}
+        for name in ("line1", "line2", "line3", "city", "region", "postalCode", "country"):
+            if address.get(name) is not None:
+                entry[name] = address[name]
+        found.append(entry)
+    return found
 
 
 def _set_ids(doc: dict[str, Any]) -> None:

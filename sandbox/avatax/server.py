@@ -2,13 +2,20 @@
 
 Endpoints (request and response shapes of the real API):
 
+- ``POST /api/v2/transactions/create``                               CreateTransaction
 - ``POST /api/v2/transactions/createoradjust``                       CreateOrAdjustTransaction
 - ``POST /api/v2/companies/{company}/transactions/{code}/void``      VoidTransaction
 - ``GET  /api/v2/companies/{company}/transactions/{code}``           GetTransactionByCode
 - ``GET  /api/v2/utilities/ping``                                    Ping (no auth needed)
 
 Everything under ``/api/v2`` except ping needs HTTP basic auth with the sandbox's account id and
-license key. Faults are scripted and deterministic, from Python or from the admin endpoint
+license key. Transactions are answered with what ``$include`` asks for (Lines, Details,
+Summary, Addresses, SummaryOnly, LinesOnly; everything when it is absent), and every answer
+carries the ``x-correlation-id`` and ``ServerDuration`` headers AvaTax sends (the official SDK's
+logging reads the first). Errors are AvaTax's ErrorResult: ``error.code``, ``message``,
+``target`` and ``details[]`` with ``number``, ``code``, ``message``, ``description``,
+``faultCode``, ``helpLink`` and ``severity``. Faults are scripted and deterministic, from
+Python or from the admin endpoint
 ``POST /_sandbox/{fail_next|rate_limit_next|timeout_after_commit|reset|lock}`` with the keyword
 arguments as a JSON object. The sandbox imports nothing from ``connectors`` or ``mappings``: it
 checks what arrives on its own terms, as AvaTax would.
@@ -20,6 +27,8 @@ import base64
 import binascii
 import json
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sandbox.avatax.engine import AvaTaxFault, TaxEngine
+from sandbox.avatax.engine import INCLUDES, AvaTaxFault, TaxEngine
 
 _API = "/api/v2"
 _ADMIN = "/_sandbox/"
@@ -231,6 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
+        self._started = time.perf_counter()
         sandbox = self.server.sandbox
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/")
@@ -308,13 +318,15 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox._released.wait(sandbox.hang_seconds)
             self.close_connection = True
             return
-        self._send_json(200, _render(result), entry)
+        self._send_json(200, _render(result, query.get("$include")), entry)
 
     def _route(self, method: str, route: str, query: dict[str, str], body: Any) -> Any:
         engine = self.server.sandbox.engine
         segments = [unquote(s) for s in route.strip("/").split("/")]
         if method == "POST" and segments == ["transactions", "createoradjust"]:
             return engine.create_or_adjust(body)[0]
+        if method == "POST" and segments == ["transactions", "create"]:
+            return engine.create(body)[0]
         if len(segments) >= 4 and segments[0] == "companies" and segments[2] == "transactions":
             company, code, rest = segments[1], segments[3], segments[4:]
             doc_type = query.get("documentType")
@@ -346,6 +358,9 @@ class _Handler(BaseHTTPRequestHandler):
         entry["status"] = status
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        self.send_header("x-correlation-id", str(uuid.uuid4()))
+        elapsed = time.perf_counter() - self._started
+        self.send_header("ServerDuration", f"00:00:{elapsed:010.7f}")
         self.send_header("Content-Length", str(len(payload)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -366,13 +381,33 @@ def _ping(sandbox: AvaTaxSandbox, authorized: bool) -> dict[str, Any]:
     return result
 
 
-def _render(doc: Any) -> Any:
-    """A stored document as the API shows it: without internal keys, doc taxDate a date-time."""
+def _render(doc: Any, include: str | None = None) -> Any:
+    """A stored document as the API shows it: without internal keys, taxDate a date-time, and
+    only the parts ``$include`` asks for (all of them when it is absent)."""
     if not isinstance(doc, dict) or "lines" not in doc:
         return doc
     out = {k: v for k, v in doc.items() if k not in _INTERNAL}
     if isinstance(out.get("taxDate"), date):
         out["taxDate"] = f"{out['taxDate'].isoformat()}T00:00:00"
+    if include is None:
+        return out
+    wanted = {part.strip() for part in include.split(",")} & INCLUDES
+    summary = bool(wanted & {"Summary", "SummaryOnly"})
+    details = bool(wanted & {"Details", "Summary"}) and "LinesOnly" not in wanted
+    lines = bool(wanted & {"Lines", "Details", "Summary", "LinesOnly"}) and (
+        "SummaryOnly" not in wanted
+    )
+    if lines:
+        out["lines"] = [
+            line if details else {k: v for k, v in line.items() if k != "details"}
+            for line in out["lines"]
+        ]
+    else:
+        del out["lines"]
+    if not summary:
+        del out["summary"]
+    if "Addresses" not in wanted:
+        del out["addresses"]
     return out
 
 

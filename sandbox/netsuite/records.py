@@ -24,6 +24,34 @@ NS_GENERAL = "urn:general_2023_2.transactions.webservices.netsuite.com"
 NS_RELATIONSHIPS = "urn:relationships_2023_2.lists.webservices.netsuite.com"
 NS_ACCOUNTING = "urn:accounting_2023_2.lists.webservices.netsuite.com"
 
+#: The most characters NetSuite accepts in the string fields the sandbox models, by field name
+#: (the same on every record type here). The 2023_2 XSD declares them plain ``xsd:string``;
+#: the limits are NetSuite's, from its field reference and the ``EXCEEDED_MAX_FIELD_LENGTH``
+#: answers it gives ("The field addr1 contained more than the maximum number ( 150 ) of
+#: characters allowed."). ``externalId`` is an attribute, checked on every write.
+FIELD_LENGTHS: dict[str, int] = {
+    "externalId": 255,
+    "entityId": 83,
+    "companyName": 83,
+    "firstName": 32,
+    "lastName": 32,
+    "phone": 32,
+    "email": 254,
+    "tranId": 45,
+    "memo": 999,
+    "description": 4000,
+    "label": 150,
+    "attention": 150,
+    "addressee": 150,
+    "addrPhone": 32,
+    "addr1": 150,
+    "addr2": 150,
+    "addr3": 150,
+    "city": 50,
+    "state": 30,
+    "zip": 36,
+}
+
 #: What a reference field points to: a record type the sandbox stores, or reference data.
 STORED_TARGETS = frozenset({"customer", "invoice"})
 
@@ -37,7 +65,8 @@ class Field:
     ``doc`` is an invoice given by internal id as a number (the apply sublists' xsd:long);
     ``address`` is the Address subrecord (``ADDRESS_FIELDS``); ``country`` an ISO code (SOAP
     sends the Country enumeration). ``label`` is NetSuite's field label, used in messages;
-    ``rest_name`` the REST spelling when it differs (``addressBookAddress``).
+    ``rest_name`` the REST spelling when it differs (``addressBookAddress``); ``max_length``
+    the most characters NetSuite stores in a string field (``FIELD_LENGTHS``).
     """
 
     name: str
@@ -46,6 +75,11 @@ class Field:
     target: str | None = None
     computed: bool = False
     rest_name: str | None = None
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "string" and self.max_length is None:
+            object.__setattr__(self, "max_length", FIELD_LENGTHS.get(self.name))
 
     @property
     def json_name(self) -> str:

@@ -1,18 +1,27 @@
-"""The REST record API (``/services/rest/record/v1``) and the OAuth 2.0 token endpoint.
+"""The REST record API (``/services/rest/record/v1``), SuiteQL, async jobs and the OAuth 2.0
+token endpoint.
 
-Upserts are ``PUT /record/v1/<type>/eid:<externalId>`` with a JSON body in NetSuite's record
-shape (references ``{"id": ..}`` or ``{"externalId": ..}``, sublists ``{"items": [..]}``, the
-customer's ``addressBook`` lines with an ``addressBookAddress`` whose country is the ISO
-code), answered 204 with a ``Location``. Records read back with sublists expanded. Errors are
-NetSuite's JSON: ``{"status": .., "o:errorDetails": [{"detail": .., "o:errorCode": ..}]}``.
-JSON numbers are read as Decimal from their text and written back exactly.
+Records: ``POST /record/v1/<type>`` creates (a taken externalId is DUP_ENTITY / DUP_RCRD),
+``PUT .../eid:<externalId>`` upserts, ``PATCH .../<id or eid:..>`` updates the fields sent,
+``DELETE`` removes a record nothing depends on; each answers 204 with a ``Location``. ``GET``
+reads one record (sublists expanded) or a collection page (``limit`` up to 1000, ``offset``).
+Bodies are NetSuite's record shape (references ``{"id": ..}`` or ``{"externalId": ..}``,
+sublists ``{"items": [..]}``, the customer's ``addressBook`` lines with an
+``addressBookAddress`` whose country is the ISO code). ``POST /query/v1/suiteql`` runs the
+subset of ``sandbox.netsuite.suiteql``. ``Prefer: respond-async`` makes a write a job (202 with
+the job's ``Location`` under ``/services/rest/async/v1/job/``); an ``X-NetSuite-Idempotency-Key``
+already used answers 400 IDEMPOTENCY_ERROR with the original job's location and applies nothing.
+Errors are NetSuite's JSON: ``{"status": .., "o:errorDetails": [{"detail": .., "o:errorCode":
+..}]}``. JSON numbers are read as Decimal from their text and written back exactly.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -34,8 +43,14 @@ from sandbox.netsuite.records import (
 )
 from sandbox.netsuite.soap import period_record
 from sandbox.netsuite.store import RecordError, Ref, Store
+from sandbox.netsuite.suiteql import SuiteQLError, run_suiteql
 
 RECORD_PREFIX = "/services/rest/record/v1/"
+SUITEQL_PATH = "/services/rest/query/v1/suiteql"
+JOB_PREFIX = "/services/rest/async/v1/job/"
+#: Items per page of a collection GET or a SuiteQL query: the default and the most NetSuite gives.
+PAGE_LIMIT = 1000
+_MISSING = "The record instance does not exist. Provide a valid record instance ID."
 TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"  # noqa: S105 - a URL path
 LOGIN_DETAIL = (
     "Invalid login attempt. For more details, see the Login Audit Trail in the NetSuite UI at "
@@ -246,6 +261,9 @@ class RestService:
         self.auth = auth
         self.faults = faults
         self.setup = setup
+        self._lock = threading.Lock()
+        self._jobs: dict[str, RestReply] = {}
+        self._job_by_key: dict[str, str] = {}
 
     def handle(
         self,
@@ -259,15 +277,33 @@ class RestService:
         path, _, query = target.partition("?")
         if path == TOKEN_PATH:
             return self._token(method, body, origin)
-        if not path.startswith(RECORD_PREFIX):
+        if not path.startswith((RECORD_PREFIX, SUITEQL_PATH, JOB_PREFIX)):
             return error_reply(404, "NONEXISTENT_PATH", f"No REST resource at {path}.", "?")
-        operation = f"{method} record"
+        params = dict(parse_qsl(query))
         try:
-            self._authenticate(method, origin + path, headers, dict(parse_qsl(query)))
+            self._authenticate(method, origin + path, headers, params)
         except AuthFailure as exc:
             return error_reply(
-                401, "INVALID_LOGIN", LOGIN_DETAIL, operation, f"auth refused: {exc}"
+                401, "INVALID_LOGIN", LOGIN_DETAIL, f"{method} {path}", f"auth refused: {exc}"
             )
+        if path == SUITEQL_PATH:
+            if method != "POST":
+                return error_reply(405, "METHOD_NOT_ALLOWED", "Use POST for SuiteQL.", "suiteql")
+            return self._suiteql(body, params, origin)
+        if path.startswith(JOB_PREFIX):
+            return self._job(method, path[len(JOB_PREFIX) :], origin)
+        prefer = {p.strip().lower() for p in (headers.get("Prefer") or "").split(",")}
+        if "respond-async" in prefer and method in ("POST", "PUT", "PATCH", "DELETE"):
+            key = headers.get("X-NetSuite-Idempotency-Key")
+            return self._async(
+                key, origin, lambda: self._record(method, path, params, body, origin)
+            )
+        return self._record(method, path, params, body, origin)
+
+    def _record(
+        self, method: str, path: str, params: dict[str, str], body: bytes, origin: str
+    ) -> RestReply:
+        operation = f"{method} record"
         parts = path[len(RECORD_PREFIX) :].split("/")
         spec = SPECS.get(parts[0])
         if spec is None or len(parts) > 2:
@@ -276,8 +312,10 @@ class RestService:
             )
         base = origin + RECORD_PREFIX
         if len(parts) == 1:
-            if method == "GET" and spec is ACCOUNTING_PERIOD:
-                return self._list_periods(base)
+            if method == "GET":
+                return self._list(spec, base, params)
+            if method == "POST":
+                return self._write(spec, "add", None, body, base)
             return error_reply(
                 405, "METHOD_NOT_ALLOWED", f"{method} {path} is not supported.", operation
             )
@@ -286,6 +324,10 @@ class RestService:
             return self._upsert(spec, key, body, base)
         if method == "GET":
             return self._get(spec, key, base)
+        if method == "PATCH":
+            return self._write(spec, "update", key, body, base)
+        if method == "DELETE":
+            return self._delete(spec, key)
         return error_reply(405, "METHOD_NOT_ALLOWED", f"{method} is not supported.", operation)
 
     def _authenticate(
@@ -329,12 +371,20 @@ class RestService:
         )
 
     def _upsert(self, spec: RecordSpec, key: str, body: bytes, base: str) -> RestReply:
-        operation = f"upsert {spec.type}"
         if not key.startswith("eid:"):
             return error_reply(
-                400, "USER_ERROR", "Upsert needs an external id: eid:<externalId>.", operation
+                400,
+                "USER_ERROR",
+                "Upsert needs an external id: eid:<externalId>.",
+                f"upsert {spec.type}",
             )
-        external_id = key[len("eid:") :]
+        return self._write(spec, "upsert", key, body, base)
+
+    def _write(
+        self, spec: RecordSpec, mode: str, key: str | None, body: bytes, base: str
+    ) -> RestReply:
+        """POST (add), PUT eid: (upsert) or PATCH (update) one record: 204 with Location."""
+        operation = f"{mode} {spec.type}"
         try:
             payload = json.loads(body or b"{}", parse_float=Decimal, parse_int=Decimal)
         except ValueError:
@@ -343,16 +393,31 @@ class RestService:
             )
         if not isinstance(payload, dict):
             return error_reply(400, "INVALID_CONTENT", "The body must be a JSON object.", operation)
+        ref = _key_ref(key)
         try:
-            if payload.get("externalId", external_id) != external_id:
+            if not spec.writable:
+                raise RecordError("INVALID_RCRD_TYPE", f"{spec.type} records cannot be written")
+            body_external = payload.get("externalId")
+            if body_external is not None and not isinstance(body_external, str):
+                raise RecordError("INVALID_FLD_VALUE", "The externalId must be a string.")
+            if ref.external_id is not None and body_external not in (None, ref.external_id):
                 raise RecordError("USER_ERROR", "The externalId in the body differs from the URL.")
             values = parse_json_record(spec, payload)
-            rejection = self.faults.rejection(external_id)
+            external_id = ref.external_id or body_external
+            rejection = self.faults.rejection(external_id or "")
             if rejection is not None:
                 raise RecordError(*rejection)
-            outcome = self.store.upsert(spec, external_id, values)
+            if mode == "upsert":
+                outcome = self.store.upsert(spec, external_id or "", values)
+            elif mode == "add":
+                outcome = self.store.add(spec, external_id, values)
+            else:
+                outcome = self.store.update(spec, ref, values)
         except RecordError as error:
-            reply = error_reply(400, error.code, error.message, operation)
+            status = 404 if error.code == "RCRD_DSNT_EXIST" else 400
+            if status == 404:
+                error = RecordError("NONEXISTENT_ID", _MISSING)
+            reply = error_reply(status, error.code, error.message, operation)
             reply.records = 1
             return reply
         return RestReply(
@@ -366,6 +431,29 @@ class RestService:
             headers={"Location": f"{base}{spec.type}/{outcome.internal_id}"},
         )
 
+    def _delete(self, spec: RecordSpec, key: str) -> RestReply:
+        operation = f"delete {spec.type}"
+        ref = _key_ref(key)
+        record = self.store.get(spec.type, internal_id=ref.internal_id, external_id=ref.external_id)
+        try:
+            if not spec.writable:
+                raise RecordError("INVALID_RCRD_TYPE", f"{spec.type} records cannot be deleted")
+            if record is None:
+                raise RecordError("NONEXISTENT_ID", _MISSING)
+            self.store.delete(spec.type, record["internalId"])
+        except RecordError as error:
+            status = 404 if error.code in ("NONEXISTENT_ID", "RCRD_DSNT_EXIST") else 400
+            return error_reply(status, error.code, error.message, operation)
+        return RestReply(
+            204,
+            b"",
+            operation,
+            records=1,
+            detail="deleted",
+            wrote=True,
+            content_type="application/json",
+        )
+
     def _get(self, spec: RecordSpec, key: str, base: str) -> RestReply:
         operation = f"get {spec.type}"
         if spec is ACCOUNTING_PERIOD:
@@ -376,12 +464,7 @@ class RestService:
         else:
             record = self.store.get(spec.type, internal_id=key)
         if record is None:
-            return error_reply(
-                404,
-                "NONEXISTENT_ID",
-                "The record instance does not exist. Provide a valid record instance ID.",
-                operation,
-            )
+            return error_reply(404, "NONEXISTENT_ID", _MISSING, operation)
         return RestReply(
             200,
             dumps(record_json(spec, record, base)),
@@ -390,26 +473,155 @@ class RestService:
             content_type="application/vnd.oracle.resource+json; type=singular-resource",
         )
 
-    def _list_periods(self, base: str) -> RestReply:
+    def _list(self, spec: RecordSpec, base: str, params: dict[str, str]) -> RestReply:
+        """A collection GET: one page of ``{links, id}`` items, ``limit`` and ``offset``."""
+        operation = f"list {spec.type}"
+        try:
+            limit, offset = _paging(params)
+        except ValueError as exc:
+            return error_reply(400, "INVALID_PARAMETER", str(exc), operation)
+        if spec is ACCOUNTING_PERIOD:
+            ids = [p.internal_id for p in self.setup.periods]
+        else:
+            ids = [r["internalId"] for r in self.store.records(spec.type)]
         items = [
-            {
-                "links": [{"rel": "self", "href": f"{base}accountingPeriod/{p.internal_id}"}],
-                "id": p.internal_id,
-            }
-            for p in self.setup.periods
+            {"links": [{"rel": "self", "href": f"{base}{spec.type}/{i}"}], "id": i}
+            for i in ids[offset : offset + limit]
         ]
+        payload = _page(f"{base}{spec.type}", items, len(ids), limit, offset)
+        return RestReply(
+            200,
+            json.dumps(payload).encode(),
+            operation,
+            records=len(items),
+            content_type="application/vnd.oracle.resource+json; type=collection",
+        )
+
+    def _suiteql(self, body: bytes, params: dict[str, str], origin: str) -> RestReply:
+        """``POST /query/v1/suiteql`` with ``{"q": ...}``: the subset in ``suiteql.run``."""
+        try:
+            payload = json.loads(body or b"{}")
+            query = payload.get("q") if isinstance(payload, dict) else None
+            if not isinstance(query, str):
+                raise ValueError('The body must be a JSON object {"q": "SELECT ..."}.')
+            limit, offset = _paging(params)
+            rows = run_suiteql(query, self.store, self.setup)
+        except SuiteQLError as exc:
+            return error_reply(400, "INVALID_PARAMETER", str(exc), "suiteql")
+        except ValueError as exc:
+            return error_reply(400, "INVALID_CONTENT", str(exc), "suiteql")
+        items = [{"links": [], **row} for row in rows[offset : offset + limit]]
+        payload = _page(origin + SUITEQL_PATH, items, len(rows), limit, offset)
+        return RestReply(
+            200,
+            json.dumps(payload).encode(),
+            "suiteql",
+            records=len(items),
+            content_type="application/vnd.oracle.resource+json; type=collection",
+        )
+
+    def _async(self, key: str | None, origin: str, run: Callable[[], RestReply]) -> RestReply:
+        """``Prefer: respond-async``: run the request as a job and answer 202 with its
+        Location. A job's ``X-NetSuite-Idempotency-Key`` is never applied twice: the same key
+        again answers 400 IDEMPOTENCY_ERROR naming the original job."""
+        with self._lock:
+            if key is not None and key in self._job_by_key:
+                location = f"{origin}{JOB_PREFIX}{self._job_by_key[key]}"
+                reply = error_reply(
+                    400,
+                    "IDEMPOTENCY_ERROR",
+                    f"A request with idempotency key {key} was already accepted: see {location}.",
+                    "async",
+                )
+                reply.headers["Location"] = location
+                return reply
+            job_id = str(next(_JOB_IDS))
+            if key is not None:
+                self._job_by_key[key] = job_id
+        # The sandbox runs the job at once; a client still polls its Location as it must.
+        result = run()
+        with self._lock:
+            self._jobs[job_id] = result
+        return RestReply(
+            202,
+            b"",
+            f"async {result.operation}",
+            records=result.records,
+            detail=f"job {job_id}: {result.detail}",
+            wrote=result.wrote,
+            errors=list(result.errors),
+            content_type="application/json",
+            headers={"Location": f"{origin}{JOB_PREFIX}{job_id}"},
+        )
+
+    def _job(self, method: str, rest: str, origin: str) -> RestReply:
+        """``GET job/<id>`` (its progress) and ``GET job/<id>/task/<id>/result``."""
+        parts = rest.split("/")
+        with self._lock:
+            result = self._jobs.get(parts[0])
+        if method != "GET":
+            return error_reply(405, "METHOD_NOT_ALLOWED", "Jobs are read with GET.", "job")
+        if result is None or parts[1:] not in ([], ["task", parts[0], "result"]):
+            return error_reply(404, "NONEXISTENT_ID", f"No async job at {rest}.", "job")
+        job_url = f"{origin}{JOB_PREFIX}{parts[0]}"
+        if parts[1:]:
+            return RestReply(
+                result.status,
+                result.body,
+                "job result",
+                content_type=result.content_type,
+                headers=dict(result.headers),
+            )
         payload = {
-            "links": [{"rel": "self", "href": f"{base}accountingPeriod"}],
-            "count": len(items),
-            "hasMore": False,
-            "items": items,
-            "offset": 0,
-            "totalResults": len(items),
+            "links": [{"rel": "self", "href": job_url}],
+            "id": parts[0],
+            "progress": "succeeded" if result.status < 400 else "failed",
+            "task": {"links": [{"rel": "related", "href": f"{job_url}/task/{parts[0]}/result"}]},
         }
         return RestReply(
             200,
             json.dumps(payload).encode(),
-            "list accountingPeriod",
-            records=len(items),
-            content_type="application/vnd.oracle.resource+json; type=collection",
+            "job",
+            content_type="application/vnd.oracle.resource+json; type=singular-resource",
         )
+
+
+_JOB_IDS = itertools.count(1)
+
+
+def _key_ref(key: str | None) -> Ref:
+    """The record a URL key names: ``eid:<externalId>`` or an internal id."""
+    if key is None:
+        return Ref()
+    if key.startswith("eid:"):
+        return Ref(external_id=key[len("eid:") :])
+    return Ref(internal_id=key)
+
+
+def _paging(params: dict[str, str]) -> tuple[int, int]:
+    """(limit, offset) from the query string. Raises ValueError."""
+    try:
+        limit = int(params.get("limit", PAGE_LIMIT))
+        offset = int(params.get("offset", 0))
+    except ValueError:
+        raise ValueError("limit and offset must be integers.") from None
+    if not 1 <= limit <= PAGE_LIMIT or offset < 0:
+        raise ValueError(f"limit must be 1..{PAGE_LIMIT} and offset 0 or more.")
+    return limit, offset
+
+
+def _page(
+    href: str, items: list[dict[str, Any]], total: int, limit: int, offset: int
+) -> dict[str, Any]:
+    """NetSuite's collection shape around one page of ``items``."""
+    links = [{"rel": "self", "href": f"{href}?limit={limit}&offset={offset}"}]
+    if offset + limit < total:
+        links.append({"rel": "next", "href": f"{href}?limit={limit}&offset={offset + limit}"})
+    return {
+        "links": links,
+        "count": len(items),
+        "hasMore": offset + limit < total,
+        "items": items,
+        "offset": offset,
+        "totalResults": total,
+    }

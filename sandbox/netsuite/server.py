@@ -6,7 +6,10 @@ plays the scripted faults. Routes:
 
 - ``POST /services/NetSuitePort_2023_2``                         SuiteTalk SOAP
 - ``GET  /wsdl/netsuite.wsdl``, ``GET /wsdl/xsd/<name>.xsd``      the sandbox's own WSDL
-- ``PUT|GET /services/rest/record/v1/<type>/eid:<externalId>``    REST record API
+- ``POST|GET /services/rest/record/v1/<type>``                    REST record API: create, list
+- ``PUT|GET|PATCH|DELETE .../record/v1/<type>/<id or eid:...>``   upsert, read, update, delete
+- ``POST /services/rest/query/v1/suiteql``                         SuiteQL (a subset)
+- ``GET  /services/rest/async/v1/job/<id>[/task/<id>/result]``    async jobs (Prefer: respond-async)
 - ``POST /services/rest/auth/oauth2/v1/token``                    OAuth 2.0 client credentials
 - ``POST /_sandbox/faults``, ``POST /_sandbox/periods``           admin, loopback only, no auth
 """
@@ -302,6 +305,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found", "text/plain")
 
     def do_PUT(self) -> None:
+        self.do_POST()
+
+    def do_PATCH(self) -> None:
+        self.do_POST()
+
+    def do_DELETE(self) -> None:
         self.do_POST()
 
     def do_POST(self) -> None:

@@ -1,14 +1,18 @@
-"""SuiteTalk SOAP (2023_2) at /services/NetSuitePort_2023_2: upsertList, getList and search.
+"""SuiteTalk SOAP (2023_2) at /services/NetSuitePort_2023_2: get, getList, add, addList,
+update, updateList, upsert, upsertList, search and searchMoreWithId.
 
 Requests are parsed with a hardened lxml parser (no DTD, no entities, no network) and read the
 way NetSuite reads them: records arrive as ``<record xsi:type="...">`` and each is checked and
-answered on its own; failures of the whole request are SOAP faults (HTTP 500) with NetSuite's
-fault element, code and message.
+answered on its own (a string over its length is EXCEEDED_MAX_FIELD_LENGTH, a taken externalId
+on add DUP_ENTITY). Failures of the whole request are SOAP faults (HTTP 500): NetSuite's fault
+element, code and message, or, for XML that does not parse or an element the schema lacks, the
+SAX fault NetSuite's Axis stack answers, with nothing of the request written.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -62,9 +66,11 @@ NSMAP = {
 _PREFIX = {uri: prefix for prefix, uri in NSMAP.items()}
 _XSI_TYPE = f"{{{NS_XSI}}}type"
 
-MAX_UPSERT = 100
-MAX_GET = 1000
-WRITE_OPERATIONS = frozenset({"upsertList"})
+#: Records per request NetSuite accepts, by list operation (see ../shared/vendor-facts.md).
+MAX_RECORDS = {"addList": 200, "updateList": 100, "upsertList": 100, "getList": 1000}
+#: How many search results the sandbox keeps for searchMoreWithId (oldest dropped first).
+MAX_KEPT_SEARCHES = 200
+NS_AXIS = "http://xml.apache.org/axis/"
 
 _PARSER = etree.XMLParser(
     resolve_entities=False,
@@ -78,12 +84,20 @@ _PARSER = etree.XMLParser(
 
 @dataclass(frozen=True)
 class SoapFault(Exception):
-    """A fault of the whole request: NetSuite fault element (e.g. invalidCredentialsFault)."""
+    """A fault of the whole request: NetSuite fault element (e.g. invalidCredentialsFault),
+    code and message; with no element it is a parser (SAX) fault, whose detail names only the
+    host, as NetSuite's Axis stack answers."""
 
     element: str
     code: str
     message: str
     faultcode: str = "soapenv:Server.userException"
+
+
+def sax_fault(message: str, exception: str = "org.xml.sax.SAXException") -> SoapFault:
+    """The fault NetSuite answers when a request does not parse or does not fit the schema:
+    the whole request is refused and nothing of it is applied."""
+    return SoapFault("", "", f"{exception}: {message}")
 
 
 LOGIN_FAULT = SoapFault(
@@ -127,9 +141,13 @@ def envelope(body_child: etree._Element | None, *, fault: SoapFault | None = Non
         etree.SubElement(node, "faultcode").text = fault.faultcode
         etree.SubElement(node, "faultstring").text = fault.message
         detail = etree.SubElement(node, "detail")
-        element = etree.SubElement(detail, q(NS_FAULTS, fault.element))
-        etree.SubElement(element, q(NS_FAULTS, "code")).text = fault.code
-        etree.SubElement(element, q(NS_FAULTS, "message")).text = fault.message
+        if fault.element:
+            element = etree.SubElement(detail, q(NS_FAULTS, fault.element))
+            etree.SubElement(element, q(NS_FAULTS, "code")).text = fault.code
+            etree.SubElement(element, q(NS_FAULTS, "message")).text = fault.message
+        else:
+            host = etree.SubElement(detail, q(NS_AXIS, "hostname"), nsmap={"ns1": NS_AXIS})
+            host.text = "sandbox.netsuite.local"
     elif body_child is not None:
         body.append(body_child)
     return cast("bytes", etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
@@ -211,7 +229,7 @@ def _parse_address(node: etree._Element) -> dict[str, str]:
         name = _local(child)
         member = ADDRESS_BY_NAME.get(name) if _ns(child) == NS_COMMON else None
         if member is None or name in address:
-            raise RecordError("INVALID_FLD", f"The field {name} is not valid for an address.")
+            raise _invalid_element("platform.common", "Address", child)
         address[name] = parse_value(member, child)
     return address
 
@@ -227,44 +245,88 @@ def parse_decimal(field: Field, text: str) -> Decimal:
     return value
 
 
-def parse_record(node: etree._Element) -> tuple[RecordSpec, str | None, dict[str, Any]]:
-    """(spec, externalId, values) of a ``<record xsi:type=...>``. Raises RecordError."""
+def _invalid_element(package: str, xml_type: str, node: etree._Element) -> SoapFault:
+    """NetSuite's SAX fault for an element its schema does not have where it was found."""
+    return sax_fault(
+        f"Invalid element in com.netsuite.webservices.{package}_2023_2.{xml_type} - {_local(node)}"
+    )
+
+
+def _package(spec: RecordSpec) -> str:
+    # urn:sales_2023_2.transactions.webservices.netsuite.com -> transactions.sales
+    area, _, rest = spec.namespace[len("urn:") :].partition("_2023_2.")
+    return f"{rest.split('.', 1)[0]}.{area}"
+
+
+@dataclass(frozen=True)
+class ParsedRecord:
+    """A ``<record>`` as read from the wire: its type, ids and field values."""
+
+    spec: RecordSpec
+    internal_id: str | None
+    external_id: str | None
+    values: dict[str, Any]
+
+
+def parse_record(node: etree._Element) -> ParsedRecord:
+    """The type, ids and values of a ``<record xsi:type=...>``.
+
+    Raises RecordError for what NetSuite refuses record by record (an unknown type, a bad
+    value) and SoapFault for what does not fit the schema (an unknown or repeated element),
+    which NetSuite refuses for the whole request.
+    """
     xsi_type = node.get(_XSI_TYPE)
     if not xsi_type:
         raise RecordError("INVALID_RCRD_TYPE", "The record has no xsi:type.")
     spec = _spec_of(node, xsi_type)
     if spec is None or not spec.writable:
         raise RecordError("INVALID_RCRD_TYPE", f"The record type {xsi_type} is not supported.")
-    if node.get("internalId") is not None:
-        raise RecordError(
-            "USER_ERROR",
-            "An internalId is not allowed in an upsert: records are matched by externalId.",
-        )
+    _check_schema(spec, node)
     values: dict[str, Any] = {}
+    for child in node.iterchildren(tag=etree.Element):
+        member = spec.member(_local(child))
+        if isinstance(member, Sublist):
+            values[member.name] = [
+                _parse_line(member, line) for line in child.iterchildren(tag=etree.Element)
+            ]
+        elif member is not None:
+            values[member.name] = parse_value(member, child)
+    return ParsedRecord(spec, node.get("internalId"), node.get("externalId"), values)
+
+
+def _check_schema(spec: RecordSpec, node: etree._Element) -> None:
+    """Raise NetSuite's SAX fault for the first element the record's schema does not have
+    (or has twice), before any value is read."""
+    seen: set[str] = set()
     for child in node.iterchildren(tag=etree.Element):
         name = _local(child)
         member = spec.member(name) if _ns(child) == spec.namespace else None
-        if member is None or name in values:
-            raise RecordError("INVALID_FLD", f"The field {name} is not valid for {spec.type}.")
-        if isinstance(member, Sublist):
-            values[name] = [
-                _parse_line(spec, member, line) for line in child.iterchildren(tag=etree.Element)
-            ]
-        else:
-            values[name] = parse_value(member, child)
-    return spec, node.get("externalId"), values
+        if member is None or name in seen:
+            raise _invalid_element(_package(spec), spec.xml_type, child)
+        seen.add(name)
+        if not isinstance(member, Sublist):
+            continue
+        for line in child.iterchildren(tag=etree.Element):
+            if _ns(line) != spec.namespace or _local(line) != member.line_element:
+                raise _invalid_element(_package(spec), member.list_type, line)
+            names: set[str] = set()
+            for line_child in line.iterchildren(tag=etree.Element):
+                line_name = _local(line_child)
+                if (
+                    _ns(line_child) != spec.namespace
+                    or member.field(line_name) is None
+                    or line_name in names
+                ):
+                    raise _invalid_element(_package(spec), member.line_type, line_child)
+                names.add(line_name)
 
 
-def _parse_line(spec: RecordSpec, sublist: Sublist, node: etree._Element) -> dict[str, Any]:
-    if _ns(node) != spec.namespace or _local(node) != sublist.line_element:
-        raise RecordError("INVALID_FLD", f"Unexpected element {_local(node)} in {sublist.name}.")
+def _parse_line(sublist: Sublist, node: etree._Element) -> dict[str, Any]:
     line: dict[str, Any] = {}
     for child in node.iterchildren(tag=etree.Element):
-        name = _local(child)
-        member = sublist.field(name) if _ns(child) == spec.namespace else None
-        if member is None or name in line:
-            raise RecordError("INVALID_FLD", f"The field {name} is not valid for {sublist.name}.")
-        line[name] = parse_value(member, child)
+        member = sublist.field(_local(child))
+        assert member is not None  # _check_schema saw every element
+        line[member.name] = parse_value(member, child)
     return line
 
 
@@ -367,6 +429,26 @@ def _record_ref(
 # ---- the service -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _KeptSearch:
+    """The results of one search, kept for searchMoreWithId."""
+
+    found: list[tuple[RecordSpec, dict[str, Any]]]
+    page_size: int
+    body_only: bool
+
+
+#: Write operations: (request element holds one record or a list, how each record is written).
+_WRITES = {
+    "add": (False, "add"),
+    "addList": (True, "add"),
+    "update": (False, "update"),
+    "updateList": (True, "update"),
+    "upsert": (False, "upsert"),
+    "upsertList": (True, "upsert"),
+}
+
+
 class SoapService:
     """Answers SOAP requests against one store, authenticator and fault script."""
 
@@ -377,21 +459,23 @@ class SoapService:
         self.auth = auth
         self.faults = faults
         self.setup = setup
+        self._searches: dict[str, _KeptSearch] = {}
+        self._searches_lock = threading.Lock()
 
     def handle(self, payload: bytes) -> SoapReply:
         """Parse, authenticate and dispatch one request; never raises."""
         try:
             root = etree.fromstring(payload, _PARSER)
         except etree.XMLSyntaxError as exc:
-            fault = SoapFault("", "", f"Invalid XML: {exc}", faultcode="soapenv:Client")
-            return SoapReply(500, _plain_fault(fault), "?", detail="invalid XML")
+            fault = sax_fault(str(exc), "org.xml.sax.SAXParseException")
+            return fault_reply(fault, "?", detail="invalid XML")
         if root.getroottree().docinfo.doctype:
-            fault = SoapFault("", "", "DOCTYPE is not allowed.", faultcode="soapenv:Client")
-            return SoapReply(500, _plain_fault(fault), "?", detail="DOCTYPE refused")
+            fault = sax_fault("DOCTYPE is not allowed.", "org.xml.sax.SAXParseException")
+            return fault_reply(fault, "?", detail="DOCTYPE refused")
         body = root.find(q(NS_SOAP, "Body"))
         if root.tag != q(NS_SOAP, "Envelope") or body is None or len(body) == 0:
             fault = SoapFault("", "", "Not a SOAP 1.1 envelope.", faultcode="soapenv:Client")
-            return SoapReply(500, _plain_fault(fault), "?", detail="not an envelope")
+            return fault_reply(fault, "?", detail="not an envelope")
         request = body[0]
         operation = _local(request)
         try:
@@ -401,21 +485,23 @@ class SoapService:
         except SoapFault as fault:
             return fault_reply(fault, operation)
         handlers = {
-            "upsertList": self._upsert_list,
+            "get": self._get,
             "getList": self._get_list,
             "search": self._search,
+            "searchMoreWithId": self._search_more_with_id,
         }
-        if _ns(request) != NS_MESSAGES or operation not in handlers:
+        known = operation in handlers or operation in _WRITES
+        if _ns(request) != NS_MESSAGES or not known:
             unsupported = SoapFault(
                 "",
                 "",
                 f"Operation {operation} is not supported by the sandbox.",
                 faultcode="soapenv:Client",
             )
-            return SoapReply(
-                500, _plain_fault(unsupported), operation, detail="unsupported operation"
-            )
+            return fault_reply(unsupported, operation, detail="unsupported operation")
         try:
+            if operation in _WRITES:
+                return self._write(request, operation)
             return handlers[operation](root, request)
         except SoapFault as fault:
             return fault_reply(fault, operation)
@@ -446,62 +532,119 @@ class SoapService:
             algorithm=signature.get("algorithm", ""),
         )
 
-    def _upsert_list(self, root: etree._Element, request: etree._Element) -> SoapReply:
+    # ---- writes -------------------------------------------------------------------------------
+
+    def _write(self, request: etree._Element, operation: str) -> SoapReply:
+        is_list, mode = _WRITES[operation]
         nodes = request.findall(q(NS_MESSAGES, "record"))
-        if len(nodes) > MAX_UPSERT:
+        if is_list and len(nodes) > MAX_RECORDS[operation]:
             raise SoapFault(
                 "exceededRecordCountFault",
                 "MAX_RCRDS_EXCEEDED",
-                f"upsertList accepts at most {MAX_UPSERT} records; the request has {len(nodes)}.",
+                f"{operation} accepts at most {MAX_RECORDS[operation]} records; the request "
+                f"has {len(nodes)}.",
             )
-        response = etree.Element(q(NS_MESSAGES, "upsertListResponse"))
-        result = etree.SubElement(response, q(NS_MESSAGES, "writeResponseList"))
-        _status(result)
-        errors = []
+        if not is_list and len(nodes) != 1:
+            raise sax_fault(f"{operation} takes exactly one record; the request has {len(nodes)}.")
+        # Every record is parsed before any is written: a schema violation anywhere refuses
+        # the whole request, and nothing of it may have been applied.
+        parsed: list[ParsedRecord | RecordError] = []
         for node in nodes:
-            written = etree.SubElement(result, q(NS_MESSAGES, "writeResponse"))
-            record_type, external_id = _declared(node), node.get("externalId")
             try:
-                spec, external_id, values = parse_record(node)
-                record_type = spec.type
-                rejection = self.faults.rejection(external_id or "")
-                if rejection is not None:
-                    raise RecordError(*rejection)
-                outcome = self.store.upsert(spec, external_id or "", values)
+                parsed.append(parse_record(node))
+            except RecordError as error:
+                parsed.append(error)
+        response = etree.Element(q(NS_MESSAGES, f"{operation}Response"))
+        parent = response
+        if is_list:
+            parent = etree.SubElement(response, q(NS_MESSAGES, "writeResponseList"))
+            _status(parent)
+        errors = []
+        for node, item in zip(nodes, parsed, strict=True):
+            written = etree.SubElement(parent, q(NS_MESSAGES, "writeResponse"))
+            record_type, internal_id, external_id = (
+                _declared(node),
+                node.get("internalId"),
+                node.get("externalId"),
+            )
+            try:
+                if isinstance(item, RecordError):
+                    raise item
+                record_type = item.spec.type
+                internal_id = self._write_one(mode, item)
             except RecordError as error:
                 errors.append(error.code)
                 _status(written, error)
-                _record_ref(written, record_type, None, external_id)
+                _record_ref(written, record_type, node.get("internalId"), external_id)
             else:
                 _status(written)
-                _record_ref(written, record_type, outcome.internal_id, external_id)
-        return SoapReply(
-            200, envelope(response), "upsertList", len(nodes), wrote=True, errors=errors
-        )
+                _record_ref(written, record_type, internal_id, external_id)
+        return SoapReply(200, envelope(response), operation, len(nodes), wrote=True, errors=errors)
+
+    def _write_one(self, mode: str, record: ParsedRecord) -> str:
+        """Write one parsed record the way ``mode`` does; its internal id. Raises RecordError."""
+        rejection = self.faults.rejection(record.external_id or "")
+        if rejection is not None:
+            raise RecordError(*rejection)
+        if mode == "update":
+            if record.internal_id is None and not record.external_id:
+                raise RecordError(
+                    "USER_ERROR", "An update needs the record's internalId or externalId."
+                )
+            ref = Ref(record.internal_id, None if record.internal_id else record.external_id)
+            return self.store.update(record.spec, ref, record.values).internal_id
+        if record.internal_id is not None:
+            raise RecordError(
+                "USER_ERROR",
+                f"An internalId is not allowed in an {mode}: "
+                + (
+                    "records are matched by externalId."
+                    if mode == "upsert"
+                    else "NetSuite assigns it."
+                ),
+            )
+        if mode == "add":
+            return self.store.add(record.spec, record.external_id, record.values).internal_id
+        return self.store.upsert(record.spec, record.external_id or "", record.values).internal_id
+
+    # ---- reads --------------------------------------------------------------------------------
+
+    def _get(self, root: etree._Element, request: etree._Element) -> SoapReply:
+        refs = request.findall(q(NS_MESSAGES, "baseRef"))
+        if len(refs) != 1:
+            raise sax_fault(f"get takes exactly one baseRef; the request has {len(refs)}.")
+        response = etree.Element(q(NS_MESSAGES, "getResponse"))
+        errors = self._read_into(response, refs[0])
+        return SoapReply(200, envelope(response), "get", 1, errors=errors)
 
     def _get_list(self, root: etree._Element, request: etree._Element) -> SoapReply:
         refs = request.findall(q(NS_MESSAGES, "baseRef"))
-        if len(refs) > MAX_GET:
+        if len(refs) > MAX_RECORDS["getList"]:
             raise SoapFault(
                 "exceededRecordCountFault",
                 "MAX_RCRDS_EXCEEDED",
-                f"getList accepts at most {MAX_GET} references; the request has {len(refs)}.",
+                f"getList accepts at most {MAX_RECORDS['getList']} references; the request "
+                f"has {len(refs)}.",
             )
         response = etree.Element(q(NS_MESSAGES, "getListResponse"))
         result = etree.SubElement(response, q(NS_MESSAGES, "readResponseList"))
         _status(result)
         errors = []
         for ref in refs:
-            read = etree.SubElement(result, q(NS_MESSAGES, "readResponse"))
-            try:
-                spec, record = self._read(ref)
-            except RecordError as error:
-                errors.append(error.code)
-                _status(read, error)
-            else:
-                _status(read)
-                read.append(record_element(q(NS_MESSAGES, "record"), spec, record))
+            errors += self._read_into(result, ref)
         return SoapReply(200, envelope(response), "getList", len(refs), errors=errors)
+
+    def _read_into(self, parent: etree._Element, ref: etree._Element) -> list[str]:
+        """Append one readResponse for ``ref``; the error codes it carries."""
+        read = etree.SubElement(parent, q(NS_MESSAGES, "readResponse"))
+        try:
+            spec, record = self._read(ref)
+        except RecordError as error:
+            _status(read, error)
+            return [error.code]
+        _status(read)
+        read.append(record_element(q(NS_MESSAGES, "record"), spec, record))
+        return []
 
     def _read(self, ref: etree._Element) -> tuple[RecordSpec, dict[str, Any]]:
         record_type = ref.get("type")
@@ -523,6 +666,8 @@ class SoapService:
             raise RecordError("RCRD_DSNT_EXIST", "That record does not exist.")
         return spec, record
 
+    # ---- searches -----------------------------------------------------------------------------
+
     def _search(self, root: etree._Element, request: etree._Element) -> SoapReply:
         search = request.find(q(NS_MESSAGES, "searchRecord"))
         if search is None:
@@ -542,21 +687,65 @@ class SoapService:
                 for record in self.store.records(record_type):
                     if _matches(record, filters, record_type):
                         found.append((SPECS[record_type], record))
+        kept = _KeptSearch(found, page_size, body_only)
+        search_id = f"WEBSERVICES_{self.auth.account}_{secrets.token_hex(12)}"
+        with self._searches_lock:
+            self._searches[search_id] = kept
+            while len(self._searches) > MAX_KEPT_SEARCHES:
+                del self._searches[next(iter(self._searches))]
         response = etree.Element(q(NS_MESSAGES, "searchResponse"))
-        result = etree.SubElement(response, q(NS_CORE, "searchResult"))
-        _status(result)
-        total_pages = max(1, -(-len(found) // page_size))
-        for name, value in (
-            ("totalRecords", len(found)),
-            ("pageSize", page_size),
-            ("totalPages", total_pages),
-            ("pageIndex", 1),
-        ):
-            etree.SubElement(result, q(NS_CORE, name)).text = str(value)
-        records = etree.SubElement(result, q(NS_CORE, "recordList"))
-        for spec, record in found[:page_size]:
-            records.append(record_element(q(NS_CORE, "record"), spec, record, body_only=body_only))
+        _search_page(response, kept, search_id, 1)
         return SoapReply(200, envelope(response), "search", len(found))
+
+    def _search_more_with_id(self, root: etree._Element, request: etree._Element) -> SoapReply:
+        search_id = request.findtext(q(NS_MESSAGES, "searchId"), "").strip()
+        index_text = request.findtext(q(NS_MESSAGES, "pageIndex"), "").strip()
+        if not index_text.lstrip("-").isdigit():
+            raise sax_fault(f"Invalid pageIndex {index_text!r}: an xsd:int is required.")
+        with self._searches_lock:
+            kept = self._searches.get(search_id)
+        response = etree.Element(q(NS_MESSAGES, "searchMoreWithIdResponse"))
+        page_index = int(index_text)
+        if kept is None:
+            error = RecordError(
+                "USER_ERROR",
+                f"The search id {search_id!r} is not known or has expired: run the search again.",
+            )
+        elif not 1 <= page_index <= _total_pages(kept):
+            error = RecordError(
+                "INVALID_PAGE_INDEX",
+                f"Page {page_index} does not exist: the search has {_total_pages(kept)} page(s).",
+            )
+        else:
+            _search_page(response, kept, search_id, page_index)
+            return SoapReply(200, envelope(response), "searchMoreWithId", len(kept.found))
+        result = etree.SubElement(response, q(NS_CORE, "searchResult"))
+        _status(result, error)
+        return SoapReply(200, envelope(response), "searchMoreWithId", errors=[error.code])
+
+
+def _total_pages(kept: _KeptSearch) -> int:
+    return max(1, -(-len(kept.found) // kept.page_size))
+
+
+def _search_page(
+    parent: etree._Element, kept: _KeptSearch, search_id: str, page_index: int
+) -> None:
+    """Append the ``searchResult`` of one page of a kept search."""
+    result = etree.SubElement(parent, q(NS_CORE, "searchResult"))
+    _status(result)
+    for name, value in (
+        ("totalRecords", len(kept.found)),
+        ("pageSize", kept.page_size),
+        ("totalPages", _total_pages(kept)),
+        ("pageIndex", page_index),
+        ("searchId", search_id),
+    ):
+        etree.SubElement(result, q(NS_CORE, name)).text = str(value)
+    records = etree.SubElement(result, q(NS_CORE, "recordList"))
+    start = (page_index - 1) * kept.page_size
+    for spec, record in kept.found[start : start + kept.page_size]:
+        records.append(record_element(q(NS_CORE, "record"), spec, record, body_only=kept.body_only))
 
 
 def _declared(node: etree._Element) -> str | None:
@@ -565,15 +754,6 @@ def _declared(node: etree._Element) -> str | None:
         return None
     spec = _spec_of(node, xsi_type)
     return spec.type if spec else None
-
-
-def _plain_fault(fault: SoapFault) -> bytes:
-    env = etree.Element(q(NS_SOAP, "Envelope"), nsmap={"soapenv": NS_SOAP})
-    body = etree.SubElement(env, q(NS_SOAP, "Body"))
-    node = etree.SubElement(body, q(NS_SOAP, "Fault"))
-    etree.SubElement(node, "faultcode").text = fault.faultcode
-    etree.SubElement(node, "faultstring").text = fault.message
-    return cast("bytes", etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
 
 
 def _search_preferences(root: etree._Element) -> tuple[int, bool]:

@@ -25,6 +25,8 @@ from typing import Any
 from finsync.money import is_rounded
 from sandbox.netsuite.account import AccountSetup, Period
 from sandbox.netsuite.records import (
+    ADDRESS_BY_NAME,
+    FIELD_LENGTHS,
     SPECS,
     STORED_TARGETS,
     TRANSACTION_TYPES,
@@ -66,6 +68,30 @@ class Outcome:
 
 def _required(label: str) -> RecordError:
     return RecordError("USER_ERROR", f"Please enter value(s) for: {label}")
+
+
+def too_long(name: str, limit: int) -> RecordError:
+    """NetSuite's answer to a string longer than the field holds."""
+    return RecordError(
+        "EXCEEDED_MAX_FIELD_LENGTH",
+        f"The field {name} contained more than the maximum number ( {limit} ) of characters "
+        "allowed.",
+    )
+
+
+def check_length(field: Field, value: Any) -> None:
+    """Raise EXCEEDED_MAX_FIELD_LENGTH when a string (or an address member) is too long."""
+    if field.kind == "address":
+        for name, member_value in value.items():
+            check_length(ADDRESS_BY_NAME[name], member_value)
+    elif field.max_length is not None and len(value) > field.max_length:
+        raise too_long(field.name, field.max_length)
+
+
+def check_external_id(external_id: str) -> None:
+    """Raise EXCEEDED_MAX_FIELD_LENGTH when an externalId is longer than NetSuite keeps."""
+    if len(external_id) > FIELD_LENGTHS["externalId"]:
+        raise too_long("externalId", FIELD_LENGTHS["externalId"])
 
 
 def _invalid_ref(field: Field, value: object, context: str = "") -> RecordError:
@@ -159,26 +185,99 @@ class Store:
         ``Ref``). Body fields not given keep their stored value; a sublist given replaces the
         stored one, as NetSuite's default replaceAll does.
         """
-        if not spec.writable:
-            raise RecordError("INVALID_RCRD_TYPE", f"{spec.type} records cannot be written")
         if not external_id:
             raise RecordError("EXTERNALID_REQD", "An externalId is required to upsert a record.")
         with self._lock:
-            current_id = self._by_external[spec.type].get(external_id)
-            current = self._records[spec.type].get(current_id or "", {})
-            merged: dict[str, Any] = {k: v for k, v in current.items() if k not in _IDS}
-            merged.update(values)
-            record = self._resolve(spec, merged)
-            internal_id = current_id or str(self._next_id)
-            self._check(spec, record, internal_id)
-            record["externalId"] = external_id
-            record["internalId"] = internal_id
+            return self._write(
+                spec, self._by_external[spec.type].get(external_id), external_id, values
+            )
+
+    def add(self, spec: RecordSpec, external_id: str | None, values: dict[str, Any]) -> Outcome:
+        """Create a record; one whose externalId is taken is a duplicate. Raises RecordError."""
+        with self._lock:
+            if external_id and external_id in self._by_external[spec.type]:
+                if spec.type == "customer":
+                    raise RecordError("DUP_ENTITY", "This entity already exists.")
+                raise RecordError("DUP_RCRD", "This record already exists.")
+            return self._write(spec, None, external_id, values)
+
+    def update(self, spec: RecordSpec, ref: Ref, values: dict[str, Any]) -> Outcome:
+        """Change an existing record found by internal or external id. Raises RecordError."""
+        with self._lock:
+            if ref.internal_id is not None:
+                current_id = (
+                    ref.internal_id if ref.internal_id in self._records[spec.type] else None
+                )
+            else:
+                current_id = self._by_external[spec.type].get(ref.external_id or "")
             if current_id is None:
-                self._next_id += 1
-            self._records[spec.type][internal_id] = record
+                raise RecordError("RCRD_DSNT_EXIST", "That record does not exist.")
+            stored_external = self._records[spec.type][current_id].get("externalId")
+            return self._write(spec, current_id, stored_external or ref.external_id, values)
+
+    def delete(self, record_type: str, internal_id: str) -> None:
+        """Remove a record nothing else refers to. Raises RecordError."""
+        with self._lock:
+            record = self._records[record_type].get(internal_id)
+            if record is None:
+                raise RecordError("RCRD_DSNT_EXIST", "That record does not exist.")
+            if self._has_dependents(record_type, internal_id):
+                raise RecordError(
+                    "USER_ERROR",
+                    "This record cannot be deleted because it has dependent records.",
+                )
+            del self._records[record_type][internal_id]
+            external_id = record.get("externalId")
+            if external_id:
+                self._by_external[record_type].pop(external_id, None)
+            self._index_applications(record_type, {"internalId": internal_id})
+            self._applied.pop(internal_id, None)
+
+    def _has_dependents(self, record_type: str, internal_id: str) -> bool:
+        if record_type == "invoice":
+            credits = self._records["creditMemo"].values()
+            return bool(self._applied.get(internal_id)) or any(
+                c.get("createdFrom") == internal_id for c in credits
+            )
+        if record_type == "customer":
+            return any(
+                r.get("entity", r.get("customer")) == internal_id
+                for t in TRANSACTION_TYPES
+                for r in self._records[t].values()
+            ) or any(
+                line.get("entity") == internal_id
+                for entry in self._records["journalEntry"].values()
+                for line in entry.get("lineList", [])
+            )
+        return False
+
+    def _write(
+        self,
+        spec: RecordSpec,
+        current_id: str | None,
+        external_id: str | None,
+        values: dict[str, Any],
+    ) -> Outcome:
+        if not spec.writable:
+            raise RecordError("INVALID_RCRD_TYPE", f"{spec.type} records cannot be written")
+        if external_id:
+            check_external_id(external_id)
+        current = self._records[spec.type].get(current_id or "", {})
+        merged: dict[str, Any] = {k: v for k, v in current.items() if k not in _IDS}
+        merged.update(values)
+        record = self._resolve(spec, merged)
+        internal_id = current_id or str(self._next_id)
+        self._check(spec, record, internal_id)
+        if external_id:
+            record["externalId"] = external_id
+        record["internalId"] = internal_id
+        if current_id is None:
+            self._next_id += 1
+        self._records[spec.type][internal_id] = record
+        if external_id:
             self._by_external[spec.type][external_id] = internal_id
-            self._index_applications(spec.type, record)
-            return Outcome(internal_id, created=current_id is None)
+        self._index_applications(spec.type, record)
+        return Outcome(internal_id, created=current_id is None)
 
     def _index_applications(self, record_type: str, record: dict[str, Any]) -> None:
         key = (record_type, record["internalId"])
@@ -215,6 +314,8 @@ class Store:
     def _resolve_value(self, field: Field, value: Any) -> Any:
         if field.computed:
             raise RecordError("INVALID_FLD", f"The field {field.name} is read-only.")
+        if field.kind in ("string", "address"):
+            check_length(field, value)
         if not isinstance(value, Ref):
             return value
         target = field.target or field.name
