@@ -68,8 +68,11 @@ def _machine() -> list[str]:
         engine.dispose()
     except sa.exc.OperationalError:
         pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     return [
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit or 'unknown'}",
         f"- Machine: {cpu}, {os.cpu_count()} cores{memory}, {platform.system()} "
         f"{platform.release()}",
         f"- Python {platform.python_version()}, PostgreSQL {pg} (local, default settings)",
@@ -95,6 +98,10 @@ def main() -> None:
         else:
             sections[name] = done.stdout.strip() + "\n"
         print(sections[name], flush=True)
+    body: list[str] = []
+    for name in BENCHMARKS:  # every section, in a fixed order, each under its own marker
+        if name in sections:
+            body += [_MARK.format(name), sections[name].strip(), ""]
     text = "\n".join(
         [
             "# Benchmarks",
@@ -106,7 +113,7 @@ def main() -> None:
             "",
             *_machine(),
             "",
-            *sections,
+            *body,
         ]
     )
     OUT.write_text(text)
