@@ -697,6 +697,25 @@ def record_failures(
     )
 
 
+def extend_lease(
+    conn: Connection, claimed: Sequence[Claimed], *, worker: str, until: datetime
+) -> int:
+    """Keep ``worker``'s claims on ``claimed`` until ``until`` while their send is in flight
+    (a slow send must not look like a dead worker); rows already recorded are left alone."""
+    if not claimed:
+        return 0
+    result = conn.execute(
+        ledger.update()
+        .where(
+            ledger.c.id.in_([c.ledger_id for c in claimed]),
+            ledger.c.status == "sending",
+            ledger.c.claimed_by == worker,
+        )
+        .values(claimed_until=until)
+    )
+    return int(result.rowcount or 0)
+
+
 def release(conn: Connection, claimed: Sequence[Claimed], *, message: str, now: datetime) -> None:
     """Give claimed rows back untouched (e.g. credentials were refused): no attempt counted."""
     bulk_update(

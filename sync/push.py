@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
@@ -150,7 +151,8 @@ class Pusher:
         if not to_send:
             return counts
         try:
-            results = self._connector.send([c.document for c in to_send])
+            with self._lease_kept(to_send):
+                results = self._connector.send([c.document for c in to_send])
         except AuthError as exc:
             with self._state.begin() as conn:
                 ledger.release(conn, to_send, message=str(exc), now=self._clock())
@@ -190,6 +192,31 @@ class Pusher:
             ledger.record_failures(conn, failures, now=now, run_id=self._run_id)
         self._report("pushed", len(to_send))
         return counts
+
+    @contextmanager
+    def _lease_kept(self, claimed: Sequence[ledger.Claimed]) -> Iterator[None]:
+        """Extend the lease of ``claimed`` every third of it while their send is in flight, so
+        another worker reclaims them (as suspects) only when this one has really stopped."""
+        lease = timedelta(seconds=self._settings.lease_seconds)
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(lease.total_seconds() / 3):
+                try:
+                    with self._state.begin() as conn:
+                        ledger.extend_lease(
+                            conn, claimed, worker=self._worker, until=self._clock() + lease
+                        )
+                except Exception as exc:  # the send goes on; the lease may then run out
+                    log.warning("%s: could not extend a lease: %r", self._target, exc)
+
+        keeper = threading.Thread(target=beat, name=f"lease-{self._target}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join()
 
     def _recover(self, batch: list[ledger.Claimed], counts: PushCounts) -> list[ledger.Claimed]:
         """Look up suspects (earlier outcome unknown); those the target holds are done."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -59,3 +60,46 @@ def test_two_syncs_at_once_send_each_record_once(tmp_path, pg_database):
     # The ledger recorded exactly one send per record, whichever process made it.
     assert len(sends) == len(expected)
     assert {count for _, count in sends} == {1}
+
+
+@pytest.mark.postgres
+def test_a_send_slower_than_the_lease_is_not_taken_over_while_alive(tmp_path, pg_database):
+    """The first process's batch takes ten leases to answer (the target commits halfway). A
+    second process that starts pushing while it is in flight must not take the claims over as
+    abandoned and send them again: a live worker keeps its lease."""
+    url = fresh_pg_schema(pg_database)
+    setup = write_config(
+        tmp_path,
+        url,
+        mode="create",  # a second send would be a second record
+        extra="batch_size = 3\nlatency_seconds = 10.0",
+        sync={"lease_seconds": 1, "backoff_base_seconds": 1},
+    )
+    engine = make_engine(setup, Clock())
+    builder = BillingBuilder(engine.billing)
+    expected = {f"finsync:cust:SL-{c:02d}" for c in range(3)}
+    for c in range(3):
+        builder.customer(f"SL-{c:02d}")
+    engine.close()
+
+    command = [sys.executable, "-m", "finsync", "--config", str(setup.config_path), "sync"]
+    first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = sa.create_engine(url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the first process has claimed the batch
+        with state.connect() as conn:
+            sending = conn.execute(
+                sa.select(sa.func.count()).where(ledger.c.status == "sending")
+            ).scalar_one()
+        if sending:
+            break
+        time.sleep(0.05)
+    state.dispose()
+    assert sending == 3
+    time.sleep(1.5)  # its lease (1 s) would have run out by now, were it not kept
+    second = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    errors = [p.communicate(timeout=180)[1].decode() for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], errors
+
+    target = ScriptedConnector(ScriptedSettings(store=setup.store_path, mode="create"))
+    assert sorted(r["external_id"] for r in target.records()) == sorted(expected)
