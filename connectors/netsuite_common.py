@@ -7,7 +7,9 @@ can decide where a transaction posts (a closed period's policy: next open period
 ``dependency_waves`` orders one ``send`` batch: a document never goes out before a document of
 the same batch it depends on (a payment before the invoice it applies to would be refused, and
 its apply line needs the invoice's internal id). The sync engine already sends kinds in order;
-this keeps a mixed batch correct too.
+this keeps a mixed batch correct too. Apply lines name what they apply to by external id
+(``applied_documents``: invoices, or the payments and credit memos refunds pay back); each
+transport looks those up for their internal ids, except what the batch itself just wrote.
 """
 
 from __future__ import annotations
@@ -133,13 +135,47 @@ def send_in_waves(
     return [results[i] for i in range(len(documents))]
 
 
-def invoices_written(
+def applied_documents(documents: Sequence[Document]) -> dict[str, str]:
+    """External id -> record type of every document the apply lines of ``documents`` apply to
+    by external id: an invoice unless the reference names its ``type`` (a refund applies to a
+    ``customerPayment`` or a ``creditMemo``). Both transports need their internal ids."""
+    return {
+        line["doc"]["externalId"]: line["doc"].get("type", "invoice")
+        for d in documents
+        if d.operation != "delete"
+        for line in d.payload.get("applyList", ())
+        if isinstance(line.get("doc"), dict) and "externalId" in line["doc"]
+    }
+
+
+def missing_applied(
+    operation: str, document: Document, doc_ids: Mapping[str, str]
+) -> WriteResult | None:
+    """A retryable failure of ``operation`` for ``document`` when a document it applies to (by
+    external id) is not in ``doc_ids``, so not in NetSuite yet; None when every one was found."""
+    missing = [ext for ext in applied_documents([document]) if ext not in doc_ids]
+    if not missing:
+        return None
+    return WriteResult(
+        document.external_id,
+        False,
+        error=RetryableError(
+            "netsuite",
+            operation,
+            f"{document.label}: applied document(s) {', '.join(missing)} not found in NetSuite;"
+            " sync them first",
+            code="DEPENDENCY_NOT_FOUND",
+        ),
+    )
+
+
+def documents_written(
     documents: Sequence[Document], results: Mapping[int, WriteResult]
 ) -> dict[str, str]:
-    """External id -> internal id of the invoices this batch already wrote (no look-up needed
-    for the payments and credit memos applied to them)."""
+    """External id -> internal id of the documents this batch already wrote (no look-up needed
+    for the payments, credit memos and refunds applied to them)."""
     return {
         documents[i].external_id: r.internal_id
         for i, r in results.items()
-        if r.ok and r.internal_id and documents[i].record_type == "invoice"
+        if r.ok and r.internal_id
     }

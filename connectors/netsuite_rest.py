@@ -4,7 +4,8 @@ Translates the same neutral payload as the SOAP connector (``mappings.netsuite``
 references become ``{"id": ...}`` (mapping-table ids) or ``{"externalId": ...}`` (our own
 records), sublists become ``{"items": [...]}``, amounts become JSON numbers written exactly from
 the decimal strings (never through float), dates stay ``YYYY-MM-DD``. Apply lines need the
-invoice's internal id, which a GET by external id provides.
+internal id of what they apply to (an invoice; a refund's payment or credit memo), which a GET
+by external id provides.
 
 One request per document, run on a thread pool of ``concurrency`` threads, each request holding
 a slot of the concurrency limiter; a batch goes out in dependency waves
@@ -43,7 +44,9 @@ from connectors.http import RetryCount, RetryPolicy, classify_status, classify_t
 from connectors.limits import Limiter, ThreadLimiter
 from connectors.netsuite_common import (
     AccountingPeriod,
-    invoices_written,
+    applied_documents,
+    documents_written,
+    missing_applied,
     period_order,
     send_in_waves,
     transport_settings,
@@ -420,23 +423,9 @@ class NetSuiteRestConnector:
     # -- Connector protocol -------------------------------------------------------------------
 
     def _send_one(self, document: Document, doc_ids: Mapping[str, str]) -> WriteResult:
-        missing = [
-            a["doc"]["externalId"]
-            for a in document.payload.get("applyList", ())
-            if "externalId" in a["doc"] and a["doc"]["externalId"] not in doc_ids
-        ]
-        if missing:
-            return WriteResult(
-                document.external_id,
-                False,
-                error=RetryableError(
-                    SYSTEM,
-                    "upsert",
-                    f"{document.label}: applied invoice(s) {', '.join(missing)} "
-                    "not found in NetSuite; sync them first",
-                    code="DEPENDENCY_NOT_FOUND",
-                ),
-            )
+        missing = missing_applied("upsert", document, doc_ids)
+        if missing is not None:
+            return missing
         if document.operation == "delete":
             return WriteResult(
                 document.external_id,
@@ -488,17 +477,12 @@ class NetSuiteRestConnector:
     def _send_wave(
         self, documents: Sequence[Document], wave: list[int], results: dict[int, WriteResult]
     ) -> None:
-        doc_ids = invoices_written(documents, results)
-        wanted = sorted(
-            {
-                a["doc"]["externalId"]
-                for i in wave
-                for a in documents[i].payload.get("applyList", ())
-                if isinstance(a.get("doc"), dict) and "externalId" in a["doc"]
-            }
-            - set(doc_ids)
+        doc_ids = documents_written(documents, results)
+        wanted = applied_documents([documents[i] for i in wave])
+        found = self._map(
+            lambda ext: (ext, self._find(wanted[ext], ext)),
+            sorted(set(wanted) - set(doc_ids)),
         )
-        found = self._map(lambda ext: (ext, self._find("invoice", ext)), wanted)
         doc_ids.update({ext: iid for ext, iid in found if iid is not None})
         sent = self._map(functools.partial(self._send_wave_item, documents, doc_ids), wave)
         results.update(zip(wave, sent, strict=True))

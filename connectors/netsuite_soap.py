@@ -8,8 +8,9 @@ connector (``connectors.http``). Replies are read with lxml: only status, ids an
   ``account&consumerKey&token&nonce&timestamp`` keyed ``consumerSecret&tokenSecret``).
 - Idempotency: ``upsertList`` matches on externalId and record type, so re-sending a batch whose
   outcome is unknown updates instead of duplicating; retries inside a call are therefore safe.
-- Apply sublists reference invoices by internal id only (``doc`` is ``xsd:long``), so before an
-  upsert the connector looks up the invoices that payments and credit memos apply to.
+- Apply sublists reference documents by internal id only (``doc`` is ``xsd:long``), so before an
+  upsert the connector looks up the invoices that payments and credit memos apply to, and the
+  payments and credit memos that customer refunds pay back.
 - Order: a batch goes out in dependency waves (``netsuite_common.dependency_waves``), one
   upsertList each, so an invoice in the same batch is written (and its id known) before the
   payment applied to it.
@@ -49,7 +50,9 @@ from connectors.http import RetryCount, RetryPolicy, classify_status, classify_t
 from connectors.limits import Limiter, ThreadLimiter, build_limiter
 from connectors.netsuite_common import (
     AccountingPeriod,
-    invoices_written,
+    applied_documents,
+    documents_written,
+    missing_applied,
     period_order,
     send_in_waves,
     transport_settings,
@@ -90,6 +93,9 @@ RECORD_TYPES: Mapping[str, str] = {
     "creditMemo": f"{{urn:customers_{VERSION}.transactions.webservices.netsuite.com}}CreditMemo",
     "customerPayment": (
         f"{{urn:customers_{VERSION}.transactions.webservices.netsuite.com}}CustomerPayment"
+    ),
+    "customerRefund": (
+        f"{{urn:customers_{VERSION}.transactions.webservices.netsuite.com}}CustomerRefund"
     ),
     "journalEntry": f"{{urn:general_{VERSION}.transactions.webservices.netsuite.com}}JournalEntry",
 }
@@ -608,9 +614,9 @@ class NetSuiteSoapConnector:
     def _send_wave(
         self, documents: Sequence[Document], wave: Sequence[int], results: dict[int, WriteResult]
     ) -> None:
-        known = invoices_written(documents, results)
+        known = documents_written(documents, results)
         doc_ids = {
-            **self._resolve_applied_invoices([documents[i] for i in wave], known),
+            **self._resolve_applied([documents[i] for i in wave], known),
             **known,
         }
         records: list[Any] = []
@@ -626,23 +632,9 @@ class NetSuiteSoapConnector:
                     ),
                 )
                 continue
-            missing = [
-                a["doc"]["externalId"]
-                for a in document.payload.get("applyList", ())
-                if "externalId" in a["doc"] and a["doc"]["externalId"] not in doc_ids
-            ]
-            if missing:
-                results[i] = WriteResult(
-                    document.external_id,
-                    False,
-                    error=RetryableError(
-                        SYSTEM,
-                        "upsertList",
-                        f"{document.label}: applied invoice(s) "
-                        f"{', '.join(missing)} not found in NetSuite; sync them first",
-                        code="DEPENDENCY_NOT_FOUND",
-                    ),
-                )
+            missing = missing_applied("upsertList", document, doc_ids)
+            if missing is not None:
+                results[i] = missing
                 continue
             try:
                 records.append(self.to_soap(document, doc_ids))
@@ -748,22 +740,19 @@ class NetSuiteSoapConnector:
                 found[key] = record.get("internalId") if record is not None else None
         return found
 
-    def _resolve_applied_invoices(
+    def _resolve_applied(
         self, documents: Sequence[Document], known: Mapping[str, str] | None = None
     ) -> dict[str, str]:
-        wanted = sorted(
-            {
-                line["doc"]["externalId"]
-                for d in documents
-                if d.operation != "delete"
-                for line in d.payload.get("applyList", ())
-                if isinstance(line.get("doc"), dict) and "externalId" in line["doc"]
-            }
-            - set(known or {})
-        )
+        """External id -> internal id of what ``documents`` apply to, via getList (what
+        ``known`` already holds is not looked up)."""
+        wanted = {
+            ext: record_type
+            for ext, record_type in applied_documents(documents).items()
+            if ext not in (known or {})
+        }
         if not wanted:
             return {}
-        found = self._get_list([("invoice", ext) for ext in wanted])
+        found = self._get_list([(wanted[ext], ext) for ext in sorted(wanted)])
         return {ext: iid for (_, ext), iid in found.items() if iid is not None}
 
     def accounting_periods(self) -> list[AccountingPeriod]:

@@ -193,7 +193,14 @@ class SyncSettings:
     backoff_base_seconds: float = 30.0
     backoff_max_seconds: float = 3600.0
     lease_seconds: int = 600
-    kinds: tuple[str, ...] = ("customer", "invoice", "credit_note", "payment", "revenue")
+    kinds: tuple[str, ...] = (
+        "customer",
+        "invoice",
+        "credit_note",
+        "payment",
+        "refund",
+        "revenue",
+    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ JSON-compatible dict that both NetSuite connectors (SOAP and REST) translate:
 - dates are ISO ``YYYY-MM-DD`` strings (NetSuite dates are calendar dates);
 - references to records finsync itself syncs are ``{"externalId": ...}``; references to ids from
   the mapping file are ``{"internalId": ...}``;
-- sublists are plain lists under ``itemList``, ``applyList``, ``addressbookList``.
+- sublists are plain lists under ``itemList``, ``applyList``, ``addressbookList``;
+- an apply line's ``doc`` is an invoice unless its reference names another record ``type``
+  (a refund applies to a ``customerPayment`` or a ``creditMemo``).
 
 Conventions worth knowing:
 
@@ -27,6 +29,9 @@ Conventions worth knowing:
   ``"void"``. Its payload is what NetSuite's own direct void leaves behind: every amount zero,
   no applications, memo starting with ``VOID``. NetSuite's 2023_2 SOAP endpoint has no void
   operation, so connectors write that payload with an upsert on the same external id.
+- Refunds: billing refunds have no status of their own. One whose payment failed or was
+  reversed, or whose credit note was voided, has nothing left to refund: billing validation
+  rejects it, so it is quarantined and never sent.
 
 Every ``map_*`` raises one ``MappingError`` listing every problem with its field path and fix.
 """
@@ -37,12 +42,21 @@ from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
-from billing.records import CreditNote, Customer, Invoice, InvoiceLine, Payment, Product
+from billing.records import (
+    CreditNote,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    Product,
+    Refund,
+)
 from billing.validation import (
     credit_note_problems,
     customer_problems,
     invoice_problems,
     payment_problems,
+    refund_problems,
 )
 from connectors.base import DocKey, Document
 from connectors.netsuite_countries import NETSUITE_COUNTRIES
@@ -80,6 +94,11 @@ def credit_note_external_id(number: str) -> str:
 def payment_external_id(reference: str) -> str:
     """The NetSuite externalId of the payment with billing reference ``reference``."""
     return f"finsync:pay:{reference}"
+
+
+def refund_external_id(reference: str) -> str:
+    """The NetSuite externalId of the refund with billing reference ``reference``."""
+    return f"finsync:ref:{reference}"
 
 
 def _dec(value: Decimal) -> str:
@@ -238,6 +257,7 @@ class _Lookups:
 #: Billing fields behind the NetSuite fields whose length is checked (see mappings/limits.py).
 _CUSTOMER_SOURCES = {"externalId": "account_number"}
 _PAYMENT_SOURCES = {"externalId": "reference", "tranId": "reference", "memo": "reference"}
+_REFUND_SOURCES = _PAYMENT_SOURCES
 
 
 def _raise_if(label: str, problems: list[Problem]) -> None:
@@ -551,4 +571,55 @@ def map_payment(p: Payment, t: MappingTables) -> Document:
         payload,
         deps,
         void=void,
+    )
+
+
+def map_refund(r: Refund, t: MappingTables) -> Document:
+    """Map a billing refund to a NetSuite ``customerRefund``.
+
+    The refund applies to what it pays back, by external id: the ``customerPayment`` whose
+    unapplied cash it returns, or the ``creditMemo`` whose credit it pays out. Its amount is
+    that apply line's (NetSuite computes the refund's ``total`` from it). The refunded document
+    is a dependency, so the refund waits for it. Raises MappingError with every problem found.
+    """
+    problems = refund_problems(r)
+    look = _Lookups(t, problems)
+    subsidiary = look.subsidiary(r.billing_entity)
+    currency = look.currency(r.currency)
+    _raise_if(r.label, problems)
+    assert r.refunded_on is not None and r.customer_account is not None
+    if r.payment_id is not None:
+        assert r.payment_reference is not None
+        source: dict[str, str] = {
+            "externalId": payment_external_id(r.payment_reference),
+            "type": "customerPayment",
+        }
+        source_key = DocKey("payment", str(r.payment_id))
+        what = f"payment {r.payment_reference}"
+    else:
+        assert r.credit_note_id is not None and r.credit_note_number is not None
+        source = {"externalId": credit_note_external_id(r.credit_note_number), "type": "creditMemo"}
+        source_key = DocKey("credit_note", str(r.credit_note_id))
+        what = f"credit note {r.credit_note_number}"
+    payload: dict[str, Any] = {
+        "tranId": r.reference,
+        "customer": _ext(customer_external_id(r.customer_account)),
+        "subsidiary": subsidiary,
+        "currency": currency,
+        "tranDate": r.refunded_on.isoformat(),
+        "memo": f"refund {r.reference} of {what}",
+        "applyList": [{"doc": source, "apply": True, "amount": _money(r.amount, r.currency)}],
+    }
+    _raise_if(
+        r.label,
+        netsuite_problems(refund_external_id(r.reference), payload, sources=_REFUND_SOURCES),
+    )
+    return _document(
+        "refund",
+        r.id,
+        refund_external_id(r.reference),
+        "customerRefund",
+        r.label,
+        payload,
+        [DocKey("customer", str(r.customer_id)), source_key],
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from billing.records import CreditNote, Customer, Invoice, Payment, SourceRecord
+from billing.records import CreditNote, Customer, Invoice, Payment, Refund, SourceRecord
 from connectors.base import Document
 from mappings import avatax, netsuite
 from mappings.tables import MappingTables
@@ -40,6 +40,8 @@ def _map_netsuite(record: SourceRecord, page: Page, tables: MappingTables) -> Do
         )
     if isinstance(record, Payment):
         return netsuite.map_payment(record, tables)
+    if isinstance(record, Refund):
+        return netsuite.map_refund(record, tables)
     return None
 
 
@@ -59,7 +61,9 @@ def _map_avatax(record: SourceRecord, page: Page, tables: MappingTables) -> Docu
 MAPPINGS: dict[str, TargetMapping] = {
     # "revenue": monthly journals, built by sync/revrec.py rather than per record (map -> None).
     "netsuite": TargetMapping(
-        "netsuite", ("customer", "invoice", "credit_note", "payment", "revenue"), _map_netsuite
+        "netsuite",
+        ("customer", "invoice", "credit_note", "payment", "refund", "revenue"),
+        _map_netsuite,
     ),
     "avatax": TargetMapping("avatax", ("invoice", "credit_note"), _map_avatax),
 }

@@ -860,6 +860,11 @@ def _refunds(rows: _Rows) -> None:
     rows.broken("refund", 960101, "amount")
     refund(960102, "R-B02", 50002, "USD", "30.00", date(2026, 10, 31), credit_note=920002)
     rows.broken("refund", 960102, "amount")
+    # Valid on their own, but what they refund is not: P-B01 is broken, P-1008 failed.
+    refund(960103, "R-B03", 50005, "USD", "5.00", date(2026, 10, 28), payment=940101)
+    rows.broken("refund", 960103, "payment_id")
+    refund(960104, "R-B04", 50001, "USD", "20.00", date(2026, 10, 28), payment=940008)
+    rows.broken("refund", 960104, "payment_id")
 
 
 def _sql_value(value: Any, dialect: str) -> Any:

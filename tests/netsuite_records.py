@@ -15,6 +15,7 @@ from billing.records import (
     Payment,
     PaymentApplication,
     Product,
+    Refund,
 )
 from mappings.tables import MappingTables, load_mapping_file
 
@@ -233,4 +234,35 @@ def payment(
             )
             for i, (iid, num, amt) in enumerate(apps)
         ),
+    )
+
+
+def refund(
+    rid: int = 40,
+    reference: str = "RF-7",
+    *,
+    cust: Customer | None = None,
+    amount: str = "50.00",
+    payment_of: tuple[int, str] | None = (30, "PAY-9"),
+    credit_note_of: tuple[int, str] | None = None,
+    currency: str = "USD",
+    entity: str = "acme-us",
+) -> Refund:
+    """A refund of a payment (id, reference) or of a credit note (id, number)."""
+    cust = cust or customer()
+    return Refund(
+        id=rid,
+        reference=reference,
+        customer_id=cust.id,
+        customer_account=cust.account_number,
+        billing_entity=entity,
+        payment_id=payment_of[0] if payment_of else None,
+        payment_reference=payment_of[1] if payment_of else None,
+        credit_note_id=credit_note_of[0] if credit_note_of else None,
+        credit_note_number=credit_note_of[1] if credit_note_of else None,
+        currency=currency,
+        amount=D(amount),
+        refunded_on=date(2024, 3, 25),
+        created_at=TS,
+        updated_at=TS,
     )

@@ -88,6 +88,12 @@ def test_seeded_billing_reaches_both_systems_to_the_cent_and_edits_follow(slice_
             assert record["applied"] == applied[payment["id"]], reference
         else:
             assert record["applied"] == 0, reference
+    with engine.billing.connect() as conn:
+        refunds = dict(
+            conn.execute(sa.select(b.refunds.c.reference, b.refunds.c.amount)).tuples().all()
+        )
+    held_refunds = {r["tranId"]: r["total"] for r in netsuite.records("customerRefund")}
+    assert held_refunds == refunds and refunds
 
     documents = avatax_documents(avatax)
     for number, invoice in invoices.items():

@@ -1,7 +1,8 @@
 """The independent billing database (tests/independent_billing.py) through validation and a
-sync to the NetSuite (SOAP) and AvaTax sandboxes, on SQLite and PostgreSQL: every broken record
-is rejected with one message naming its field and the fix, and the sandboxes hold exactly the
-valid records the builder expects, with billing's amounts."""
+sync to the NetSuite (SOAP and REST) and AvaTax sandboxes, on SQLite and PostgreSQL: every broken
+record is rejected with one message naming its field and the fix, and the sandboxes hold exactly
+the valid records the builder expects, with billing's amounts; refunds pay back the payment or
+credit memo billing says, and a refund of a broken or failed payment is never sent."""
 
 from __future__ import annotations
 
@@ -32,14 +33,21 @@ FIXES = re.compile(
 
 
 @pytest.fixture
-def synced(tmp_path, db_url, monkeypatch):
+def synced(request, tmp_path, db_url, monkeypatch):
+    transport = getattr(request, "param", "soap")
     for name, value in sandbox_secrets().items():
         monkeypatch.setenv(name, value)
     shutil.copy(MAPPING_EXAMPLE, tmp_path / "mapping.toml")
     with running_sandboxes() as (netsuite, avatax):
         path = tmp_path / "finsync.toml"
         path.write_text(
-            sandbox_config(billing_url=db_url, state_url=db_url, netsuite=netsuite, avatax=avatax)
+            sandbox_config(
+                billing_url=db_url,
+                state_url=db_url,
+                netsuite=netsuite,
+                avatax=avatax,
+                transport=transport,
+            )
         )
         writer = make_engine(db_url)  # the billing system writes; finsync only reads
         dataset = build_independent_billing(writer)
@@ -68,6 +76,7 @@ def test_every_broken_record_gets_one_message_with_its_field_and_fix(synced):
         )
 
 
+@pytest.mark.parametrize("synced", ["soap", "rest"], indirect=True)
 def test_the_sandboxes_hold_exactly_the_valid_records(synced):
     engine, dataset, netsuite, avatax = synced
 
@@ -81,6 +90,9 @@ def test_the_sandboxes_hold_exactly_the_valid_records(synced):
     payments = {r["tranId"]: r["payment"] for r in netsuite.records("customerPayment")}
     assert payments == expected["customerPayment"]  # no failed payment, no broken one
     assert "P-1008" not in payments
+    refunds = {r["tranId"]: r["total"] for r in netsuite.records("customerRefund")}
+    assert refunds == expected["customerRefund"]
+    assert not {"R-B03", "R-B04"} & set(refunds)  # refunds of a broken and a failed payment
     customers = {r["entityId"] for r in netsuite.records("customer")}
     assert customers == set(expected["customer"])
     sales = {
@@ -94,3 +106,37 @@ def test_the_sandboxes_hold_exactly_the_valid_records(synced):
         if r["status"] != "void"
     }
     assert {k: (Decimal(a), Decimal(t)) for k, (a, t) in sales.items()} == want
+
+
+@pytest.mark.parametrize("synced", ["soap", "rest"], indirect=True)
+def test_each_refund_pays_back_what_billing_says(synced):
+    engine, dataset, netsuite, _ = synced
+
+    engine.sync()
+
+    payments = {r["id"]: r["reference"] for r in dataset.rows["payments"]}
+    notes = {r["id"]: r["number"] for r in dataset.rows["credit_notes"]}
+    want = {
+        r["reference"]: [
+            (
+                payments[r["payment_id"]] if r["payment_id"] else notes[r["credit_note_id"]],
+                r["amount"],
+            )
+        ]
+        for r in dataset.valid("refunds")
+    }
+    customers = {r["id"]: r["account_number"] for r in dataset.rows["customers"]}
+    number_of = {
+        r["internalId"]: r["tranId"]
+        for record_type in ("customerPayment", "creditMemo")
+        for r in netsuite.records(record_type)
+    }
+    held = {
+        r["tranId"]: [(number_of[line["doc"]], line["amount"]) for line in r["applyList"]]
+        for r in netsuite.records("customerRefund")
+    }
+    assert held == want
+    account_of = {r["internalId"]: r["entityId"] for r in netsuite.records("customer")}
+    assert {r["tranId"]: account_of[r["customer"]] for r in netsuite.records("customerRefund")} == {
+        r["reference"]: customers[r["customer_id"]] for r in dataset.valid("refunds")
+    }

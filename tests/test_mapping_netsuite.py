@@ -20,6 +20,7 @@ from tests.netsuite_records import (
     invoice,
     line,
     payment,
+    refund,
     tables,
     usd_invoice,
 )
@@ -302,3 +303,57 @@ def test_payment_problems_collected():
         ns.map_payment(p, tables())
     fields = {pr.field for pr in err.value.problems}
     assert {"received_on", "application 300.invoice_id", "applications", "billing_entity"} <= fields
+
+
+def test_refund_of_a_payment_applies_to_that_payment_and_waits_for_it():
+    doc = ns.map_refund(refund(amount="50.00", payment_of=(30, "PAY-9")), tables())
+    assert doc.kind == "refund"
+    assert doc.record_type == "customerRefund"
+    assert doc.external_id == "finsync:ref:RF-7"
+    assert doc.operation == "upsert"
+    assert doc.payload["customer"] == {"externalId": "finsync:cust:C-0001"}
+    assert doc.payload["tranDate"] == "2024-03-25"
+    assert doc.payload["tranId"] == "RF-7"
+    assert doc.payload["memo"] == "refund RF-7 of payment PAY-9"
+    assert doc.payload["currency"] == {"internalId": tables().currencies["USD"]}
+    assert doc.payload["applyList"] == [
+        {
+            "doc": {"externalId": "finsync:pay:PAY-9", "type": "customerPayment"},
+            "apply": True,
+            "amount": "50.00",
+        }
+    ]
+    assert doc.depends_on == (DocKey("customer", "1"), DocKey("payment", "30"))
+
+
+def test_refund_of_a_credit_note_applies_to_its_credit_memo():
+    doc = ns.map_refund(
+        refund(amount="120.5", payment_of=None, credit_note_of=(21, "CN-3")), tables()
+    )
+    assert doc.payload["applyList"] == [
+        {
+            "doc": {"externalId": "finsync:cn:CN-3", "type": "creditMemo"},
+            "apply": True,
+            "amount": "120.50",
+        }
+    ]
+    assert doc.payload["memo"] == "refund RF-7 of credit note CN-3"
+    assert doc.depends_on == (DocKey("customer", "1"), DocKey("credit_note", "21"))
+
+
+@pytest.mark.parametrize(
+    ("currency", "entity", "amount", "sent"),
+    [("JPY", "acme-jp", "7400", "7400"), ("KWD", "acme-kw", "15.25", "15.250")],
+)
+def test_refund_amount_has_the_currency_minor_units(currency, entity, amount, sent):
+    doc = ns.map_refund(refund(amount=amount, currency=currency, entity=entity), tables())
+    assert doc.payload["applyList"][0]["amount"] == sent
+
+
+def test_refund_problems_collected():
+    r = replace(refund(), refunded_on=None, billing_entity="nowhere", credit_note_id=5)
+    with pytest.raises(MappingError) as err:
+        ns.map_refund(r, tables())
+    fields = {pr.field for pr in err.value.problems}
+    assert {"refunded_on", "billing_entity", "payment_id"} <= fields
+    assert "refund RF-7" in str(err.value)

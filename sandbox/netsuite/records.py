@@ -54,6 +54,10 @@ FIELD_LENGTHS: dict[str, int] = {
 
 #: What a reference field points to: a record type the sandbox stores, or reference data.
 STORED_TARGETS = frozenset({"customer", "invoice"})
+#: The ``doc`` target of a customer refund's apply lines: a payment or a credit memo.
+REFUNDED = "refunded"
+#: The record types a customer refund may pay back.
+REFUNDED_TYPES = frozenset({"customerPayment", "creditMemo"})
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class Field:
     or country.
 
     ``ref`` fields point to ``target`` (a stored record type or a kind of reference data);
-    ``doc`` is an invoice given by internal id as a number (the apply sublists' xsd:long);
+    ``doc`` is a transaction given by internal id as a number (the apply sublists' xsd:long):
+    an invoice, or for a customer refund (target ``REFUNDED``) a payment or credit memo;
     ``address`` is the Address subrecord (``ADDRESS_FIELDS``); ``country`` an ISO code (SOAP
     sends the Country enumeration). ``label`` is NetSuite's field label, used in messages;
     ``rest_name`` the REST spelling when it differs (``addressBookAddress``); ``max_length``
@@ -262,6 +267,36 @@ CUSTOMER_PAYMENT = RecordSpec(
         ),
     ),
 )
+CUSTOMER_REFUND = RecordSpec(
+    "customerRefund",
+    "CustomerRefund",
+    NS_CUSTOMERS,
+    (
+        _ref("customer", "Customer", "customer"),
+        Field("total", "amount", "Amount", computed=True),
+        _ref("currency", "Currency"),
+        Field("tranDate", "date", "Date"),
+        _PERIOD,
+        Field("memo", "string", "Memo"),
+        Field("tranId", "string", "Refund #"),
+        _ref("subsidiary", "Subsidiary"),
+        _DEPT,
+        _CLASS,
+        _LOCATION,
+        Sublist(
+            "applyList",
+            "apply",
+            "apply",
+            "CustomerRefundApplyList",
+            "CustomerRefundApply",
+            (
+                Field("apply", "bool", "Apply"),
+                Field("doc", "doc", "Doc", REFUNDED),
+                Field("amount", "amount", "Payment"),
+            ),
+        ),
+    ),
+)
 JOURNAL_ENTRY = RecordSpec(
     "journalEntry",
     "JournalEntry",
@@ -347,7 +382,15 @@ ACCOUNTING_PERIOD = RecordSpec(
 
 SPECS: dict[str, RecordSpec] = {
     s.type: s
-    for s in (INVOICE, CREDIT_MEMO, CUSTOMER_PAYMENT, JOURNAL_ENTRY, CUSTOMER, ACCOUNTING_PERIOD)
+    for s in (
+        INVOICE,
+        CREDIT_MEMO,
+        CUSTOMER_PAYMENT,
+        CUSTOMER_REFUND,
+        JOURNAL_ENTRY,
+        CUSTOMER,
+        ACCOUNTING_PERIOD,
+    )
 }
 #: XSD type (namespace, name) -> record spec, for ``xsi:type`` on ``<record>``.
 BY_XML_TYPE = {(s.namespace, s.xml_type): s for s in SPECS.values()}
@@ -356,6 +399,7 @@ TRANSACTION_SEARCH_TYPES = {
     "_invoice": "invoice",
     "_creditMemo": "creditMemo",
     "_customerPayment": "customerPayment",
+    "_customerRefund": "customerRefund",
     "_journal": "journalEntry",
 }
 TRANSACTION_TYPES = frozenset(TRANSACTION_SEARCH_TYPES.values())

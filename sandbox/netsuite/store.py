@@ -3,8 +3,10 @@
 Writes are upserts keyed by (record type, externalId). Each is checked the way NetSuite checks
 it: references must resolve, reference data must exist in the account setup, the posting
 period must be open, journal entries must balance, payments and credit memos may not apply more
-than an invoice still owes. A refused write raises ``RecordError`` with NetSuite's status code
-and a NetSuite-style message; nothing of it is stored.
+than an invoice still owes, and a customer refund pays back only a payment or credit memo of its
+customer, at most what that document has left (unapplied, less earlier refunds). A refused
+write raises ``RecordError`` with NetSuite's status code and a NetSuite-style message; nothing of
+it is stored.
 
 Voids: NetSuite's 2023_2 SOAP endpoint has no void operation, and a direct void leaves the
 record with every amount zero and nothing applied. Such records are accepted: zero-amount
@@ -27,6 +29,8 @@ from sandbox.netsuite.account import AccountSetup, Period
 from sandbox.netsuite.records import (
     ADDRESS_BY_NAME,
     FIELD_LENGTHS,
+    REFUNDED,
+    REFUNDED_TYPES,
     SPECS,
     STORED_TARGETS,
     TRANSACTION_TYPES,
@@ -174,6 +178,8 @@ class Store:
         elif record_type == "customerPayment":
             view["applied"] = _applied_sum(stored)
             view["unapplied"] = stored["payment"] - view["applied"]
+        elif record_type == "customerRefund":
+            view["total"] = _applied_sum(stored)
         return view
 
     # ---- writes -----------------------------------------------------------------------------
@@ -280,6 +286,8 @@ class Store:
         return Outcome(internal_id, created=current_id is None)
 
     def _index_applications(self, record_type: str, record: dict[str, Any]) -> None:
+        # Keyed by the applied document's internal id: invoices (payments, credit memos) and
+        # the payments and credit memos customer refunds pay back (ids are unique across types).
         key = (record_type, record["internalId"])
         for applied in self._applied.values():
             applied.pop(key, None)
@@ -319,6 +327,8 @@ class Store:
         if not isinstance(value, Ref):
             return value
         target = field.target or field.name
+        if target == REFUNDED:
+            return self._resolve_refunded(field, value)
         if target in STORED_TARGETS:
             by_ext = self._by_external[target]
             if value.internal_id is not None:
@@ -332,6 +342,12 @@ class Store:
             raise _invalid_ref(field, value)
         return value.internal_id
 
+    def _resolve_refunded(self, field: Field, value: Ref) -> str:
+        """The internal id of the payment or credit memo a refund's apply line names."""
+        if value.internal_id is None or self.find_type(value.internal_id, REFUNDED_TYPES) is None:
+            raise _invalid_ref(field, value, " (no customer payment or credit memo has this id)")
+        return value.internal_id
+
     # ---- business rules -----------------------------------------------------------------------
 
     def _check(self, spec: RecordSpec, record: dict[str, Any], internal_id: str) -> None:
@@ -340,7 +356,11 @@ class Store:
             return
         if "tranDate" not in record:
             raise _required("Date")
-        party_field = {"customerPayment": "customer", "journalEntry": None}.get(spec.type, "entity")
+        party_field = {
+            "customerPayment": "customer",
+            "customerRefund": "customer",
+            "journalEntry": None,
+        }.get(spec.type, "entity")
         customer: dict[str, Any] | None = None
         if party_field is not None:
             if party_field not in record:
@@ -363,6 +383,7 @@ class Store:
             "invoice": self._check_sale,
             "creditMemo": self._check_sale,
             "customerPayment": self._check_payment,
+            "customerRefund": self._check_refund,
             "journalEntry": self._check_journal,
         }[spec.type]
         check(spec, record, internal_id, currency)
@@ -490,6 +511,59 @@ class Store:
                 "INVALID_AMT",
                 f"The total applied ({applied}) exceeds the {spec.type} amount ({limit}).",
             )
+
+    def _check_refund(
+        self, spec: RecordSpec, record: dict[str, Any], internal_id: str, currency: str
+    ) -> None:
+        lines = _applied_lines(record)
+        if not lines:
+            raise _required("Apply (a customer payment or credit memo to refund)")
+        seen: set[str] = set()
+        for line in lines:
+            doc = line["doc"]
+            if doc in seen:
+                raise RecordError("INVALID_KEY_OR_REF", f"Transaction {doc} is refunded twice.")
+            seen.add(doc)
+            source_type = self.find_type(doc, REFUNDED_TYPES)
+            assert source_type is not None  # resolved against the store already
+            source = self._records[source_type][doc]
+            party = source["customer" if source_type == "customerPayment" else "entity"]
+            if party != record["customer"] or source["currency"] != record["currency"]:
+                raise RecordError(
+                    "INVALID_KEY_OR_REF",
+                    f"Invalid doc reference key {doc} for customer {record['customer']} in "
+                    f"currency {record['currency']}.",
+                )
+            amount = line.get("amount")
+            if amount is None:
+                raise _required("Payment (apply)")
+            if amount <= 0:
+                raise RecordError(
+                    "INVALID_AMT", f"The amount refunded from transaction {doc} must be positive."
+                )
+            left = self._refundable(source_type, source, exclude=(spec.type, internal_id))
+            if amount > left:
+                raise RecordError(
+                    "INVALID_AMT",
+                    f"The amount refunded from transaction {doc} ({amount}) exceeds what it "
+                    f"has left to refund ({left}).",
+                )
+
+    def _refundable(
+        self, source_type: str, source: dict[str, Any], exclude: tuple[str, str]
+    ) -> Decimal:
+        """What a payment (its unapplied cash) or credit memo (its unapplied credit) has left
+        after the refunds of it other than ``exclude``."""
+        amount = source["payment"] if source_type == "customerPayment" else _total(source)
+        refunded = sum(
+            (
+                amt
+                for key, amt in self._applied.get(source["internalId"], {}).items()
+                if key[0] == "customerRefund" and key != exclude
+            ),
+            ZERO,
+        )
+        return amount - _applied_sum(source) - refunded
 
     def _check_journal(
         self, spec: RecordSpec, record: dict[str, Any], internal_id: str, currency: str
