@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -35,7 +35,10 @@ from finsync.errors import ConfigError, FinsyncError
 from finsync.terminal import console_width
 
 if TYPE_CHECKING:
+    from finsync.demo import DemoSettings
     from reports.workbook import ReportResult
+    from sandbox.avatax.server import AvaTaxSandbox
+    from sandbox.netsuite import NetSuiteSandbox
     from sync.engine import ResyncResult, SyncEngine, SyncSummary, TargetSummary
     from sync.status import Attention
 
@@ -647,7 +650,7 @@ def resync(
             )
             print_resync(result)
             print_matches(records, by_id, result)
-            if not result.items:
+            if not result.items and records:
                 fail(
                     "no ledger record matches: check the document numbers (ledger ids need "
                     "--id) and the filters",
@@ -854,15 +857,43 @@ def sandbox() -> None:
 )
 def sandbox_netsuite(port: int, concurrency: int, latency: float) -> None:
     """A local NetSuite (SuiteTalk SOAP and REST) on 127.0.0.1, with the demo credentials."""
+    from finsync.demo import sandbox_secrets
     from sandbox.netsuite import serve
 
-    serve(
-        "127.0.0.1",
+    secrets = sandbox_secrets()
+
+    def echo(line: str) -> None:
+        if not line.strip().startswith("credentials:"):
+            console.print(line, soft_wrap=True)
+            return
+        console.print("  credentials (public, this sandbox only; `finsync demo` writes them too):")
+        for label, variable in (
+            ("consumer key", "FINSYNC_DEMO_NS_CONSUMER_KEY"),
+            ("consumer secret", "FINSYNC_DEMO_NS_CONSUMER_SECRET"),
+            ("token id", "FINSYNC_DEMO_NS_TOKEN_ID"),
+            ("token secret", "FINSYNC_DEMO_NS_TOKEN_SECRET"),
+        ):
+            console.print(f"    {label + ':':17}{secrets[variable]}", soft_wrap=True)
+        console.print("  Ctrl-C stops it")
+
+    _listening(
         port,
-        concurrency_limit=concurrency,
-        latency_seconds=latency,
-        echo=console.print,
+        lambda: serve(
+            "127.0.0.1",
+            port,
+            concurrency_limit=concurrency,
+            latency_seconds=latency,
+            echo=echo,
+        ),
     )
+
+
+def _listening(port: int, run: Callable[[], None]) -> None:
+    """Run a server; a port already taken is one line naming it."""
+    try:
+        run()
+    except OSError as exc:
+        fail(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): pick another --port")
 
 
 @sandbox.command("avatax")
@@ -873,7 +904,11 @@ def sandbox_avatax(port: int) -> None:
     from sandbox.avatax.server import AvaTaxSandbox
 
     console.print(f"AvaTax sandbox on http://127.0.0.1:{port} (Ctrl-C stops it)")
-    AvaTaxSandbox(account_id=AVATAX_ACCOUNT, license_key=AVATAX_LICENSE).serve("127.0.0.1", port)
+    console.print("  credentials (public, this sandbox only; `finsync demo` writes them too):")
+    console.print(f"    account id:  {AVATAX_ACCOUNT}")
+    console.print(f"    license key: {AVATAX_LICENSE}")
+    sandbox = AvaTaxSandbox(account_id=AVATAX_ACCOUNT, license_key=AVATAX_LICENSE)
+    _listening(port, lambda: sandbox.serve("127.0.0.1", port))
 
 
 @cli.command()
@@ -899,20 +934,55 @@ def sandbox_avatax(port: int) -> None:
     show_default=True,
     help="How to talk to the NetSuite sandbox.",
 )
-def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> None:
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="With --serve: the console's port.",
+)
+@click.option("--netsuite-port", type=click.IntRange(1, 65535), default=8088, show_default=True)
+@click.option("--avatax-port", type=click.IntRange(1, 65535), default=8766, show_default=True)
+@click.option(
+    "--service-port",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="Where `finsync serve` on the demo's config serves /health and the console.",
+)
+def demo(
+    folder: Path,
+    customers: int,
+    serve_console: bool,
+    transport: str,
+    port: int,
+    netsuite_port: int,
+    avatax_port: int,
+    service_port: int,
+) -> None:
     """Run the whole job on embedded defaults: seed, sync, edit, sync again, workbook.
 
-    With --serve, the sandboxes keep running afterwards and the accountants' console is served
-    on http://127.0.0.1:8000 with a demo admin key, until Ctrl-C.
+    The sandboxes listen on --netsuite-port and --avatax-port; the demo's config points at
+    them and reads their credentials from files beside it, so after the demo every command of
+    the README works on it once `finsync sandbox netsuite` and `finsync sandbox avatax` run
+    again. With --serve, the sandboxes keep running afterwards and the accountants' console is
+    served on http://127.0.0.1:PORT with a demo admin key, until Ctrl-C.
     """
     from billing.generator import seed_billing
-    from finsync.demo import DemoSettings, edit_billing, prepare, running_sandboxes
+    from finsync.demo import DemoSettings, edit_billing, prepare
     from sync.engine import SyncEngine
     from sync.migrate import upgrade
     from sync.status import attention, last_runs, ledger_counts
 
-    settings = DemoSettings(folder=folder.resolve(), customers=customers, transport=transport)
-    with friendly_errors(), running_sandboxes() as (netsuite, avatax):
+    settings = DemoSettings(
+        folder=folder.resolve(),
+        customers=customers,
+        transport=transport,
+        netsuite_port=netsuite_port,
+        avatax_port=avatax_port,
+        service_port=service_port,
+    )
+    with friendly_errors(), _demo_sandboxes(settings) as (netsuite, avatax):
         config = prepare(settings, netsuite, avatax)
         console.rule(Text("1. Billing data", style="bold"))
         billing_engine = make_engine(config.billing_url)
@@ -962,7 +1032,7 @@ def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> N
         console.print(f"Config:   {settings.folder / 'finsync.toml'}")
         key = _demo_console_key(config)
         if serve_console:
-            _serve_demo_console(config, key)
+            _serve_demo_console(config, key, port)
     if not serve_console:
         config_path = settings.folder / "finsync.toml"
         me = _how_i_was_called()
@@ -973,6 +1043,12 @@ def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> N
         )
         console.print(f"Demo admin key for the console: {key}", soft_wrap=True)
         console.print(f"Status:   `{me} --config {config_path} status`", soft_wrap=True)
+        console.print(
+            f"The sandboxes have stopped; for the README's commands start them again with "
+            f"`{me} sandbox netsuite --port {netsuite_port} &` and "
+            f"`{me} sandbox avatax --port {avatax_port} &`",
+            soft_wrap=True,
+        )
 
 
 def _how_i_was_called() -> str:
@@ -983,6 +1059,25 @@ def _how_i_was_called() -> str:
     if called.is_absolute() and called.is_relative_to(Path.cwd()):
         return str(called.relative_to(Path.cwd()))
     return str(called)
+
+
+@contextmanager
+def _demo_sandboxes(settings: DemoSettings) -> Iterator[tuple[NetSuiteSandbox, AvaTaxSandbox]]:
+    """The demo's sandboxes on their ports; a port already taken is one line naming it."""
+    from finsync.demo import running_sandboxes
+
+    with ExitStack() as stack:
+        try:
+            pair = stack.enter_context(
+                running_sandboxes(settings.netsuite_port, settings.avatax_port)
+            )
+        except OSError as exc:
+            fail(
+                f"cannot start the demo's sandboxes on 127.0.0.1:{settings.netsuite_port} and "
+                f":{settings.avatax_port} ({exc.strerror}): stop what uses them or pass "
+                "--netsuite-port and --avatax-port"
+            )
+        yield pair
 
 
 def _demo_console_key(config: Config) -> str:
