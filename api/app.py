@@ -57,6 +57,15 @@ class Console:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _mapping_stamp: tuple[float, int] | None = None
 
+    def __post_init__(self) -> None:
+        # The engine loaded the mapping file as it is now: a later change (even a broken one,
+        # before any page looked) is a change.
+        try:
+            stat = self.config.mapping_file.stat()
+            self._mapping_stamp = (stat.st_mtime, stat.st_size)
+        except OSError:
+            self._mapping_stamp = None
+
     def mapping_tables(self) -> MappingTables | ConfigError:
         """The mapping tables, re-read when the mapping file changed since the last look.
 
