@@ -187,7 +187,11 @@ def test_bulk_resync_of_a_group_of_failures_after_a_mapping_fix(served, page, tm
         billing.invoice(customer, number=number, lines=[{"sku": "cdn-pro", "unit_price": "80.00"}])
     engine.sync()
 
-    page.goto(f"{base}/failures")
+    answer = page.goto(f"{base}/failures")
+    assert answer is not None
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
     page.get_by_label("API key or identity-provider token").fill(keys["accountant"])
     page.get_by_role("button", name="Sign in").click()
     groups = page.locator("table.groups tbody tr")
