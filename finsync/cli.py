@@ -530,8 +530,8 @@ def sync(
     if summary.attention:
         print_attention(found, _command(ctx))
         err_console.print(
-            f"{summary.attention:,} records need attention (listed above; "
-            f"`{_command(ctx)} status` lists them again)",
+            f"{summary.attention:,} records need attention: `finsync status` lists them "
+            "(grouped by error above)",
             style="yellow",
             soft_wrap=True,
         )
