@@ -57,6 +57,15 @@ class Console:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _mapping_stamp: tuple[float, int] | None = None
 
+    def __post_init__(self) -> None:
+        # The engine loaded the mapping file as it is now: a later change (even a broken one,
+        # before any page looked) is a change.
+        try:
+            stat = self.config.mapping_file.stat()
+            self._mapping_stamp = (stat.st_mtime, stat.st_size)
+        except OSError:
+            self._mapping_stamp = None
+
     def mapping_tables(self) -> MappingTables | ConfigError:
         """The mapping tables, re-read when the mapping file changed since the last look.
 
@@ -264,12 +273,48 @@ def create_app(
         same_site="strict",
         https_only=config.api.cookie_secure,
     )
+    app.add_middleware(SecurityHeaders)
     app.add_exception_handler(StarletteHTTPException, _error_handler)
     app.include_router(routes.router)
     app.include_router(routes.openapi_router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app
+
+
+#: Sent with every answer: scripts, styles and images only from the console itself, never in a
+#: frame, and no guessing of content types.
+SECURITY_HEADERS = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+)
+
+
+class SecurityHeaders:
+    """ASGI middleware adding ``SECURITY_HEADERS`` to every HTTP answer (errors included)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Pass the request on; add the headers to the answer's start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in names]
+                message = message | {"headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def openapi_of(app: FastAPI) -> dict[str, Any]:

@@ -5,6 +5,7 @@ finsync/cli.py registers them: ``cli.add_command(token)`` and ``cli.add_command(
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -85,6 +86,7 @@ def token_create(ctx: click.Context, name: str, role: str, expires_days: int | N
                 now=utcnow(),
                 expires_days=expires_days,
             )
+            _audit(engine, "token_create", token_id=created.id, name=name, role=role)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     finally:
@@ -94,6 +96,23 @@ def token_create(ctx: click.Context, name: str, role: str, expires_days: int | N
     # The key alone on stdout, so `finsync token create ... > file` keeps nothing else.
     click.echo(created.token)
     click.echo("Store it now: it is kept only as a hash and cannot be shown again.", err=True)
+
+
+def _audit(engine: sa.Engine, action: str, **details: object) -> None:
+    """Record a token command in the audit log: who ran it (the OS user), when, on what."""
+    from sync.engine import default_actor
+    from sync.state import audit_log
+
+    with engine.begin() as conn:
+        conn.execute(
+            audit_log.insert().values(
+                at=utcnow(),
+                actor=default_actor(),
+                action=action,
+                reason="finsync token (command line)",
+                details=json.dumps(details, sort_keys=True),
+            )
+        )
 
 
 @token.command("list")
@@ -106,6 +125,7 @@ def token_list(ctx: click.Context) -> None:
     try:
         with _database_errors():
             rows = list_tokens(engine)
+            _audit(engine, "token_list", shown=len(rows))
     finally:
         engine.dispose()
     table = Table(title="API keys")
@@ -141,6 +161,7 @@ def token_revoke(ctx: click.Context, token_id: int) -> None:
     try:
         with _database_errors():
             revoked = revoke_token(engine, token_id, now=utcnow())
+            _audit(engine, "token_revoke", token_id=token_id, revoked=revoked)
     finally:
         engine.dispose()
     if not revoked:

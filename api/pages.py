@@ -155,24 +155,11 @@ def failures(
     date_from: str | None = None,
     date_to: str | None = None,
     q: str | None = None,
+    error: str | None = None,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> Response:
-    """Records that need attention (or any status), with filters, newest change first."""
-    if status and status != "all" and status not in STATUSES:
-        raise HTTPException(400, f"status must be one of {', '.join(STATUSES)} or all")
-    statuses = () if status == "all" else (status,) if status else NEEDS_ATTENTION
-    filters = queries.RecordFilters(
-        target=_text(target),
-        kind=_text(kind),
-        statuses=statuses,
-        customer=_text(customer),
-        date_from=_date(date_from, "date_from"),
-        date_to=_date(date_to, "date_to"),
-        q=_text(q),
-    )
-    total, rows = queries.find_records(
-        console_of(request).engine.state, filters, limit=PAGE_SIZE, offset=offset
-    )
+    """Records that need attention (or any status), with filters, newest change first; the
+    matching records grouped by error, and a form to re-sync the selected ones or all."""
     form = {
         "target": target or "",
         "kind": kind or "",
@@ -181,11 +168,21 @@ def failures(
         "date_from": date_from or "",
         "date_to": date_to or "",
         "q": q or "",
+        "error": error or "",
     }
+    filters = _filters(form)
+    state = console_of(request).engine.state
+    total, rows = queries.find_records(state, filters, limit=PAGE_SIZE, offset=offset)
+    groups = queries.error_groups(state, filters)
 
     def page_link(new_offset: int) -> str:
         return "/failures?" + urlencode(
             {k: v for k, v in form.items() if v} | {"offset": new_offset}
+        )
+
+    def group_link(group_error: str) -> str:
+        return "/failures?" + urlencode(
+            {k: v for k, v in form.items() if v and k != "error"} | {"error": group_error}
         )
 
     return _render(
@@ -196,12 +193,93 @@ def failures(
         total=total,
         offset=offset,
         form=form,
+        groups=groups[:20],
+        group_link=group_link,
+        bulk_limit=queries.BULK_LIMIT,
         statuses=STATUSES,
         targets=sorted(console_of(request).config.targets),
         kinds=("customer", "invoice", "credit_note", "payment", "refund", "revenue"),
         prev_link=page_link(max(0, offset - PAGE_SIZE)) if offset else None,
         next_link=page_link(offset + PAGE_SIZE) if offset + PAGE_SIZE < total else None,
     )
+
+
+def _filters(form: dict[str, str]) -> queries.RecordFilters:
+    """The records list's filters from the failures page's form (400 on a bad value)."""
+    status = form.get("status") or None
+    if status and status != "all" and status not in STATUSES:
+        raise HTTPException(400, f"status must be one of {', '.join(STATUSES)} or all")
+    statuses = () if status == "all" else (status,) if status else NEEDS_ATTENTION
+    return queries.RecordFilters(
+        target=_text(form.get("target")),
+        kind=_text(form.get("kind")),
+        statuses=statuses,
+        customer=_text(form.get("customer")),
+        date_from=_date(form.get("date_from"), "date_from"),
+        date_to=_date(form.get("date_to"), "date_to"),
+        q=_text(form.get("q")),
+        error=_text(form.get("error")),
+    )
+
+
+#: The failures page's filter fields, carried by the bulk re-sync form.
+FILTER_FIELDS = ("target", "kind", "status", "customer", "date_from", "date_to", "q", "error")
+
+
+@router.post("/failures/resync")
+async def bulk_resync(request: Request, principal: Accountant) -> Response:
+    """Re-sync the selected records, or all matching the filter, in two steps.
+
+    ``step=preview`` is a dry run: what each record would send (the diff from the last send)
+    or why it would fail, with the reason kept. ``step=confirm`` queues exactly the previewed
+    records with one reason and one audit entry, sends them, and shows where each stands. A
+    failure (no reason, a mapping file that cannot be read) shows the form again with the
+    reason typed and what to fix.
+    """
+    data = await request.form()
+    check_csrf(request, str(data.get("csrf", "")))
+    reason = str(data.get("reason", ""))[:2000]
+    step = "confirm" if data.get("step") == "confirm" else "preview"
+    form = {name: str(data.get(name, ""))[:200] for name in FILTER_FIELDS}
+    console = console_of(request)
+    if data.get("scope") == "all":
+        ids = queries.matching_ids(console.engine.state, _filters(form))
+    else:
+        try:
+            ids = sorted({int(str(v)) for v in data.getlist("ids")})[: queries.BULK_LIMIT]
+        except ValueError:
+            raise HTTPException(400, "ids must be ledger record ids") from None
+    context: dict[str, Any] = {
+        "ids": ids,
+        "reason": reason,
+        "form": form,
+        "back": "/failures?" + urlencode({k: v for k, v in form.items() if v}),
+        "outcome": None,
+        "problem": None,
+        "step": step,
+    }
+    if not ids:
+        context["problem"] = "Nothing selected: tick records, or choose all matching the filter."
+        return _render(request, "bulk_resync.html", principal, status_code=400, **context)
+    if not reason.strip() or "\x00" in reason:
+        context["problem"] = "Say why these records are sent again: a reason for the audit log."
+        return _render(request, "bulk_resync.html", principal, status_code=400, **context)
+    try:
+        context["outcome"] = run_resync(
+            console,
+            Selection(ledger_ids=tuple(ids)),
+            reason=reason.strip(),
+            actor=principal.name,
+            dry_run=step == "preview",
+            push=True,
+        )
+    except HTTPException as exc:
+        context["problem"] = (
+            f"{exc.detail}. Fix it, then preview again: the selection and the reason are kept."
+        )
+        context["step"] = "preview"
+        return _render(request, "bulk_resync.html", principal, status_code=400, **context)
+    return _render(request, "bulk_resync.html", principal, **context)
 
 
 @router.get("/records/{record_id}")

@@ -18,6 +18,7 @@ from sync.diff import Change, diff_payloads
 from sync.engine import map_record
 from sync.extract import BillingReader
 from sync.state import STATUSES, audit_log, ledger, ledger_events, runs, workbooks
+from sync.status import FailureGroup, error_without_label
 from sync.targets import TargetMapping
 
 _SUMMARY_COLUMNS = (
@@ -49,6 +50,8 @@ class RecordFilters:
     date_from: date | None = None
     date_to: date | None = None
     q: str | None = None
+    #: Text in the last error (the failures page's groups filter on their message).
+    error: str | None = None
 
 
 def _json(text: str | None) -> Any:
@@ -60,10 +63,7 @@ def _json(text: str | None) -> Any:
         return text
 
 
-def find_records(
-    engine: Engine, filters: RecordFilters, *, limit: int, offset: int
-) -> tuple[int, list[dict[str, Any]]]:
-    """Ledger rows matching ``filters``, most recently changed first, and how many match."""
+def _where(filters: RecordFilters) -> sa.ColumnElement[bool]:
     t = ledger
     conditions: list[sa.ColumnElement[bool]] = []
     if filters.target:
@@ -88,7 +88,19 @@ def find_records(
                 ),
             )
         )
-    where = sa.and_(sa.true(), *conditions)
+    if filters.error:
+        conditions.append(
+            sa.func.coalesce(t.c.last_error, "").contains(filters.error.strip(), autoescape=True)
+        )
+    return sa.and_(sa.true(), *conditions)
+
+
+def find_records(
+    engine: Engine, filters: RecordFilters, *, limit: int, offset: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """Ledger rows matching ``filters``, most recently changed first, and how many match."""
+    t = ledger
+    where = _where(filters)
     columns = [t.c[name] for name in _SUMMARY_COLUMNS]
     query = (
         sa.select(*columns)
@@ -113,6 +125,36 @@ def status_totals(engine: Engine) -> dict[str, int]:
         for status, count in conn.execute(query):
             totals[status] = int(count)
     return totals
+
+
+#: At most this many records are grouped, or taken by one bulk re-sync.
+BULK_LIMIT = 5000
+
+
+def error_groups(engine: Engine, filters: RecordFilters) -> list[FailureGroup]:
+    """The records matching ``filters`` grouped by status and error (the record's own label
+    left out of the message), largest group first; at most ``BULK_LIMIT`` records."""
+    t = ledger
+    query = (
+        sa.select(t.c.id, t.c.target, t.c.label, t.c.status, t.c.last_error)
+        .where(_where(filters))
+        .order_by(t.c.id)
+        .limit(BULK_LIMIT)
+    )
+    groups: dict[tuple[str, str], FailureGroup] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(query).mappings():
+            error = error_without_label(row["label"], row["last_error"])
+            group = groups.setdefault((row["status"], error), FailureGroup(row["status"], error))
+            group.records.append((row["id"], row["target"], row["label"]))
+    return sorted(groups.values(), key=lambda g: (-g.count, g.status, g.error))
+
+
+def matching_ids(engine: Engine, filters: RecordFilters) -> list[int]:
+    """Ids of the records matching ``filters`` (at most ``BULK_LIMIT``), oldest first."""
+    query = sa.select(ledger.c.id).where(_where(filters)).order_by(ledger.c.id).limit(BULK_LIMIT)
+    with engine.connect() as conn:
+        return [int(i) for i in conn.execute(query).scalars()]
 
 
 def list_runs(

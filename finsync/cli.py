@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 import sqlalchemy as sa
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -28,8 +35,12 @@ from finsync.errors import ConfigError, FinsyncError
 from finsync.terminal import console_width
 
 if TYPE_CHECKING:
+    from finsync.demo import DemoSettings
     from reports.workbook import ReportResult
+    from sandbox.avatax.server import AvaTaxSandbox
+    from sandbox.netsuite import NetSuiteSandbox
     from sync.engine import ResyncResult, SyncEngine, SyncSummary, TargetSummary
+    from sync.status import Attention
 
 #: Markup is off: text from billing, config or messages is printed as it is, never as markup.
 #: Styling goes through ``style=`` and ``Text`` instead.
@@ -274,28 +285,27 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     type=int,
     default=20,
     show_default=True,
-    help="How many failed/dead records to list with their messages.",
+    help="How many records waiting behind failed ones to name (the rest are counted).",
 )
 @click.pass_context
 def status(ctx: click.Context, failure_limit: int) -> None:
     """Ledger counts per target, kind and status, and the records that need attention."""
-    from sync.status import failures, last_checks, last_runs, ledger_counts
+    from sync.status import attention, last_checks, last_runs, ledger_counts
 
     with friendly_errors():
         config = _config(ctx)
         engine = open_state(config)
         counts = ledger_counts(engine)
-        problems = failures(engine, limit=failure_limit)
+        problems = attention(engine)
         recent = last_runs(engine, limit=5)
         checks = last_checks(engine)
         engine.dispose()
-    print_status(counts, problems, recent)
+    print_status(counts, recent)
     print_checks(checks)
+    print_attention(problems, _command(ctx), waiting_limit=failure_limit)
 
 
-def print_status(
-    counts: list[dict[str, Any]], problems: list[dict[str, Any]], recent: list[dict[str, Any]]
-) -> None:
+def print_status(counts: list[dict[str, Any]], recent: list[dict[str, Any]]) -> None:
     """Render the status tables."""
     from sync.state import STATUSES
 
@@ -328,20 +338,45 @@ def print_status(
                 (run["error"] or "")[:80],
             )
         console.print(runs_table)
-    if problems:
-        fail_table = Table(title="Needs attention (failed, dead)")
-        for column in ("id", "target", "record", "status", "attempts", "error"):
-            fail_table.add_column(column, overflow="fold")
-        for row in problems:
-            fail_table.add_row(
-                str(row["id"]),
-                row["target"],
-                row["label"],
-                row["status"],
-                str(row["attempts"]),
-                row["last_error"] or "",
-            )
-        console.print(fail_table)
+
+
+def _command(ctx: click.Context) -> str:
+    """How to call finsync again with the same config, for the next steps it prints."""
+    config_path = ctx.find_root().obj["config_path"]
+    me = _how_i_was_called()
+    if os.environ.get("FINSYNC_CONFIG") == str(config_path):
+        return me
+    return f"{me} --config {config_path}"
+
+
+def print_attention(found: Attention, command: str, *, waiting_limit: int = 20) -> None:
+    """Failed, dead and retrying records grouped by error (the first ten named, the rest
+    counted) with the next command to run, and the records waiting behind them."""
+    from sync.status import NAMED_PER_GROUP
+
+    for group in found.groups:
+        style = "yellow" if group.status == "retry" else "bold red"
+        console.print(
+            Text.assemble((f"{group.count:,} {group.status}", style), ": ", group.error),
+            soft_wrap=True,
+        )
+        for name in group.named:
+            console.print(f"    {name}", soft_wrap=True)
+        if group.count > NAMED_PER_GROUP:
+            console.print(f"    ... and {group.count - NAMED_PER_GROUP:,} more")
+        console.print(Text.assemble("  next: ", group.next_step(command)), soft_wrap=True)
+    if found.waiting:
+        console.print(
+            Text.assemble(
+                (f"{len(found.waiting):,} waiting", "yellow"),
+                " behind records that have not synced (sent by themselves once those sync):",
+            ),
+            soft_wrap=True,
+        )
+        for item in found.waiting[:waiting_limit]:
+            console.print(f"    {item.label} ({item.target}): {item.waiting_for}", soft_wrap=True)
+        if len(found.waiting) > waiting_limit:
+            console.print(f"    ... and {len(found.waiting) - waiting_limit:,} more")
 
 
 # -- sync and resync ---------------------------------------------------------------------------
@@ -356,21 +391,31 @@ def _engine(ctx: click.Context) -> SyncEngine:
 
 
 @contextmanager
-def sync_progress(label: str) -> Iterator[Callable[[str, int], None]]:
-    """A live progress display counting extracted and pushed records."""
+def sync_progress(label: str, total: int | None = None) -> Iterator[Callable[[str, int], None]]:
+    """A live progress display: records read from billing, and a bar of the documents sent
+    against the documents due (with the time left) once the number due is known.
+
+    The engine reports ``extracted`` and ``pushed`` counts and, before each push, ``due``:
+    how many documents that push has to send. ``total`` is the number due when the caller
+    already knows it.
+    """
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}", style="bold", markup=False),
         TextColumn("{task.fields[extracted]:,} read"),
-        TextColumn("{task.fields[pushed]:,} pushed"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("sent, ETA"),
+        TimeRemainingColumn(),
         console=err_console,
     ) as bar:
-        task = bar.add_task(label, total=None, extracted=0, pushed=0)
-        seen = {"extracted": 0, "pushed": 0}
+        task = bar.add_task(label, total=total, extracted=0)
+        seen = {"extracted": 0, "pushed": 0, "due": 0}
 
         def advance(event: str, n: int) -> None:
             seen[event] = seen.get(event, 0) + n
-            bar.update(task, extracted=seen["extracted"], pushed=seen["pushed"])
+            due = max(seen["due"], seen["pushed"]) or total
+            bar.update(task, extracted=seen["extracted"], completed=seen["pushed"], total=due)
 
         yield advance
 
@@ -432,10 +477,20 @@ def print_checks(checks: list[dict[str, Any]]) -> None:
     help="Only this kind (repeatable).",
 )
 @click.option("--dry-run", is_flag=True, help="Map and compare, write and send nothing.")
+@click.option(
+    "--show",
+    is_flag=True,
+    help="With --dry-run: list every document that would be sent or would fail.",
+)
 @click.option("--full", is_flag=True, help="Re-read every record, not just changes.")
 @click.pass_context
 def sync(
-    ctx: click.Context, targets: tuple[str, ...], kinds: tuple[str, ...], dry_run: bool, full: bool
+    ctx: click.Context,
+    targets: tuple[str, ...],
+    kinds: tuple[str, ...],
+    dry_run: bool,
+    show: bool,
+    full: bool,
 ) -> None:
     """Send every new or changed billing record to the configured targets.
 
@@ -448,6 +503,10 @@ def sync(
       3  the run itself failed: a target could not be reached or refused the
          credentials, or a database could not be used
     """
+    from sync.status import attention
+
+    if show and not dry_run:
+        fail("--show lists what a dry run would send: use it with --dry-run", EXIT_USAGE)
     with friendly_errors(EXIT_RUN_FAILED):
         engine = _engine(ctx)
         try:
@@ -460,17 +519,45 @@ def sync(
                     full=full,
                     progress=advance,
                 )
+            found = attention(engine.state, engine.target_names(targets or None))
         finally:
             engine.close()
     print_sync_summary(summary)
+    if show:
+        print_preview(summary.preview)
     if not summary.ok:
         sys.exit(EXIT_RUN_FAILED)
     if summary.attention:
+        print_attention(found, _command(ctx))
         err_console.print(
-            f"{summary.attention:,} records need attention: `finsync status` lists them",
+            f"{summary.attention:,} records need attention: `finsync status` lists them "
+            "(grouped by error above)",
             style="yellow",
+            soft_wrap=True,
         )
         sys.exit(EXIT_RECORDS_NEED_ATTENTION)
+
+
+def print_preview(preview: list[dict[str, Any]]) -> None:
+    """A dry run's documents: those that would be sent, then those that would fail."""
+    sent = [p for p in preview if p["status"] != "failed"]
+    failing = [p for p in preview if p["status"] == "failed"]
+    table = Table(title=f"Would be sent ({len(sent):,})")
+    for column in ("target", "record", "as"):
+        table.add_column(column, overflow="fold")
+    for item in sent:
+        how = "already in the target" if item["status"] == "synced" else "sent"
+        table.add_row(item["target"], item["label"], how)
+    if not sent:
+        table.add_row("(nothing)", "", "")
+    console.print(table)
+    if failing:
+        fail_table = Table(title=f"Would fail ({len(failing):,})")
+        for column in ("target", "record", "error"):
+            fail_table.add_column(column, overflow="fold")
+        for item in failing:
+            fail_table.add_row(item["target"], item["label"], item["last_error"] or "")
+        console.print(fail_table)
 
 
 def _date(value: str | None) -> date | None:
@@ -484,6 +571,12 @@ def _date(value: str | None) -> date | None:
 
 @cli.command()
 @click.argument("records", nargs=-1)
+@click.option(
+    "--id",
+    "by_id",
+    is_flag=True,
+    help="RECORDS are ledger ids (the console shows them), not document numbers.",
+)
 @click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
 @click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable).")
 @click.option("--customer", help="Every record of this customer account number.")
@@ -506,6 +599,7 @@ def _date(value: str | None) -> date | None:
 def resync(
     ctx: click.Context,
     records: tuple[str, ...],
+    by_id: bool,
     targets: tuple[str, ...],
     kinds: tuple[str, ...],
     customer: str | None,
@@ -517,18 +611,23 @@ def resync(
     dry_run: bool,
     no_push: bool,
 ) -> None:
-    """Send records again: by ledger id or document number (RECORDS), customer, dates, status.
+    """Send records again: by document number (RECORDS: invoice, credit note, payment, refund
+    or customer account numbers; ledger ids with --id), customer, dates, status.
 
     The records are re-read from billing and re-mapped with the current mapping file, so a
-    record fixed in billing or in the mapping goes out corrected.
+    record fixed in billing or in the mapping goes out corrected. It prints which ledger rows
+    each number matched.
     """
     from sync.engine import Selection
 
+    if by_id and not all(r.isdigit() for r in records):
+        wrong = next(r for r in records if not r.isdigit())
+        fail(f"--id takes ledger ids (whole numbers), not {wrong!r}", EXIT_USAGE)
     selection = Selection(
         targets=targets,
         kinds=kinds,
-        ledger_ids=tuple(int(r) for r in records if r.isdigit()),
-        numbers=tuple(r for r in records if not r.isdigit()),
+        ledger_ids=tuple(int(r) for r in records) if by_id else (),
+        numbers=() if by_id else records,
         customer=customer,
         date_from=_date(date_from),
         date_to=_date(date_to),
@@ -550,15 +649,16 @@ def resync(
                 selection, reason=reason or "(dry run)", dry_run=dry_run, actor=actor
             )
             print_resync(result)
-            if not result.items:
+            print_matches(records, by_id, result)
+            if not result.items and records:
                 fail(
-                    "no ledger record matches: check the document numbers (or pass ledger ids "
-                    "with their numbers as shown by `finsync status`) and the filters",
+                    "no ledger record matches: check the document numbers (ledger ids need "
+                    "--id) and the filters",
                     EXIT_RECORDS_NEED_ATTENTION,
                 )
             if not dry_run and not no_push and result.queued:
                 wanted = sorted({i.target for i in result.items if i.outcome == "queued"})
-                with sync_progress("Sending") as advance:
+                with sync_progress("Sending", total=result.queued) as advance:
                     for target in wanted:
                         engine.push(target, progress=advance)
                 from sync.status import ledger_rows
@@ -596,6 +696,25 @@ def print_resync(result: ResyncResult) -> None:
         f"{result.queued} of {len(result.items)} selected records "
         f"{'would be' if result.dry_run else 'were'} queued."
     )
+
+
+def print_matches(records: tuple[str, ...], by_id: bool, result: ResyncResult) -> None:
+    """Which ledger rows each document number (or id) on the command line matched."""
+    from sync.status import document_number
+
+    for asked in records:
+        if by_id:
+            hits = [i for i in result.items if str(i.ledger_id) == asked]
+        else:
+            hits = [i for i in result.items if document_number(i.label) == asked.strip()]
+        if hits:
+            rows = ", ".join(f"{i.label} in {i.target} (ledger row {i.ledger_id})" for i in hits)
+            console.print(f"{asked} matched {rows}", soft_wrap=True)
+        else:
+            hint = "" if by_id else " (a ledger id needs --id)"
+            console.print(
+                Text.assemble((f"{asked} matched nothing", "yellow"), hint), soft_wrap=True
+            )
 
 
 def print_records(rows: list[dict[str, Any]]) -> None:
@@ -738,15 +857,43 @@ def sandbox() -> None:
 )
 def sandbox_netsuite(port: int, concurrency: int, latency: float) -> None:
     """A local NetSuite (SuiteTalk SOAP and REST) on 127.0.0.1, with the demo credentials."""
+    from finsync.demo import sandbox_secrets
     from sandbox.netsuite import serve
 
-    serve(
-        "127.0.0.1",
+    secrets = sandbox_secrets()
+
+    def echo(line: str) -> None:
+        if not line.strip().startswith("credentials:"):
+            console.print(line, soft_wrap=True)
+            return
+        console.print("  credentials (public, this sandbox only; `finsync demo` writes them too):")
+        for label, variable in (
+            ("consumer key", "FINSYNC_DEMO_NS_CONSUMER_KEY"),
+            ("consumer secret", "FINSYNC_DEMO_NS_CONSUMER_SECRET"),
+            ("token id", "FINSYNC_DEMO_NS_TOKEN_ID"),
+            ("token secret", "FINSYNC_DEMO_NS_TOKEN_SECRET"),
+        ):
+            console.print(f"    {label + ':':17}{secrets[variable]}", soft_wrap=True)
+        console.print("  Ctrl-C stops it")
+
+    _listening(
         port,
-        concurrency_limit=concurrency,
-        latency_seconds=latency,
-        echo=console.print,
+        lambda: serve(
+            "127.0.0.1",
+            port,
+            concurrency_limit=concurrency,
+            latency_seconds=latency,
+            echo=echo,
+        ),
     )
+
+
+def _listening(port: int, run: Callable[[], None]) -> None:
+    """Run a server; a port already taken is one line naming it."""
+    try:
+        run()
+    except OSError as exc:
+        fail(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): pick another --port")
 
 
 @sandbox.command("avatax")
@@ -757,7 +904,11 @@ def sandbox_avatax(port: int) -> None:
     from sandbox.avatax.server import AvaTaxSandbox
 
     console.print(f"AvaTax sandbox on http://127.0.0.1:{port} (Ctrl-C stops it)")
-    AvaTaxSandbox(account_id=AVATAX_ACCOUNT, license_key=AVATAX_LICENSE).serve("127.0.0.1", port)
+    console.print("  credentials (public, this sandbox only; `finsync demo` writes them too):")
+    console.print(f"    account id:  {AVATAX_ACCOUNT}")
+    console.print(f"    license key: {AVATAX_LICENSE}")
+    sandbox = AvaTaxSandbox(account_id=AVATAX_ACCOUNT, license_key=AVATAX_LICENSE)
+    _listening(port, lambda: sandbox.serve("127.0.0.1", port))
 
 
 @cli.command()
@@ -783,20 +934,55 @@ def sandbox_avatax(port: int) -> None:
     show_default=True,
     help="How to talk to the NetSuite sandbox.",
 )
-def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> None:
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="With --serve: the console's port.",
+)
+@click.option("--netsuite-port", type=click.IntRange(1, 65535), default=8088, show_default=True)
+@click.option("--avatax-port", type=click.IntRange(1, 65535), default=8766, show_default=True)
+@click.option(
+    "--service-port",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="Where `finsync serve` on the demo's config serves /health and the console.",
+)
+def demo(
+    folder: Path,
+    customers: int,
+    serve_console: bool,
+    transport: str,
+    port: int,
+    netsuite_port: int,
+    avatax_port: int,
+    service_port: int,
+) -> None:
     """Run the whole job on embedded defaults: seed, sync, edit, sync again, workbook.
 
-    With --serve, the sandboxes keep running afterwards and the accountants' console is served
-    on http://127.0.0.1:8000 with a demo admin key, until Ctrl-C.
+    The sandboxes listen on --netsuite-port and --avatax-port; the demo's config points at
+    them and reads their credentials from files beside it, so after the demo every command of
+    the README works on it once `finsync sandbox netsuite` and `finsync sandbox avatax` run
+    again. With --serve, the sandboxes keep running afterwards and the accountants' console is
+    served on http://127.0.0.1:PORT with a demo admin key, until Ctrl-C.
     """
     from billing.generator import seed_billing
-    from finsync.demo import DemoSettings, edit_billing, prepare, running_sandboxes
+    from finsync.demo import DemoSettings, edit_billing, prepare
     from sync.engine import SyncEngine
     from sync.migrate import upgrade
-    from sync.status import failures, last_runs, ledger_counts
+    from sync.status import attention, last_runs, ledger_counts
 
-    settings = DemoSettings(folder=folder.resolve(), customers=customers, transport=transport)
-    with friendly_errors(), running_sandboxes() as (netsuite, avatax):
+    settings = DemoSettings(
+        folder=folder.resolve(),
+        customers=customers,
+        transport=transport,
+        netsuite_port=netsuite_port,
+        avatax_port=avatax_port,
+        service_port=service_port,
+    )
+    with friendly_errors(), _demo_sandboxes(settings) as (netsuite, avatax):
         config = prepare(settings, netsuite, avatax)
         console.rule(Text("1. Billing data", style="bold"))
         billing_engine = make_engine(config.billing_url)
@@ -836,11 +1022,8 @@ def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> N
             with sync_progress("Syncing changes") as advance_sync:
                 second = engine.sync(progress=advance_sync)
             print_sync_summary(second)
-            print_status(
-                ledger_counts(engine.state),
-                failures(engine.state, limit=10),
-                last_runs(engine.state, limit=3),
-            )
+            print_status(ledger_counts(engine.state), last_runs(engine.state, limit=3))
+            print_attention(attention(engine.state), "finsync")
         finally:
             engine.close()
         console.rule(Text(f"4. Monthly workbook for {settings.report_period}", style="bold"))
@@ -849,7 +1032,7 @@ def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> N
         console.print(f"Config:   {settings.folder / 'finsync.toml'}")
         key = _demo_console_key(config)
         if serve_console:
-            _serve_demo_console(config, key)
+            _serve_demo_console(config, key, port)
     if not serve_console:
         config_path = settings.folder / "finsync.toml"
         me = _how_i_was_called()
@@ -860,6 +1043,12 @@ def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> N
         )
         console.print(f"Demo admin key for the console: {key}", soft_wrap=True)
         console.print(f"Status:   `{me} --config {config_path} status`", soft_wrap=True)
+        console.print(
+            f"The sandboxes have stopped; for the README's commands start them again with "
+            f"`{me} sandbox netsuite --port {netsuite_port} &` and "
+            f"`{me} sandbox avatax --port {avatax_port} &`",
+            soft_wrap=True,
+        )
 
 
 def _how_i_was_called() -> str:
@@ -870,6 +1059,25 @@ def _how_i_was_called() -> str:
     if called.is_absolute() and called.is_relative_to(Path.cwd()):
         return str(called.relative_to(Path.cwd()))
     return str(called)
+
+
+@contextmanager
+def _demo_sandboxes(settings: DemoSettings) -> Iterator[tuple[NetSuiteSandbox, AvaTaxSandbox]]:
+    """The demo's sandboxes on their ports; a port already taken is one line naming it."""
+    from finsync.demo import running_sandboxes
+
+    with ExitStack() as stack:
+        try:
+            pair = stack.enter_context(
+                running_sandboxes(settings.netsuite_port, settings.avatax_port)
+            )
+        except OSError as exc:
+            fail(
+                f"cannot start the demo's sandboxes on 127.0.0.1:{settings.netsuite_port} and "
+                f":{settings.avatax_port} ({exc.strerror}): stop what uses them or pass "
+                "--netsuite-port and --avatax-port"
+            )
+        yield pair
 
 
 def _demo_console_key(config: Config) -> str:

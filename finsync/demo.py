@@ -4,11 +4,15 @@ It seeds a SQLite billing database, starts the local NetSuite and AvaTax sandbox
 writes a config that points at them, syncs, lets billing edit some records (an amount changed,
 an invoice voided, a customer renamed), syncs again, and builds the monthly workbook of the last
 full month. Everything lives in one folder (default ``.finsync/demo``), recreated each run.
+
+The demo's config reads the sandboxes' (public, demo-only) credentials from files in the
+folder's ``secrets/``, and the sandboxes listen on fixed ports (8088 and 8766 unless told
+otherwise), so every command of the README works on the demo's config after the demo ends, once
+``finsync sandbox netsuite`` and ``finsync sandbox avatax`` run again.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +51,10 @@ class DemoSettings:
     seed: int = 42
     start: date = date(2025, 11, 1)
     transport: str = "soap"
+    netsuite_port: int = 8088
+    avatax_port: int = 8766
+    #: Where ``finsync serve`` on the demo's config answers /health and serves the console.
+    service_port: int = 8080
 
     @property
     def report_period(self) -> str:
@@ -62,8 +70,21 @@ def sandbox_config(
     netsuite: NetSuiteSandbox,
     avatax: AvaTaxSandbox,
     transport: str = "soap",
+    secrets_dir: Path | None = None,
+    service_port: int | None = None,
 ) -> str:
-    """A finsync.toml that points at running sandboxes (secrets from ``sandbox_secrets``)."""
+    """A finsync.toml that points at running sandboxes.
+
+    The secrets are read from the environment variables of ``sandbox_secrets``, or from the
+    files ``write_secret_files`` wrote in ``secrets_dir``.
+    """
+
+    def secret(variable: str) -> str:
+        if secrets_dir is None:
+            return f'{{ env = "{variable}" }}'
+        return f'{{ file = "{secrets_dir / variable.lower()}" }}'
+
+    service = f"\n[service]\nhealth_port = {service_port}\n" if service_port else ""
     if transport == "soap":
         netsuite_section = f"""transport = "soap"
 wsdl = "{netsuite.wsdl_url}"
@@ -95,21 +116,21 @@ out_dir = "reports"
 
 [api]
 cookie_secure = false  # the demo console is plain http on 127.0.0.1
-
+{service}
 [targets.netsuite]
 system = "netsuite"
 account = "{netsuite.account}"
 {netsuite_section}concurrency = 5
-consumer_key = {{ env = "FINSYNC_DEMO_NS_CONSUMER_KEY" }}
-consumer_secret = {{ env = "FINSYNC_DEMO_NS_CONSUMER_SECRET" }}
-token_id = {{ env = "FINSYNC_DEMO_NS_TOKEN_ID" }}
-token_secret = {{ env = "FINSYNC_DEMO_NS_TOKEN_SECRET" }}
+consumer_key = {secret("FINSYNC_DEMO_NS_CONSUMER_KEY")}
+consumer_secret = {secret("FINSYNC_DEMO_NS_CONSUMER_SECRET")}
+token_id = {secret("FINSYNC_DEMO_NS_TOKEN_ID")}
+token_secret = {secret("FINSYNC_DEMO_NS_TOKEN_SECRET")}
 
 [targets.avatax]
 system = "avatax"
 base_url = "{avatax.url}"
-account_id = {{ env = "FINSYNC_DEMO_AVATAX_ACCOUNT" }}
-license_key = {{ env = "FINSYNC_DEMO_AVATAX_LICENSE" }}
+account_id = {secret("FINSYNC_DEMO_AVATAX_ACCOUNT")}
+license_key = {secret("FINSYNC_DEMO_AVATAX_LICENSE")}
 max_requests_per_second = 500
 """
 
@@ -128,14 +149,27 @@ def sandbox_secrets() -> dict[str, str]:
     return secrets
 
 
+def write_secret_files(folder: Path) -> None:
+    """Write each demo secret of ``sandbox_secrets`` to its own file in ``folder`` (0600)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for variable, value in sandbox_secrets().items():
+        path = folder / variable.lower()
+        path.write_text(value + "\n")
+        path.chmod(0o600)
+
+
 @contextmanager
-def running_sandboxes() -> Iterator[tuple[NetSuiteSandbox, AvaTaxSandbox]]:
-    """Start the NetSuite and AvaTax sandboxes on free loopback ports; stop them after."""
+def running_sandboxes(
+    netsuite_port: int = 0, avatax_port: int = 0
+) -> Iterator[tuple[NetSuiteSandbox, AvaTaxSandbox]]:
+    """Start the NetSuite and AvaTax sandboxes on loopback (0: a free port); stop them after."""
     from sandbox.avatax.server import AvaTaxSandbox
     from sandbox.netsuite import NetSuiteSandbox
 
-    netsuite = NetSuiteSandbox().start()
-    avatax = AvaTaxSandbox(account_id=AVATAX_ACCOUNT, license_key=AVATAX_LICENSE).start()
+    netsuite = NetSuiteSandbox().start(port=netsuite_port)
+    avatax = AvaTaxSandbox(account_id=AVATAX_ACCOUNT, license_key=AVATAX_LICENSE).start(
+        port=avatax_port
+    )
     try:
         yield netsuite, avatax
     finally:
@@ -148,7 +182,7 @@ def prepare(settings: DemoSettings, netsuite: NetSuiteSandbox, avatax: AvaTaxSan
     shutil.rmtree(settings.folder, ignore_errors=True)
     settings.folder.mkdir(parents=True)
     shutil.copy(MAPPING_EXAMPLE, settings.folder / "mapping.toml")
-    os.environ.update(sandbox_secrets())
+    write_secret_files(settings.folder / "secrets")
     path = settings.folder / "finsync.toml"
     path.write_text(
         sandbox_config(
@@ -157,6 +191,8 @@ def prepare(settings: DemoSettings, netsuite: NetSuiteSandbox, avatax: AvaTaxSan
             netsuite=netsuite,
             avatax=avatax,
             transport=settings.transport,
+            secrets_dir=settings.folder / "secrets",
+            service_port=settings.service_port,
         )
     )
     return load_config(path)

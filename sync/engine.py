@@ -35,7 +35,7 @@ from sync.push import PushCounts, Pusher
 from sync.revrec import CheckResult
 from sync.state import audit_log, ledger_events, runs
 from sync.state import ledger as ledger_table
-from sync.status import last_checks, needs_attention
+from sync.status import due_count, last_checks, needs_attention
 from sync.targets import MAPPINGS, TargetMapping
 
 Progress = Callable[[str, int], None]
@@ -70,6 +70,9 @@ class SyncSummary:
     #: Records of these targets that need someone: failed, dead, retrying, or waiting behind
     #: one of those (``finsync status`` lists them).
     attention: int = 0
+    #: A dry run's documents that would be sent or would fail: target, kind, label, status
+    #: (``pending``, ``synced`` when the target already holds it, ``failed``), last_error.
+    preview: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -232,6 +235,24 @@ def _without_unsent_failures(
     received = ledger.withdraw_unsent(conn, target=target, kind=kind, source_ids=never_received)
     dropped = set(never_received) - received
     return [o for o in outcomes if str(o.record.id) not in dropped]
+
+
+def _touched(
+    conn: Connection, target: str, kind: str, outcomes: list[ledger.MapOutcome], now: datetime
+) -> list[dict[str, Any]]:
+    """The ledger rows an enqueue at ``now`` wrote: what a dry run would send or fail."""
+    t = ledger_table
+    query = (
+        sa.select(t.c.target, t.c.kind, t.c.label, t.c.status, t.c.last_error)
+        .where(
+            t.c.target == target,
+            t.c.kind == kind,
+            t.c.source_id.in_([str(o.record.id) for o in outcomes]),
+            t.c.updated_at == now,
+        )
+        .order_by(t.c.id)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
 
 
 class SyncEngine:
@@ -406,6 +427,7 @@ class SyncEngine:
                     full=full,
                     progress=progress,
                     verdicts=verdicts,
+                    preview=summary.preview if dry_run else None,
                 )
                 if not dry_run:
                     target_summary.pushed = self.push(
@@ -464,11 +486,13 @@ class SyncEngine:
         full: bool = False,
         progress: Progress | None = None,
         verdicts: RunVerdicts | None = None,
+        preview: list[dict[str, Any]] | None = None,
     ) -> ledger.EnqueueCounts:
         """Read changes of ``kinds`` for ``target`` and enqueue their documents.
 
         Records billing validation rejects are quarantined with its message; ``verdicts``
-        shares one validation between the targets of a run.
+        shares one validation between the targets of a run. A dry run appends to ``preview``
+        the documents it would send or fail.
         """
         mapping = self._mappings[target]
         verdicts = verdicts or self.run_verdicts()
@@ -504,7 +528,9 @@ class SyncEngine:
                         if (result := map_record(mapping, record, page, self.tables, judged))
                         is not None
                     ]
-                    counts = self._enqueue_page(target, kind, page, outcomes, run_id, dry_run)
+                    counts = self._enqueue_page(
+                        target, kind, page, outcomes, run_id, dry_run, preview
+                    )
                     total.add(counts)
                     new_since_analyze += counts.new
                     if not dry_run and new_since_analyze >= _ANALYZE_AFTER_NEW_ROWS:
@@ -524,6 +550,7 @@ class SyncEngine:
         outcomes: list[ledger.MapOutcome],
         run_id: int | None,
         dry_run: bool,
+        preview: list[dict[str, Any]] | None = None,
     ) -> ledger.EnqueueCounts:
         now = self.clock()
         with self.state.connect() as conn:
@@ -534,6 +561,8 @@ class SyncEngine:
                     conn, target=target, kind=kind, outcomes=outcomes, run_id=run_id, now=now
                 )
                 if dry_run:
+                    if preview is not None:
+                        preview += _touched(conn, target, kind, outcomes, now)
                     transaction.rollback()
                     return counts
                 if page.end is not None:
@@ -572,7 +601,10 @@ class SyncEngine:
             threads=threads or int(getattr(connector, "concurrency", 1)),
             should_stop=should_stop,
         )
-        counts = pusher.push(list(kinds) if kinds else self.kinds_for(target))
+        kinds = list(kinds) if kinds else self.kinds_for(target)
+        if progress is not None:
+            progress("due", due_count(self.state, target, kinds))
+        counts = pusher.push(kinds)
         if counts.sent + counts.recovered >= _ANALYZE_AFTER_NEW_ROWS:
             ledger.analyze(self.state, vacuum=True)  # later claims see a short queue again
         return counts

@@ -55,6 +55,7 @@ RULES: dict[tuple[str, str], str | None] = {
     ("GET", "/failures"): "viewer",
     ("GET", "/records/{record_id}"): "viewer",
     ("POST", "/records/{record_id}/resync"): "accountant",
+    ("POST", "/failures/resync"): "accountant",
     ("GET", "/runs"): "viewer",
     ("GET", "/audit"): "viewer",
     ("GET", "/workbooks"): "viewer",

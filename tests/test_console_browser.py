@@ -45,12 +45,12 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def served(tmp_path) -> Iterator[tuple[str, object, dict[str, str], object]]:
+def served(tmp_path) -> Iterator[tuple[str, object, dict[str, str], object, object]]:
     """The console on 127.0.0.1 (uvicorn in a thread) over a seeded SQLite ledger."""
     setup = console_setup(tmp_path, f"sqlite:///{tmp_path / 'console.db'}")
     clock = Clock()
     engine = make_console_engine(setup, clock)
-    seed_ledger(engine)
+    seeded = seed_ledger(engine)
     keys = keys_for_roles(engine, clock)
     out_dir = setup.config().report.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +66,7 @@ def served(tmp_path) -> Iterator[tuple[str, object, dict[str, str], object]]:
             pytest.fail("uvicorn did not start")
         threading.Event().wait(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", setup, keys, engine
+    yield f"http://127.0.0.1:{port}", setup, keys, engine, seeded.billing
     server.should_exit = True
     thread.join(timeout=10)
     engine.close()
@@ -91,7 +91,7 @@ def _shots_dir(tmp_path: Path) -> Path:
 
 
 def test_accountant_fixes_a_failed_invoice_from_the_browser(served, page, tmp_path):
-    base, setup, keys, engine = served
+    base, setup, keys, engine, _billing = served
     shots = _shots_dir(tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
 
@@ -108,10 +108,10 @@ def test_accountant_fixes_a_failed_invoice_from_the_browser(served, page, tmp_pa
     # Back where we wanted to go: the failures list, filtered to what needs attention.
     expect(page).to_have_url(f"{base}/failures")
     expect(page.get_by_role("heading", name="Failures")).to_be_visible()
-    rows = page.locator("tbody tr")
+    rows = page.locator("#records tbody tr")
     expect(rows).to_have_count(2)
     expect(page.get_by_role("link", name="invoice INV-1")).to_be_visible()
-    expect(page.get_by_text("no item mapped for SKU 'cdn-pro'")).to_be_visible()
+    expect(page.locator("#records").get_by_text("no item mapped for SKU 'cdn-pro'")).to_be_visible()
     shoot("failures")
 
     page.get_by_role("link", name="Dashboard").click()
@@ -173,5 +173,76 @@ def test_accountant_fixes_a_failed_invoice_from_the_browser(served, page, tmp_pa
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.goto(f"{base}/failures")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    if shots != REPO / "docs" / "images":
+        shutil.rmtree(shots)
+
+
+def test_bulk_resync_of_a_group_of_failures_after_a_mapping_fix(served, page, tmp_path):
+    base, setup, keys, engine, billing = served
+    shots = _shots_dir(tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    # Two more invoices fail for the same unmapped SKU as INV-1: three records, one cause.
+    customer = billing.customer("INITECH-3")
+    for number in ("INV-51", "INV-52"):
+        billing.invoice(customer, number=number, lines=[{"sku": "cdn-pro", "unit_price": "80.00"}])
+    engine.sync()
+
+    answer = page.goto(f"{base}/failures")
+    assert answer is not None
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    page.get_by_label("API key or identity-provider token").fill(keys["accountant"])
+    page.get_by_role("button", name="Sign in").click()
+    groups = page.locator("table.groups tbody tr")
+    expect(groups).to_have_count(2)  # the cdn-pro mapping error (3) and the closed period (1)
+    expect(groups.first).to_contain_text("3")
+    expect(groups.first).to_contain_text("no item mapped for SKU 'cdn-pro'")
+    groups.first.get_by_role("link", name="show only these").click()
+    expect(page.locator("#records tbody tr")).to_have_count(3)
+
+    # The mapping file is broken: the preview says so and keeps the typed reason.
+    mapping = setup.config().mapping_file
+    good = mapping.read_text()
+    mapping.write_text(good + "\n[items\n")
+    page.get_by_label("all 3 matching this filter").check()
+    page.get_by_label("Why are they sent again?").fill("cdn-pro mapped to item 104")
+    shoot = lambda name: page.screenshot(  # noqa: E731
+        path=str(shots / f"console-{name}.png"), full_page=True
+    )
+    shoot("failures-bulk")
+    page.get_by_role("button", name="Preview re-sync").click()
+    expect(page.locator("#problem")).to_contain_text("the mapping file cannot be read")
+    expect(page.get_by_label("Why are they sent again?")).to_have_value(
+        "cdn-pro mapped to item 104"
+    )
+    expect(page.get_by_role("button", name="Confirm")).to_have_count(0)
+
+    # Fixed: the preview lists the three invoices with what would go out; nothing written.
+    mapping.write_text(good.replace('plat-pro = "102"', 'plat-pro = "102"\ncdn-pro = "104"'))
+    page.get_by_role("button", name="Preview again").click()
+    items = page.locator("#items tbody tr")
+    expect(items).to_have_count(3)
+    for number in ("INV-1", "INV-51", "INV-52"):
+        expect(page.locator("#items")).to_contain_text(f"invoice {number}")
+    expect(page.locator("#items")).to_contain_text("queued")
+    assert "finsync:inv:INV-51" not in {r["external_id"] for r in scripted(engine).records()}
+    shoot("bulk-preview")
+
+    page.get_by_role("button", name="Confirm: queue and send 3").click()
+    expect(page.get_by_role("heading", name="Re-sync done")).to_contain_text("3 of 3 queued")
+    expect(page.locator("#items tbody tr .status-synced")).to_have_count(3)
+    shoot("bulk-result")
+    stored = {r["external_id"]: r for r in scripted(engine).records()}
+    for number, amount in (("INV-1", "250.00"), ("INV-51", "80.00"), ("INV-52", "80.00")):
+        line = stored[f"finsync:inv:{number}"]["payload"]["itemList"][0]
+        assert (line["item"], line["amount"]) == ({"internalId": "104"}, amount)
+
+    # One audit entry for the batch, with its reason and the three records.
+    page.locator("#result").get_by_role("link").click()
+    entry = page.locator("table.audit tbody tr").first
+    expect(entry).to_contain_text("cdn-pro mapped to item 104")
+    for number in ("INV-1", "INV-51", "INV-52"):
+        expect(entry).to_contain_text(f"invoice {number} (queued)")
     if shots != REPO / "docs" / "images":
         shutil.rmtree(shots)
