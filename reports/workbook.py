@@ -1312,9 +1312,39 @@ def build_configured_report(
 def record_workbook(
     conn: sa.Connection, result: ReportResult, *, built_at: datetime, run_id: int | None = None
 ) -> int:
-    """Record a built workbook in the state store's ``workbooks`` table; returns its id."""
+    """Record a built workbook in the state store's ``workbooks`` table; returns its id.
+
+    A rebuild of a period (and entity) writes the same file again, so it updates that file's
+    row (built again, not delivered yet) instead of adding a second row for the same download.
+    """
     from sync.state import workbooks
 
+    entity = (
+        workbooks.c.entity.is_(None)
+        if result.entity is None
+        else workbooks.c.entity == result.entity
+    )
+    existing = (
+        conn.execute(
+            sa.select(workbooks.c.id)
+            .where(
+                workbooks.c.period == result.period, entity, workbooks.c.path == str(result.path)
+            )
+            .order_by(workbooks.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    if existing:
+        keep, *duplicates = existing
+        conn.execute(
+            workbooks.update()
+            .where(workbooks.c.id == keep)
+            .values(built_at=built_at, run_id=run_id, delivered_at=None, delivery_error=None)
+        )
+        if duplicates:
+            conn.execute(workbooks.delete().where(workbooks.c.id.in_(duplicates)))
+        return int(keep)
     inserted = conn.execute(
         workbooks.insert().values(
             period=result.period,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -276,3 +277,29 @@ def test_written_atomically(report: ReportResult, db_engine: sa.Engine) -> None:
     assert again.path == report.path
     assert [p.name for p in report.path.parent.iterdir()] == [report.path.name]
     assert first[:2] == b"PK" and again.path.read_bytes()[:2] == b"PK"
+
+
+def test_rebuilding_a_month_keeps_one_console_row(
+    report: ReportResult, db_engine: sa.Engine
+) -> None:
+    from api.queries import list_workbooks
+    from reports.workbook import record_workbook
+
+    first = datetime(2026, 11, 1, 6, tzinfo=UTC)
+    with db_engine.begin() as conn:
+        one = record_workbook(conn, report, built_at=first)
+    again = build_monthly_report(
+        db_engine,
+        db_engine,
+        period=PERIOD,
+        entity=None,
+        out_dir=report.path.parent,
+        timezone=ZoneInfo("UTC"),
+    )
+    with db_engine.begin() as conn:
+        two = record_workbook(conn, again, built_at=first + timedelta(hours=1))
+    source, _, items = list_workbooks(db_engine, report.path.parent)
+    assert one == two and source == "table"
+    assert [(i["name"], i["built_at"]) for i in items] == [
+        (report.path.name, first + timedelta(hours=1))
+    ]
