@@ -210,10 +210,10 @@ class RevenueEntry:
 
     id: int
     invoice_line_id: int
-    invoice_id: int
-    invoice_number: str
-    billing_entity: str
-    currency: str
+    invoice_id: int | None  # None (and the next three) when the line does not exist in billing
+    invoice_number: str | None
+    billing_entity: str | None
+    currency: str | None
     product: Product | None
     period: date
     amount: Decimal
@@ -224,6 +224,8 @@ class RevenueEntry:
     @property
     def label(self) -> str:
         """How messages name this record."""
+        if self.invoice_number is None:
+            return f"revenue entry {self.id} ({self.period:%Y-%m})"
         return f"revenue entry {self.id} (invoice {self.invoice_number}, {self.period:%Y-%m})"
 
 

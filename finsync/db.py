@@ -42,9 +42,22 @@ class ExactDecimal(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        if isinstance(value, float):  # pragma: no cover - would mean a driver misconfiguration
-            raise TypeError("database returned a float for an exact decimal column")
+        if isinstance(value, float):
+            return float_to_decimal(value)
         return Decimal(value) if not isinstance(value, Decimal) else value
+
+
+def float_to_decimal(value: float) -> Decimal:
+    """The decimal a billing database meant when it handed back a binary float.
+
+    SQLite stores a NUMERIC or REAL column's ``12.50`` as the double nearest to it. Python's
+    ``repr`` is the shortest text that reads back as the same double, which is the original
+    decimal whenever it had at most 15 significant digits (every amount a billing system
+    holds). A float that was never such a decimal (``0.1 + 0.2``) keeps all its digits here,
+    so the record's currency-scale check refuses it with the field and the fix instead of
+    finsync rounding it silently (NaN and infinities come back as such and are refused there too).
+    """
+    return Decimal(repr(value))
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -10,14 +10,22 @@ from functools import cache
 
 from babel.numbers import get_currency_precision, list_currencies
 
+#: ISO 4217 codes that are not money anyone is invoiced in: precious metals, fund and
+#: settlement units, the testing code XTS and XXX, "no currency".
+NON_MONETARY_CODES = frozenset(
+    {"XAD", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XEU", "XFO", "XFU"}
+    | {"XPD", "XPT", "XRE", "XSU", "XTS", "XUA", "XXX"}
+)
+
 
 @cache
 def _known_currencies() -> frozenset[str]:
-    return frozenset(list_currencies())
+    return frozenset(list_currencies()) - NON_MONETARY_CODES
 
 
 def is_known_currency(code: str) -> bool:
-    """True when ``code`` is an ISO 4217 currency code babel knows."""
+    """True when ``code`` is an uppercase ISO 4217 code of a currency babel knows (``usd`` and
+    the non-monetary ``XXX`` are not)."""
     return code in _known_currencies()
 
 

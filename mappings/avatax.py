@@ -27,10 +27,10 @@ from decimal import Decimal
 from typing import Any
 
 from billing.records import CreditNote, Customer, Invoice
+from billing.validation import credit_note_problems, invoice_problems
 from connectors.base import DocKey, Document
 from finsync.errors import MappingError, Problem
 from mappings.tables import MappingTables
-from mappings.validate import credit_note_problems, invoice_problems
 
 TARGET = "avatax"
 

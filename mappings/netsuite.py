@@ -38,22 +38,24 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from billing.records import CreditNote, Customer, Invoice, InvoiceLine, Payment, Product
-from connectors.base import DocKey, Document
-from connectors.netsuite_countries import NETSUITE_COUNTRIES
-from finsync.errors import MappingError, Problem
-from finsync.money import quantum
-from mappings.tables import MappingTables
-from mappings.validate import (
+from billing.validation import (
     credit_note_problems,
     customer_problems,
     invoice_problems,
     payment_problems,
 )
+from connectors.base import DocKey, Document
+from connectors.netsuite_countries import NETSUITE_COUNTRIES
+from finsync.errors import MappingError, Problem
+from finsync.money import quantum
+from mappings.tables import MappingTables
 
 #: The target name of every document this module builds.
 TARGET = "netsuite"
 #: Decimal places of a line rate when amount / quantity is not exact.
 RATE_DECIMALS = 8
+#: Longest customer name NetSuite takes (its entity name fields stop at 83 characters).
+MAX_NAME_LENGTH = 83
 #: The tax code key used for tax-exempt customers in the mapping file's [tax_codes] table.
 EXEMPT_TAX_CODE = "EXEMPT"
 
@@ -171,7 +173,7 @@ class _Lookups:
         """item, taxCode, department and class of one line of ``product``."""
         out: dict[str, Any] = {}
         if product is None:
-            return out  # validate.py already reported the missing product
+            return out  # billing.validation already reported the missing product
         item = self.t.items.get(product.sku)
         if item is None:
             self.problems.append(
@@ -270,6 +272,14 @@ def map_customer(c: Customer, t: MappingTables) -> Document:
     Raises MappingError with every problem found.
     """
     problems = customer_problems(c)
+    if c.name and len(c.name.strip()) > MAX_NAME_LENGTH:
+        problems.append(
+            Problem(
+                "name",
+                f"is {len(c.name.strip())} characters; NetSuite allows at most "
+                f"{MAX_NAME_LENGTH}: shorten it in billing",
+            )
+        )
     look = _Lookups(t, problems)
     subsidiary = look.subsidiary(c.billing_entity)
     currency = look.currency(c.currency)

@@ -133,6 +133,8 @@ def totals_of(entries: Iterable[RevenueEntry]) -> list[RevenueTotal]:
     for entry in entries:
         if entry.status != "recognized" or entry.product is None:
             continue
+        if entry.billing_entity is None or entry.currency is None:
+            continue  # its line does not exist in billing: validation rejects the entry
         if entry.product.revenue_pattern != "ratable":
             continue
         key = (

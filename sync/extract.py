@@ -335,17 +335,17 @@ class BillingReader:
         invoices = self._rows_by_id(b.invoices, (li["invoice_id"] for li in lines.values()))
         out = []
         for r in rows:
-            line = lines[r["invoice_line_id"]]
-            invoice = invoices[line["invoice_id"]]
+            line = lines.get(r["invoice_line_id"])
+            invoice = invoices.get(line["invoice_id"]) if line is not None else None
             out.append(
                 RevenueEntry(
                     id=r["id"],
                     invoice_line_id=r["invoice_line_id"],
-                    invoice_id=invoice["id"],
-                    invoice_number=invoice["number"],
-                    billing_entity=invoice["billing_entity"],
-                    currency=invoice["currency"],
-                    product=products.get(line["product_id"]),
+                    invoice_id=invoice["id"] if invoice else None,
+                    invoice_number=invoice["number"] if invoice else None,
+                    billing_entity=invoice["billing_entity"] if invoice else None,
+                    currency=invoice["currency"] if invoice else None,
+                    product=products.get(line["product_id"]) if line is not None else None,
                     period=r["period"],
                     amount=r["amount"],
                     status=r["status"],
@@ -421,6 +421,29 @@ class BillingReader:
             if len(rows) < page_size:
                 return
             position = (rows[-1]["updated_at"], rows[-1]["id"])
+
+    def all_records(self, kind: str, *, page_size: int = 1000) -> Iterator[SourceRecord]:
+        """Every record of ``kind`` by id, page by page (for validation: ``BillingSource``).
+
+        Revenue entries come by (invoice_line_id, id), so each line's schedule comes together.
+        """
+        table = KIND_TABLES[kind]
+        order = (table.c.invoice_line_id, table.c.id) if kind == "revenue" else (table.c.id,)
+        position: tuple[int, ...] | None = None
+        while True:
+            query = sa.select(table).order_by(*order).limit(page_size)
+            if position is not None:
+                query = query.where(
+                    sa.tuple_(*order)
+                    > sa.tuple_(*(sa.literal(v, sa.BigInteger()) for v in position))
+                )
+            rows = list(self._conn.execute(query).mappings())
+            if not rows:
+                return
+            yield from self.build(kind, rows).records
+            if len(rows) < page_size:
+                return
+            position = tuple(rows[-1][c.name] for c in order)
 
     def by_ids(self, kind: str, ids: Sequence[int]) -> Page:
         """Records of ``kind`` with the given billing ids (for re-syncs)."""

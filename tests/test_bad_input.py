@@ -14,7 +14,7 @@ from tests.engine_support import Clock, make_engine, write_config
 # (label of the bad record, what its message must contain), built in ``_build``.
 EXPECTED: list[tuple[str, list[str]]] = [
     ("invoice BAD-NOCUST", ["customer_id", "customer 999999 does not exist"]),
-    ("invoice BAD-CUR", ["currency", "unknown currency 'XYZ'"]),
+    ("invoice BAD-CUR", ["currency", "'XYZ' is not an ISO 4217 currency code"]),
     ("invoice BAD-NEGQTY", ["line 1.quantity", "negative"]),
     ("invoice BAD-SUM", ["subtotal", "differs from the sum of the lines"]),
     ("invoice BAD-TOTAL", ["total", "is not subtotal"]),
