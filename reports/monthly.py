@@ -23,16 +23,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from billing import schema as b
+from billing.validation import Rejection, validate_billing
 from finsync.errors import ConfigError
 from mappings import revrec as rr
 from mappings.tables import MappingTables
 from reports.tax import InvoiceTax, TaxTotal, tax_reconciliation
+from sync.extract import BillingReader
 from sync.state import ledger
 
 ZERO = Decimal(0)
@@ -96,6 +99,54 @@ class LedgerInfo:
     def synced(self) -> bool:
         """The target holds the record's latest version."""
         return self.status == "synced"
+
+
+#: Rejection kinds whose records carry money (a customer or schedule entry adds to the count).
+MONEY_KINDS = ("invoice", "credit_note", "payment", "refund")
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """Billing records validation rejected: left out of every figure, listed on Exceptions."""
+
+    rejections: tuple[Rejection, ...] = ()
+
+    @cached_property
+    def _ids(self) -> dict[str, frozenset[int]]:
+        ids: dict[str, set[int]] = defaultdict(set)
+        for r in self.rejections:
+            ids[r.kind].add(r.record_id)
+        return {kind: frozenset(v) for kind, v in ids.items()}
+
+    def ids(self, kind: str) -> frozenset[int]:
+        """The rejected ids of ``kind``."""
+        return self._ids.get(kind, frozenset())
+
+    def has(self, kind: str, record_id: int | None) -> bool:
+        """True when record ``record_id`` of ``kind`` was rejected."""
+        return record_id is not None and record_id in self._ids.get(kind, ())
+
+    def per_currency(self) -> dict[str, tuple[int, Decimal]]:
+        """Per currency code as billing holds it: (records left out, their money)."""
+        out: dict[str, tuple[int, Decimal]] = {}
+        for r in self.rejections:
+            code = r.currency if r.currency is not None else "(none)"
+            count, money = out.get(code, (0, ZERO))
+            if r.kind in MONEY_KINDS and r.amount is not None:
+                money += r.amount
+            out[code] = (count + 1, money)
+        return dict(sorted(out.items()))
+
+
+def find_left_out(billing: sa.Engine, mapping: MappingTables | None) -> LeftOut:
+    """Validate billing (``billing.validation``) and return what the figures leave out.
+
+    With a mapping file, billing entities it does not know are rejected too.
+    """
+    entities = set(mapping.entities) if mapping is not None else None
+    with billing.connect() as conn:
+        verdicts = validate_billing(BillingReader(conn), entities=entities)
+    return LeftOut(verdicts.rejections)
 
 
 @dataclass
@@ -331,6 +382,7 @@ class Figures:
     tax_variances: tuple[InvoiceTax, ...]  # invoices whose billed tax differs from the engine's
     sync_health: dict[str, dict[str, int]]  # kind -> status -> count (ERP target)
     exceptions_count: int
+    left_out: LeftOut = LeftOut()
 
     def recognized(self) -> dict[str, Decimal]:
         """Revenue recognized in the period per currency."""
@@ -462,6 +514,7 @@ def invoice_rows(
     *,
     voids: Tally,
     timezone: ZoneInfo,
+    left_out: LeftOut = LeftOut(),
 ) -> Iterator[InvoiceRow]:
     """Invoices issued in the period and earlier invoices voided in it, by currency and number.
 
@@ -498,6 +551,8 @@ def invoice_rows(
     if entity:
         stmt = stmt.where(i.c.billing_entity == entity)
     for r, info in _with_ledger(_stream(billing, stmt), state, target, "invoice"):
+        if left_out.has("invoice", r.id):
+            continue
         tally.rows += 1
         tally.entities.add(r.billing_entity)
         voided_on = void_date(r.status, r.voided_at, r.issue_date, timezone)
@@ -534,6 +589,8 @@ def credit_note_rows(
     entity: str | None,
     target: str,
     tally: Tally,
+    *,
+    left_out: LeftOut = LeftOut(),
 ) -> Iterator[CreditNoteRow]:
     """Credit notes issued in the period; only status ``issued`` is tallied."""
     n, i, c = b.credit_notes, b.invoices, b.customers
@@ -561,6 +618,8 @@ def credit_note_rows(
     if entity:
         stmt = stmt.where(i.c.billing_entity == entity)
     for r, info in _with_ledger(_stream(billing, stmt), state, target, "credit_note"):
+        if left_out.has("credit_note", r.id):
+            continue
         tally.rows += 1
         tally.entities.add(r.billing_entity)
         counted_as = CREDITED if r.status == "issued" else f"{NOT_COUNTED} ({r.status})"
@@ -592,6 +651,8 @@ def payment_rows(
     entity: str | None,
     target: str,
     tally: Tally,
+    *,
+    left_out: LeftOut = LeftOut(),
 ) -> Iterator[PaymentRow]:
     """Payments received in the period with what is applied; only ``succeeded`` is tallied."""
     p, a, c = b.payments, b.payment_applications, b.customers
@@ -620,6 +681,8 @@ def payment_rows(
     for r, info in _with_ledger(
         _grouped_payments(_stream(billing, stmt)), state, target, "payment"
     ):
+        if left_out.has("payment", r.id):
+            continue
         tally.rows += 1
         tally.entities.add(r.billing_entity)
         counted_as = COLLECTED if r.status == "succeeded" else f"{NOT_COUNTED} ({r.status})"
@@ -651,6 +714,8 @@ def refund_rows(
     entity: str | None,
     target: str,
     tally: Tally,
+    *,
+    left_out: LeftOut = LeftOut(),
 ) -> Iterator[RefundRow]:
     """Refunds paid in the period, by currency and reference; every one is tallied."""
     r_, c, p, n = b.refunds, b.customers, b.payments, b.credit_notes
@@ -676,6 +741,8 @@ def refund_rows(
     if entity:
         stmt = stmt.where(c.c.billing_entity == entity)
     for r, info in _with_ledger(_stream(billing, stmt), state, target, "refund"):
+        if left_out.has("refund", r.id):
+            continue
         tally.rows += 1
         tally.entities.add(r.billing_entity)
         tally.add(r.currency, r.amount, ZERO, bool(info and info.synced))
@@ -810,9 +877,15 @@ def build_figures(
     erp_target: str = "netsuite",
     tax_target: str = "avatax",
     mapping: MappingTables | None = None,
+    left_out: LeftOut | None = None,
 ) -> Figures:
-    """Aggregate revenue, deferred revenue, AR aging, credit balances, tax and sync health."""
-    revenue = _revenue(billing, period, entity, timezone, mapping)
+    """Aggregate revenue, deferred revenue, AR aging, credit balances, tax and sync health.
+
+    ``left_out`` are the records validation rejected (``find_left_out`` when None): every
+    figure leaves them out.
+    """
+    out = find_left_out(billing, mapping) if left_out is None else left_out
+    revenue = _revenue(billing, period, entity, timezone, mapping, out)
     tax = tax_reconciliation(
         billing,
         state,
@@ -820,8 +893,9 @@ def build_figures(
         period_end=period.end,
         entity=entity,
         target=tax_target,
+        left_out=out.ids("invoice"),
     )
-    aging, credit_balances = _receivables(billing, period, entity, timezone)
+    aging, credit_balances = _receivables(billing, period, entity, timezone, out)
     return Figures(
         period=period,
         entity=entity,
@@ -837,6 +911,7 @@ def build_figures(
         tax_variances=tax.variances,
         sync_health=_sync_health(state, erp_target),
         exceptions_count=_count_exceptions(state),
+        left_out=out,
     )
 
 
@@ -875,6 +950,7 @@ def _revenue(
     entity: str | None,
     timezone: ZoneInfo,
     mapping: MappingTables | None,
+    left_out: LeftOut,
 ) -> _Revenue:
     """Recognized revenue, the deferred roll-forward and the waterfall (docs/accounting.md)."""
     i, line, prod, e = b.invoices, b.invoice_lines, b.products, b.revenue_schedule_entries
@@ -882,6 +958,7 @@ def _revenue(
     ratable_lines = (
         sa.select(
             line.c.id,
+            line.c.invoice_id,
             i.c.billing_entity,
             i.c.currency,
             i.c.issue_date,
@@ -894,7 +971,7 @@ def _revenue(
         .where(i.c.issue_date <= period.end, prod.c.revenue_pattern == "ratable")
     )
     credits = (
-        sa.select(nl.c.invoice_line_id, n.c.issue_date, nl.c.amount)
+        sa.select(nl.c.invoice_line_id, n.c.id.label("credit_note_id"), n.c.issue_date, nl.c.amount)
         .join(n, n.c.id == nl.c.credit_note_id)
         .join(line, line.c.id == nl.c.invoice_line_id)
         .join(i, i.c.id == line.c.invoice_id)
@@ -907,6 +984,8 @@ def _revenue(
     )
     entries = (
         sa.select(
+            e.c.id,
+            line.c.invoice_id,
             e.c.period,
             e.c.amount,
             e.c.status,
@@ -928,10 +1007,12 @@ def _revenue(
 
     lines: dict[int, _RatableLine] = {}
     for r in _stream(billing, ratable_lines):
+        if left_out.has("invoice", r.invoice_id):
+            continue
         voided_on = void_date(r.status, r.voided_at, r.issue_date, timezone)
         lines[r.id] = _RatableLine(r.billing_entity, r.currency, r.issue_date, r.amount, voided_on)
     for r in _stream(billing, credits):
-        if r.invoice_line_id in lines:
+        if r.invoice_line_id in lines and not left_out.has("credit_note", r.credit_note_id):
             lines[r.invoice_line_id].credited.append((r.issue_date, r.amount))
 
     rolls: dict[tuple[str, str], RollForward] = {}
@@ -966,6 +1047,8 @@ def _revenue(
     recognized: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
     journal_entries: dict[tuple[str, str], _JournalEntries] = {}
     for r in _stream(billing, entries):
+        if left_out.has("revenue_entry", r.id) or left_out.has("invoice", r.invoice_id):
+            continue
         ratable = r.revenue_pattern == "ratable"
         if r.period < period.start:
             if ratable:
@@ -1049,7 +1132,7 @@ def _journals(
 
 
 def _receivables(
-    billing: sa.Engine, period: Period, entity: str | None, timezone: ZoneInfo
+    billing: sa.Engine, period: Period, entity: str | None, timezone: ZoneInfo, left_out: LeftOut
 ) -> tuple[tuple[AgingRow, ...], tuple[CreditBalanceRow, ...]]:
     """Open receivables by days past due, and customer credit balances, at period end.
 
@@ -1060,12 +1143,20 @@ def _receivables(
     """
     i, c, a, p, n = (b.invoices, b.customers, b.payment_applications, b.payments, b.credit_notes)
     reductions = sa.union_all(
-        sa.select(a.c.invoice_id, a.c.amount)
+        sa.select(
+            a.c.invoice_id,
+            sa.literal("payment").label("source"),
+            p.c.id.label("source_id"),
+            a.c.amount,
+        )
         .join(p, p.c.id == a.c.payment_id)
         .where(a.c.applied_on <= period.end, p.c.status == "succeeded"),
-        sa.select(n.c.invoice_id, n.c.total.label("amount")).where(
-            n.c.issue_date <= period.end, n.c.status == "issued"
-        ),
+        sa.select(
+            n.c.invoice_id,
+            sa.literal("credit_note").label("source"),
+            n.c.id.label("source_id"),
+            n.c.total.label("amount"),
+        ).where(n.c.issue_date <= period.end, n.c.status == "issued"),
     ).subquery()
     stmt = (
         sa.select(
@@ -1078,6 +1169,8 @@ def _receivables(
             i.c.voided_at,
             c.c.account_number,
             c.c.name,
+            reductions.c.source,
+            reductions.c.source_id,
             reductions.c.amount.label("reduction"),
         )
         .join(c, c.c.id == i.c.customer_id)
@@ -1096,7 +1189,9 @@ def _receivables(
         .where(p.c.received_on <= period.end, p.c.status == "succeeded")
     )
     refunds = (
-        sa.select(b.refunds.c.amount, b.refunds.c.currency, c.c.account_number, c.c.name)
+        sa.select(
+            b.refunds.c.id, b.refunds.c.amount, b.refunds.c.currency, c.c.account_number, c.c.name
+        )
         .join(c, c.c.id == b.refunds.c.customer_id)
         .where(b.refunds.c.refunded_on <= period.end)
     )
@@ -1111,6 +1206,8 @@ def _receivables(
         return credit.setdefault((account, currency), CreditBalanceRow(account, name, currency))
 
     def settle(r: sa.Row[Any], reduced: Decimal) -> None:
+        if left_out.has("invoice", r.id):
+            return
         voided_on = void_date(r.status, r.voided_at, r.issue_date, timezone)
         if voided_on is not None and voided_on <= period.end:
             return
@@ -1130,7 +1227,8 @@ def _receivables(
             settle(current, reduced)
             reduced = ZERO
         current = r
-        reduced += r.reduction if r.reduction is not None else ZERO
+        if r.reduction is not None and not left_out.has(r.source, r.source_id):
+            reduced += r.reduction
     if current is not None:
         settle(current, reduced)
 
@@ -1138,10 +1236,14 @@ def _receivables(
     for r in _stream(billing, applied):
         applied_by_payment[r.payment_id] += r.amount
     for r in _stream(billing, cash):
+        if left_out.has("payment", r.id):
+            continue
         unapplied = r.amount - applied_by_payment.get(r.id, ZERO)
         if unapplied:
             credit_row(r.account_number, r.name, r.currency).unapplied_cash += unapplied
     for r in _stream(billing, refunds):
+        if left_out.has("refund", r.id):
+            continue
         credit_row(r.account_number, r.name, r.currency).refunded += r.amount
 
     def order(k: tuple[str, str]) -> tuple[str, str]:

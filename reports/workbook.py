@@ -35,7 +35,7 @@ from openpyxl.workbook.properties import CalcProperties
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from finsync.config import Config
-from finsync.money import minor_units
+from finsync.money import is_known_currency, minor_units
 from mappings.tables import MappingTables
 from reports import monthly as m
 from reports.delivery import atomic_write
@@ -204,6 +204,8 @@ class CurrencyTotals:
     deferred_closing: Decimal
     open_receivable: Decimal
     credit_balance: Decimal
+    left_out_records: int = 0
+    left_out_money: Decimal = Decimal(0)
 
     @property
     def net_collected(self) -> Decimal:
@@ -224,6 +226,11 @@ SUMMARY_FIGURES = (
     ("Deferred revenue, closing", "deferred_closing"),
     ("Open receivable", "open_receivable"),
     ("Customer credit balances", "credit_balance"),
+)
+#: The Summary's rows of what validation left out (count, then money).
+LEFT_OUT_FIGURES = (
+    ("Left out: records failing validation", "left_out_records"),
+    ("Left out: their money", "left_out_money"),
 )
 
 
@@ -256,6 +263,13 @@ class ReportResult:
                 f"{label:<26}"
                 + "".join(f"{_fmt(getattr(t, attr), t.currency):>17}" for t in self.totals)
             )
+        lines.append(
+            f"{'Left out (validation)':<26}"
+            + "".join(
+                f"{f'{t.left_out_records} / {_fmt(t.left_out_money, t.currency)}':>17}"
+                for t in self.totals
+            )
+        )
         lines += [
             "",
             "Documents: " + ", ".join(f"{k} {v}" for k, v in self.rows.items()),
@@ -331,7 +345,11 @@ def build_monthly_report(
         "Invoices",
         _INVOICE_COLUMNS,
         m.invoice_rows(
-            *common, tallies["invoice"], voids=tallies["invoice_void"], timezone=timezone
+            *common,
+            tallies["invoice"],
+            voids=tallies["invoice_void"],
+            timezone=timezone,
+            left_out=figures.left_out,
         ),
         _invoice_cells,
         total_cols=(8, 9, 10),
@@ -347,7 +365,7 @@ def build_monthly_report(
         wb,
         "Credit notes",
         _CREDIT_COLUMNS,
-        m.credit_note_rows(*common, tallies["credit_note"]),
+        m.credit_note_rows(*common, tallies["credit_note"], left_out=figures.left_out),
         _credit_cells,
         total_cols=(8, 9, 10),
         counted_col=12,
@@ -359,7 +377,7 @@ def build_monthly_report(
         wb,
         "Payments",
         _PAYMENT_COLUMNS,
-        m.payment_rows(*common, tallies["payment"]),
+        m.payment_rows(*common, tallies["payment"], left_out=figures.left_out),
         _payment_cells,
         total_cols=(8, 9, 10, 11),
         counted_col=13,
@@ -371,7 +389,7 @@ def build_monthly_report(
         wb,
         "Refunds",
         _REFUND_COLUMNS,
-        m.refund_rows(*common, tallies["refund"]),
+        m.refund_rows(*common, tallies["refund"], left_out=figures.left_out),
         _refund_cells,
         total_cols=(8,),
         counted_col=9,
@@ -384,6 +402,7 @@ def build_monthly_report(
     ranges["Credit balances"] = _write_credit_balances(wb, figures)
     _write_tax(wb, figures)
     _write_reconciliation(wb, figures, tallies, state_engine, timezone, notify)
+    ranges["Exceptions"] = _write_exceptions(wb, figures.left_out)
 
     def amounts(kind: str) -> dict[str, Decimal]:
         return {cur: t.amount for cur, t in tallies[kind].by_currency.items()}
@@ -400,10 +419,18 @@ def build_monthly_report(
         "open_receivable": figures.open_receivable(),
         "credit_balance": figures.credit_balance(),
     }
-    currencies = sorted(set().union(*figure_sets.values()))
+    left_out = figures.left_out.per_currency()
+    # A code that is not a currency (XXX, usd) never gets a column: its records are all left
+    # out, and the Summary names them below the figures.
+    currencies = sorted(
+        c for c in set().union(*figure_sets.values(), left_out) if is_known_currency(c)
+    )
     totals = tuple(
         CurrencyTotals(
-            currency=cur, **{name: got.get(cur, m.ZERO) for name, got in figure_sets.items()}
+            currency=cur,
+            **{name: got.get(cur, m.ZERO) for name, got in figure_sets.items()},
+            left_out_records=left_out.get(cur, (0, m.ZERO))[0],
+            left_out_money=left_out.get(cur, (0, m.ZERO))[1],
         )
         for cur in currencies
     )
@@ -927,6 +954,74 @@ def _write_credit_balances(wb: Workbook, f: m.Figures) -> int:
     return last
 
 
+def _write_exceptions(wb: Workbook, left_out: m.LeftOut) -> int:
+    """Every record validation rejected, with its amount and each reason with its fix; then the
+    records and money left out per currency code as billing holds it."""
+    s = _Sheet(wb, "Exceptions", [14, 30, 10, 15, 15, 22, 70])
+    s.freeze("A2")
+    s.header(
+        [
+            "Kind",
+            "Record",
+            "Currency",
+            "Amount",
+            "Money left out",
+            "Field",
+            "What is wrong and what to do",
+        ],
+        numeric={3, 4},
+    )
+    for r in left_out.rejections:
+        code = r.currency if r.currency is not None else "(none)"
+        fmt_code = code if is_known_currency(code) else "USD"
+        money = r.amount if r.kind in m.MONEY_KINDS else None
+        s.append(
+            [
+                s.text(r.kind.replace("_", " ")),
+                s.text(r.label, alignment=_WRAP),
+                s.text(code),
+                s.money(r.amount, fmt_code),
+                s.money(money, fmt_code),
+                s.text(", ".join(p.field for p in r.problems), alignment=_WRAP),
+                s.text("\n".join(str(p) for p in r.problems), alignment=_WRAP),
+            ]
+        )
+    s.autofilter(7, s.row)
+    if not left_out.rejections:
+        s.append([s.text("Every billing record passed validation.", font=_NOTE_FONT)])
+    last = max(s.row, 2)  # checking formulas need a range below the header, even an empty one
+    s.blank()
+    s.section("Left out per currency code (as billing holds it)")
+    s.header(["Currency", "Records", "Money", "Ties"], numeric={1, 2})
+    for code, (count, money) in left_out.per_currency().items():
+        row = s.row + 1
+        fmt_code = code if is_known_currency(code) else "USD"
+        exact = f'EXACT($C$2:$C${last},"{code}")'  # COUNTIF would count "usd" as USD
+        check = (
+            f"SUMPRODUCT({exact}*1)=B{row},"
+            f"ABS(SUMPRODUCT({exact}*$E$2:$E${last})-C{row})<=MAX(1E-6,ABS(C{row})*1E-13)"
+        )
+        s.append(
+            [
+                s.text(code),
+                s.count(count),
+                s.money(money, fmt_code),
+                s.formula(f'=IF(AND({check}),"yes","NO")'),
+            ]
+        )
+    s.append(
+        [
+            s.text(
+                "These records break the billing contract (docs/billing-contract.md): they "
+                "are in no figure of this workbook and are not sent to any target. Fix them in "
+                "billing as each line says; the next sync and workbook take them in.",
+                font=_NOTE_FONT,
+            )
+        ]
+    )
+    return last
+
+
 def _write_tax(wb: Workbook, f: m.Figures) -> None:
     s = _Sheet(wb, "Tax", [18, 9, 10, 17, 16, 16, 16, 16, 12])
     s.freeze("A2")
@@ -1130,7 +1225,7 @@ def _write_reconciliation(
         ]
     )
     s.blank()
-    s.section("Exceptions: ledger rows failed, dead or waiting for a retry (all targets)")
+    s.section("Sync exceptions: ledger rows failed, dead or waiting for a retry (all targets)")
     s.header(
         [
             "Target",
@@ -1240,19 +1335,41 @@ def _write_summary(
     for label, attr in SUMMARY_FIGURES:
         rows[attr] = s.row + 1
         s.append([s.text(label), *(s.money(getattr(t, attr), t.currency) for t in totals)])
+    rows["left_out_records"] = s.row + 1
+    s.append([s.text(LEFT_OUT_FIGURES[0][0]), *(s.count(t.left_out_records) for t in totals)])
+    rows["left_out_money"] = s.row + 1
+    s.append(
+        [
+            s.text(LEFT_OUT_FIGURES[1][0]),
+            *(s.money(t.left_out_money, t.currency) for t in totals),
+        ]
+    )
     checks: list[WriteOnlyCell] = []
     for index, _ in enumerate(totals):
         col = get_column_letter(index + 2)
-        exprs = [
-            f"{col}{rows[attr]}-({expr})"
+        pairs = [
+            (f"{col}{rows[attr]}", expr)
             for attr, found in _summary_checks(col, ranges, revenue).items()
             for expr in found
         ]
-        exprs.append(
-            f"{col}{rows['net_collected']}-({col}{rows['collected']}-{col}{rows['refunded']})"
+        pairs.append(
+            (f"{col}{rows['net_collected']}", f"{col}{rows['collected']}-{col}{rows['refunded']}")
         )
-        # Spreadsheets add in binary floating point: compare at well below one minor unit.
-        text = "=IF(AND(" + ",".join(f"ROUND({e},6)=0" for e in exprs) + '),"yes","NO")'
+        last = ranges["Exceptions"]
+        code = f"{col}${_SUMMARY_HEADER_ROW}"
+        # EXACT, not COUNTIF/SUMIF: those ignore case, and billing's "usd" is not USD.
+        exact = f"EXACT(Exceptions!$C$2:$C${last},{code})"
+        pairs.append((f"{col}{rows['left_out_records']}", f"SUMPRODUCT({exact}*1)"))
+        pairs.append(
+            (f"{col}{rows['left_out_money']}", f"SUMPRODUCT({exact}*Exceptions!$E$2:$E${last})")
+        )
+        # Spreadsheets add in binary floating point: compare well below one minor unit, and
+        # relative to the figure for amounts beyond a double's 15 digits (a broken record's).
+        text = (
+            "=IF(AND("
+            + ",".join(f"ABS({cell}-({expr}))<=MAX(1E-6,ABS({cell})*1E-13)" for cell, expr in pairs)
+            + '),"yes","NO")'
+        )
         checks.append(s.formula(text, font=_TOTAL_FONT, border=_TOTAL_BORDER))
     s.append([s.text("Ties to sheets", font=_TOTAL_FONT, border=_TOTAL_BORDER), *checks])
     for note in (
@@ -1263,9 +1380,25 @@ def _write_summary(
         "refunds of payments and credit notes. Net collected = collected - refunded.",
         "Recognized: schedule entries of the month, reversals included. Deferred: ratable "
         "lines. Open receivable and credit balances: at the month's last day.",
+        "Left out: billing records that fail validation, whatever their date, and the money "
+        "of those that carry some (Exceptions sheet); they are in no figure above.",
         "Ties to sheets: a formula recomputes every figure from the detail sheets' rows.",
     ):
         s.append([s.text(note, font=_NOTE_FONT)])
+    invalid = [
+        f"{code} {count} record{'s' if count != 1 else ''} ({money})"
+        for code, (count, money) in f.left_out.per_currency().items()
+        if not is_known_currency(code)
+    ]
+    if invalid:
+        s.append(
+            [
+                s.text(
+                    "Also left out, in codes that are not currencies: " + "; ".join(invalid) + ".",
+                    font=_NOTE_FONT,
+                )
+            ]
+        )
     s.blank()
     s.section(f"Sync health: ledger of the ERP target '{erp_target}' at report time")
     statuses = ["synced", "pending", "sending", "retry", "failed", "dead"]

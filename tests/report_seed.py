@@ -28,6 +28,11 @@ INJECTIONS = (
 )
 
 
+def _month_end(month: date) -> date:
+    following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    return date.fromordinal(following.toordinal() - 1)
+
+
 def _ts(**extra: Any) -> dict[str, Any]:
     return {"updated_at": T0, **extra}
 
@@ -232,6 +237,14 @@ def seed_billing(engine: sa.Engine) -> None:
             (81, 8, 2, D("8000"), D("0"), D("0"), "JP"),
             (91, 9, 1, D("600.00"), D("0"), D("0.00"), "US-NY"),
         ]
+        # The service periods of the ratable lines (point-in-time lines have none).
+        service = {
+            11: (date(2026, 10, 1), date(2027, 9, 30)),
+            21: (date(2026, 8, 1), date(2027, 1, 31)),
+            51: (date(2026, 10, 1), date(2026, 12, 31)),
+            71: (date(2026, 5, 1), date(2026, 5, 31)),
+            91: (date(2026, 9, 1), date(2027, 8, 31)),
+        }
         rows = []
         for iid, number, cust, ent, cur, status, issue, due, memo, voided in inv:
             mine = [ln for ln in lines if ln[1] == iid]
@@ -272,6 +285,8 @@ def seed_billing(engine: sa.Engine) -> None:
                     tax_rate=rate,
                     tax_amount=tax,
                     tax_jurisdiction=jur,
+                    service_start=service.get(lid, (None, None))[0],
+                    service_end=service.get(lid, (None, None))[1],
                 )
                 for lid, iid, pid, amount, rate, tax, jur in lines
             ],
@@ -285,7 +300,7 @@ def seed_billing(engine: sa.Engine) -> None:
             (21, date(2026 + (7 + k) // 12, (7 + k) % 12 + 1, 1), D("100.00")) for k in range(6)
         ]  # 2026-08 .. 2027-01
         entries += [(21, date(2027, 1, 1), D("-100.00"))]  # reversal after CN-3
-        entries += [(31, date(2026, 10, 1), D("100.00"))]
+        entries += [(31, date(2026, 10, 1), D("100.00")), (31, date(2026, 10, 1), D("-20.00"))]
         # INV-4 was voided in the month it was issued: its reversal cancels its entry.
         entries += [(41, date(2026, 10, 1), D("900.00")), (41, date(2026, 10, 1), D("-900.00"))]
         entries += [
@@ -294,7 +309,7 @@ def seed_billing(engine: sa.Engine) -> None:
             (51, date(2026, 12, 1), D("9933")),
         ]
         entries += [(61, date(2026, 9, 1), D("460.000")), (71, date(2026, 5, 1), D("15.250"))]
-        entries += [(81, date(2026, 9, 1), D("8000"))]
+        entries += [(81, date(2026, 9, 1), D("8000")), (81, date(2026, 10, 1), D("-5000"))]
         # INV-9: 50.00 a month from September; the void reverses September's share in
         # October and every later month in its own month, so the line adds up to zero.
         entries += [
@@ -313,6 +328,7 @@ def seed_billing(engine: sa.Engine) -> None:
                     period=per,
                     amount=amount,
                     status="recognized" if per <= date(2026, 10, 1) else "scheduled",
+                    recognized_on=_month_end(per) if per <= date(2026, 10, 1) else None,
                 )
                 for n, (lid, per, amount) in enumerate(entries)
             ],
@@ -512,13 +528,6 @@ def seed_billing(engine: sa.Engine) -> None:
                     amount=D("10000"),
                     applied_on=date(2026, 10, 20),
                 ),
-                _ts(
-                    id=4,
-                    payment_id=4,
-                    invoice_id=1,
-                    amount=D("50.00"),
-                    applied_on=date(2026, 10, 18),
-                ),  # failed payment: reduces nothing
                 _ts(
                     id=5,
                     payment_id=5,
