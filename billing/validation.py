@@ -96,6 +96,10 @@ class Verdicts:
         """The rejections of one kind, by id."""
         return tuple(r for r in self.rejections if r.kind == kind)
 
+    def ids(self, kind: str) -> frozenset[int]:
+        """The billing ids of the rejected records of one kind."""
+        return frozenset(r.record_id for r in self.rejections if r.kind == kind)
+
     def __len__(self) -> int:
         return len(self.rejections)
 
@@ -123,6 +127,11 @@ def money_text(amount: Decimal, currency: str | None) -> str:
         return str(amount.quantize(quantum(currency)))
     text = format(amount.normalize(), "f")
     return "0" if text in ("-0", "0") else text
+
+
+def _plain(value: Decimal) -> str:
+    """A quantity, price or rate without a database column's trailing zeros."""
+    return money_text(value, None)
 
 
 def _fix_first(what: str) -> str:
@@ -340,8 +349,8 @@ def invoice_problems(invoice: Invoice) -> list[Problem]:
                 problems.append(
                     Problem(
                         f"{where}.amount",
-                        f"{money_text(line.amount, cur)} is not quantity {line.quantity} x "
-                        f"unit_price {line.unit_price} - discount "
+                        f"{money_text(line.amount, cur)} is not quantity {_plain(line.quantity)} x "
+                        f"unit_price {_plain(line.unit_price)} - discount "
                         f"{money_text(line.discount, cur)} = "
                         f"{money_text(round_money(exact, cur), cur)}: correct the line in billing",
                     )
@@ -358,7 +367,7 @@ def invoice_problems(invoice: Invoice) -> list[Problem]:
                 Problem(
                     f"{where}.tax_amount",
                     f"{money_text(line.tax_amount, cur)} is not amount "
-                    f"{money_text(line.amount, cur)} x tax_rate {line.tax_rate} = "
+                    f"{money_text(line.amount, cur)} x tax_rate {_plain(line.tax_rate)} = "
                     f"{money_text(expected, cur)} within {cur}'s rounding: correct the tax "
                     "amount or the rate in billing",
                 )

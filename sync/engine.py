@@ -19,7 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from billing.records import KIND_ORDER, SourceRecord
+from billing.records import KIND_ORDER, Payment, SourceRecord
+from billing.validation import Verdicts, validate_billing
 from connectors import build_connector
 from connectors.base import Connector, Document
 from finsync.config import Config, TargetConfig
@@ -137,10 +138,41 @@ def default_actor() -> str:
         return f"uid {os.getuid()}"
 
 
+class RunVerdicts:
+    """Billing validation for one run, computed on first use and shared by every target.
+
+    A sync that reads no changed record never pays for the pass over billing.
+    """
+
+    def __init__(self, billing: Engine, entities: Iterable[str]) -> None:
+        self._billing = billing
+        self._entities = tuple(entities)
+        self._verdicts: Verdicts | None = None
+
+    def get(self) -> Verdicts:
+        """The verdicts of this run (billing is read on the first call)."""
+        if self._verdicts is None:
+            with self._billing.connect() as conn:
+                self._verdicts = validate_billing(BillingReader(conn), entities=self._entities)
+        return self._verdicts
+
+
 def map_record(
-    mapping: TargetMapping, record: SourceRecord, page: Page, tables: MappingTables
+    mapping: TargetMapping,
+    record: SourceRecord,
+    page: Page,
+    tables: MappingTables,
+    verdicts: Verdicts | None = None,
 ) -> Document | MappingError | None:
-    """Map one record; a mapping bug on odd data quarantines the record instead of the run."""
+    """Map one record; a mapping bug on odd data quarantines the record instead of the run.
+
+    A record ``verdicts`` rejects is quarantined with validation's message, on every target
+    alike, before any mapping sees it.
+    """
+    if verdicts is not None and page.kind != "revenue":
+        rejection = verdicts.rejected(page.kind, record.id)
+        if rejection is not None:
+            return MappingError(rejection.label, rejection.problems)
     try:
         return mapping.map(record, page, tables)
     except MappingError as exc:
@@ -149,6 +181,28 @@ def map_record(
         return MappingError(
             record.label, [Problem("record", f"cannot be mapped ({type(exc).__name__}: {exc})")]
         )
+
+
+def _without_unsent_failures(
+    conn: Connection, target: str, kind: str, outcomes: list[ledger.MapOutcome]
+) -> list[ledger.MapOutcome]:
+    """Leave out payments that failed or were reversed before ``target`` ever received them:
+    there is nothing to reverse, so nothing is sent (one synced before still gets its void)."""
+    if kind != "payment":
+        return outcomes
+    never_received = [
+        str(o.record.id)
+        for o in outcomes
+        if isinstance(o.record, Payment)
+        and o.record.status in ("failed", "reversed")
+        and isinstance(o.result, Document)
+        and o.result.operation == "void"
+    ]
+    if not never_received:
+        return outcomes
+    received = ledger.withdraw_unsent(conn, target=target, kind=kind, source_ids=never_received)
+    dropped = set(never_received) - received
+    return [o for o in outcomes if str(o.record.id) not in dropped]
 
 
 class SyncEngine:
@@ -294,6 +348,7 @@ class SyncEngine:
         """
         stop = should_stop or (lambda: False)
         names = self.target_names(targets)
+        verdicts = self.run_verdicts()
         kinds = list(kinds) if kinds else None
         run_id = None if dry_run else self._start_run("sync", ",".join(names))
         summary = SyncSummary(run_id=run_id, dry_run=dry_run)
@@ -306,7 +361,13 @@ class SyncEngine:
             target_kinds = self.kinds_for(name, kinds)
             try:
                 target_summary.extracted = self.extract(
-                    name, target_kinds, run_id=run_id, dry_run=dry_run, full=full, progress=progress
+                    name,
+                    target_kinds,
+                    run_id=run_id,
+                    dry_run=dry_run,
+                    full=full,
+                    progress=progress,
+                    verdicts=verdicts,
                 )
                 if not dry_run:
                     target_summary.pushed = self.push(
@@ -319,7 +380,9 @@ class SyncEngine:
                     self._finish_run(run_id, summary)
                 raise
         if not dry_run and not summary.stopped and self._checks_due(summary, names, kinds):
-            summary.checks = revrec.revrec_checks(self.billing, self.state)
+            summary.checks = revrec.revrec_checks(
+                self.billing, self.state, excluded_entries=verdicts.get().ids("revenue_entry")
+            )
         if run_id is not None:
             self._finish_run(run_id, summary)
         return summary
@@ -341,6 +404,10 @@ class SyncEngine:
         )
         return changed or not last_checks(self.state)
 
+    def run_verdicts(self) -> RunVerdicts:
+        """A fresh billing validation for one run (read from billing when first needed)."""
+        return RunVerdicts(self.billing, self.tables.entities)
+
     def extract(
         self,
         target: str,
@@ -350,9 +417,15 @@ class SyncEngine:
         dry_run: bool = False,
         full: bool = False,
         progress: Progress | None = None,
+        verdicts: RunVerdicts | None = None,
     ) -> ledger.EnqueueCounts:
-        """Read changes of ``kinds`` for ``target`` and enqueue their documents."""
+        """Read changes of ``kinds`` for ``target`` and enqueue their documents.
+
+        Records billing validation rejects are quarantined with its message; ``verdicts``
+        shares one validation between the targets of a run.
+        """
         mapping = self._mappings[target]
+        verdicts = verdicts or self.run_verdicts()
         lookback = timedelta(seconds=self.config.sync.lookback_seconds)
         total = ledger.EnqueueCounts()
         new_since_analyze = 0
@@ -369,6 +442,7 @@ class SyncEngine:
                             now=self.clock(),
                             dry_run=dry_run,
                             full=full,
+                            excluded_entries=lambda: verdicts.get().ids("revenue_entry"),
                         )
                     )
                     continue
@@ -377,10 +451,12 @@ class SyncEngine:
                 for page in reader.changes(
                     kind, since, lookback=lookback, page_size=self.config.sync.page_size
                 ):
+                    judged = verdicts.get() if page.records else None
                     outcomes = [
                         ledger.MapOutcome(record, result)
                         for record in page.records
-                        if (result := map_record(mapping, record, page, self.tables)) is not None
+                        if (result := map_record(mapping, record, page, self.tables, judged))
+                        is not None
                     ]
                     counts = self._enqueue_page(target, kind, page, outcomes, run_id, dry_run)
                     total.add(counts)
@@ -407,6 +483,7 @@ class SyncEngine:
         with self.state.connect() as conn:
             transaction = conn.begin()
             try:
+                outcomes = _without_unsent_failures(conn, target, kind, outcomes)
                 counts = ledger.enqueue(
                     conn, target=target, kind=kind, outcomes=outcomes, run_id=run_id, now=now
                 )
@@ -497,6 +574,7 @@ class SyncEngine:
             transaction = conn.begin()
             rows = [r for r in self.select(conn, selection) if r["target"] in self._targets]
             reader = BillingReader(billing)
+            verdicts = self.run_verdicts()
             groups: dict[tuple[str, str], list[RowMapping]] = {}
             for row in rows:
                 groups.setdefault((row["target"], row["kind"]), []).append(row)
@@ -518,6 +596,7 @@ class SyncEngine:
                             self._mappings[target],
                             now,
                             who,
+                            verdicts.get(),
                         )
                     )
             audit_id = None
@@ -537,6 +616,7 @@ class SyncEngine:
         mapping: TargetMapping,
         now: datetime,
         actor: str,
+        verdicts: Verdicts,
     ) -> ResyncItem:
         base = {
             "ledger_id": row["id"],
@@ -553,7 +633,7 @@ class SyncEngine:
                 message="the record is no longer in billing",
                 changes=(),
             )
-        result = map_record(mapping, record, page, self.tables)
+        result = map_record(mapping, record, page, self.tables, verdicts)
         if result is None:
             return ResyncItem(
                 **base,

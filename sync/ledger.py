@@ -165,6 +165,29 @@ def _existing(
     return found
 
 
+def withdraw_unsent(
+    conn: Connection, *, target: str, kind: str, source_ids: Sequence[str]
+) -> set[str]:
+    """Forget the documents of ``source_ids`` that ``target`` never received; return the ids
+    it did receive at some point (those still need their reversal sent).
+
+    For records that turned out to be nothing to send (a payment that failed before it was
+    ever synced): a row still waiting to go out, never synced, is deleted with its history.
+    A row being sent right now is left alone and counts as received.
+    """
+    received: set[str] = set()
+    unsent: list[int] = []
+    for source_id, row in _existing(conn, target, kind, source_ids).items():
+        if row["synced_hash"] is not None or row["status"] == "sending":
+            received.add(source_id)
+        else:
+            unsent.append(row["id"])
+    if unsent:
+        conn.execute(ledger_events.delete().where(ledger_events.c.ledger_id.in_(unsent)))
+        conn.execute(ledger.delete().where(ledger.c.id.in_(unsent)))
+    return received
+
+
 def rows_of_kind(conn: Connection, target: str, kind: str) -> list[RowMapping]:
     """Every ledger row of (target, kind) with its payloads, by source id order.
 

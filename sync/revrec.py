@@ -19,7 +19,7 @@ or ``fail``.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -69,7 +69,9 @@ class JournalRecord:
 # -- reading billing -------------------------------------------------------------------------
 
 
-def _recognized_query(periods: Collection[date] | None) -> tuple[sa.Select[Any], list[Any]]:
+def _recognized_query(
+    periods: Collection[date] | None, excluded: Collection[int] = ()
+) -> tuple[sa.Select[Any], list[Any]]:
     rse, li, inv, p = b.revenue_schedule_entries, b.invoice_lines, b.invoices, b.products
     group = [rse.c.period, inv.c.billing_entity, inv.c.currency, p.c.product_family]
     query = (
@@ -83,21 +85,24 @@ def _recognized_query(periods: Collection[date] | None) -> tuple[sa.Select[Any],
     )
     if periods is not None:
         query = query.where(rse.c.period.in_(sorted(periods)))
+    if excluded:
+        query = query.where(rse.c.id.not_in(sorted(excluded)))
     return query, group
 
 
 def recognized_totals(
-    conn: Connection, periods: Collection[date] | None = None
+    conn: Connection, periods: Collection[date] | None = None, excluded: Collection[int] = ()
 ) -> list[rr.RevenueTotal]:
     """Recognized revenue of ratable products per journal and product family, exactly.
 
-    ``periods`` (first days of months) narrows the read; None reads every period. PostgreSQL
+    ``periods`` (first days of months) narrows the read; None reads every period. ``excluded``
+    are schedule entries billing validation rejected: they are never posted. PostgreSQL
     sums NUMERIC in the database; SQLite stores amounts as text and its SUM is a float, so
     there the rows are summed here as Decimals.
     """
     if periods is not None and not periods:
         return []
-    query, group = _recognized_query(periods)
+    query, group = _recognized_query(periods, excluded)
     amount = b.revenue_schedule_entries.c.amount
     sums: dict[tuple[rr.JournalKey, str], Decimal] = {}
     if conn.dialect.name == "postgresql":
@@ -284,6 +289,7 @@ def enqueue_journals(
     now: datetime,
     dry_run: bool = False,
     full: bool = False,
+    excluded_entries: Callable[[], Collection[int]] = frozenset,
 ) -> ledger.EnqueueCounts:
     """Recompute the journals of every period touched since the last sync and enqueue them.
 
@@ -305,7 +311,9 @@ def enqueue_journals(
             scope |= {
                 rr.JournalKey.parse(s).period for s, r in rows.items() if r["status"] != "synced"
             }
-        totals = recognized_totals(billing, scope)
+        totals = (
+            recognized_totals(billing, scope, excluded_entries()) if scope is None or scope else []
+        )
     keys = {t.key for t in totals}
     keys |= {
         k for k in (rr.JournalKey.parse(s) for s in rows) if scope is None or k.period in scope
@@ -416,9 +424,12 @@ def _sums(
     return out
 
 
-def _billing_lines(billing: Connection, timezone: tzinfo) -> tuple[dict[int, _Line], date | None]:
-    """Every invoice line with its credits, void date and schedule; and the close: the last
-    day of the latest month with a recognized entry (None before any)."""
+def _billing_lines(
+    billing: Connection, timezone: tzinfo, excluded: Collection[int]
+) -> tuple[dict[int, _Line], date | None]:
+    """Every invoice line with its credits, void date and schedule, but those with an
+    ``excluded`` entry; and the close: the last day of the latest month with a recognized
+    entry (None before any)."""
     li, inv, rse = b.invoice_lines, b.invoices, b.revenue_schedule_entries
     cnl, cn, p = b.credit_note_lines, b.credit_notes, b.products
     lines: dict[int, _Line] = {}
@@ -457,6 +468,10 @@ def _billing_lines(billing: Connection, timezone: tzinfo) -> tuple[dict[int, _Li
     for (line_id, day), amount in _sums(billing, credits, cnl.c.amount).items():
         if line_id in lines:
             lines[line_id].credits.append((day, amount))
+    if excluded:
+        query = sa.select(rse.c.invoice_line_id).where(rse.c.id.in_(sorted(excluded)))
+        for line_id in billing.execute(query).scalars():
+            lines.pop(line_id, None)
     entries = sa.select(rse.c.invoice_line_id, rse.c.status == "recognized")
     for (line_id, recognized), amount in _sums(billing, entries, rse.c.amount).items():
         line = lines.get(line_id)
@@ -466,9 +481,10 @@ def _billing_lines(billing: Connection, timezone: tzinfo) -> tuple[dict[int, _Li
             line.recognized += amount
         else:
             line.scheduled += amount
-    last = billing.execute(
-        sa.select(sa.func.max(rse.c.period)).where(rse.c.status == "recognized")
-    ).scalar()
+    recognized_periods = sa.select(sa.func.max(rse.c.period)).where(rse.c.status == "recognized")
+    if excluded:
+        recognized_periods = recognized_periods.where(rse.c.id.not_in(sorted(excluded)))
+    last = billing.execute(recognized_periods).scalar()
     return lines, None if last is None else rr.month_end(rr.month_start(last))
 
 
@@ -542,9 +558,9 @@ def _check_schedules(lines: Mapping[int, _Line]) -> CheckResult:
     return CheckResult(name, True, "scheduled entries = billed - recognized per entity")
 
 
-def _check_posted(billing: Connection, state: Connection) -> CheckResult:
+def _check_posted(billing: Connection, state: Connection, excluded: Collection[int]) -> CheckResult:
     recognized: dict[tuple[str, str], Decimal] = {}
-    for total in recognized_totals(billing):
+    for total in recognized_totals(billing, excluded=excluded):
         key = (total.key.entity, total.key.currency)
         recognized[key] = recognized.get(key, _ZERO) + total.amount
     t = ledger_table
@@ -578,12 +594,18 @@ def _check_posted(billing: Connection, state: Connection) -> CheckResult:
 
 
 def revrec_checks(
-    billing_engine: Engine, state_engine: Engine, *, timezone: tzinfo = UTC
+    billing_engine: Engine,
+    state_engine: Engine,
+    excluded_entries: Collection[int] = (),
+    *,
+    timezone: tzinfo = UTC,
 ) -> list[CheckResult]:
     """Reconciliation checks of revenue recognition, for ``finsync status`` after each sync.
 
     As docs/accounting.md says; *the close* is the last day of the latest month billing has
-    recognized, and void dates are taken in ``timezone`` (the company's):
+    recognized, and void dates are taken in ``timezone`` (the company's). ``excluded_entries``
+    are the schedule entries billing validation rejected: they are never posted, and a line
+    with one of them is left out of the line checks (its rejection says what to fix):
 
     - every journal payload in the ledger (queued and sent) balances;
     - for every ratable invoice line, revenue recognized to date does not exceed what was billed
@@ -597,11 +619,11 @@ def revrec_checks(
       billing recognized for ratable products (differs while journals wait to be sent).
     """
     with billing_engine.connect() as billing, state_engine.connect() as state:
-        lines, close = _billing_lines(billing, timezone)
+        lines, close = _billing_lines(billing, timezone, excluded_entries)
         return [
             _check_balance(state),
             _check_lines(lines, close),
             _check_deferred(lines, close),
             _check_schedules(lines),
-            _check_posted(billing, state),
+            _check_posted(billing, state, excluded_entries),
         ]

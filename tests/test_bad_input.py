@@ -56,14 +56,14 @@ def _build(b: BillingBuilder) -> None:
     b.payment(good, "50.00", applications=[(g1, "50.00")], reference="GOOD-PAY-1")
     b.credit_note(g1, good, "5.00", "0.36", number="GOOD-CN-1")
     b.invoice(
-        good,
+        b.customer("GOOD-JP", entity="acme-jp", currency="JPY", country="JP", region=None),
         number="GOOD-JPY",
         currency="JPY",
         entity="acme-jp",
         lines=[{"unit_price": "7400", "tax_rate": "0.10", "tax_jurisdiction": "JP"}],
     )
     b.invoice(
-        good,
+        b.customer("GOOD-KW", entity="acme-kw", currency="KWD", country="KW", region=None),
         number="GOOD-KWD",
         currency="KWD",
         entity="acme-kw",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -195,9 +195,10 @@ def test_edit_after_posting_and_close_posts_an_adjustment_in_the_open_period(
         sandbox.close_period(date(2026, 2, 1))
         rse = b.revenue_schedule_entries
         with engine.billing.begin() as conn:
-            # billing revises one USD line: February recognized 5.00 more
-            entry_id, amount = conn.execute(
-                sa.select(rse.c.id, rse.c.amount)
+            # billing revises one USD line: 5.00 more, all recognized in February (the line,
+            # its invoice and its schedule change together, as the billing contract requires)
+            entry_id, amount, line_id, invoice_id = conn.execute(
+                sa.select(rse.c.id, rse.c.amount, rse.c.invoice_line_id, b.invoices.c.id)
                 .select_from(
                     rse.join(b.invoice_lines, b.invoice_lines.c.id == rse.c.invoice_line_id)
                     .join(b.invoices, b.invoices.c.id == b.invoice_lines.c.invoice_id)
@@ -216,6 +217,30 @@ def test_edit_after_posting_and_close_posts_an_adjustment_in_the_open_period(
                 rse.update()
                 .where(rse.c.id == entry_id)
                 .values(amount=amount + D("5.00"), updated_at=datetime(2026, 7, 10, tzinfo=UTC))
+            )
+            li, inv = b.invoice_lines, b.invoices
+            net, rate, tax = conn.execute(
+                sa.select(li.c.amount, li.c.tax_rate, li.c.tax_amount).where(li.c.id == line_id)
+            ).one()
+            new_tax = ((net + D("5.00")) * rate).quantize(D("0.01"), rounding=ROUND_HALF_UP)
+            conn.execute(
+                li.update()
+                .where(li.c.id == line_id)
+                .values(
+                    amount=net + D("5.00"),
+                    unit_price=(li.c.amount + D("5.00") + li.c.discount) / li.c.quantity,
+                    tax_amount=new_tax,
+                )
+            )
+            invoice = conn.execute(sa.select(inv).where(inv.c.id == invoice_id)).one()
+            conn.execute(
+                inv.update()
+                .where(inv.c.id == invoice_id)
+                .values(
+                    subtotal=invoice.subtotal + D("5.00"),
+                    tax_total=invoice.tax_total + new_tax - tax,
+                    total=invoice.total + D("5.00") + new_tax - tax,
+                )
             )
         february_journal = sandbox.get("journalEntry", "finsync:je:2026-02:acme-us:USD")
         engine.clock.now = datetime(2026, 7, 10, 16, 0, tzinfo=UTC)

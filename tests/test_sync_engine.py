@@ -274,15 +274,28 @@ def test_timeout_after_commit_is_looked_up_not_sent_twice(tmp_path, db_url, cloc
     engine.close()
 
 
+def test_invoice_of_a_rejected_customer_is_rejected_naming_it(engine, billing):
+    c1 = billing.customer("BAD-0", name="")  # breaks the billing contract: no name
+    billing.invoice(c1, number="INV-R")
+
+    engine.sync()
+
+    assert "name" in ledger_row(engine, "customer BAD-0")["last_error"]
+    invoice = ledger_row(engine, "invoice INV-R")
+    assert invoice["status"] == "failed"
+    assert "customer BAD-0 is rejected" in invoice["last_error"]
+    assert "finsync:inv:INV-R" not in records_by_external_id(engine)
+
+
 def test_invoice_waits_for_its_customer_and_names_it(engine, billing, clock):
-    c1 = billing.customer("BAD-1", name="")  # cannot be mapped: no name
+    c1 = billing.customer("BAD-1", country="ZZ")  # valid billing, but NetSuite has no ZZ
     billing.invoice(c1, number="INV-W")
 
     engine.sync()
 
     customer = ledger_row(engine, "customer BAD-1")
     assert customer["status"] == "failed"
-    assert "name" in customer["last_error"]
+    assert "country" in customer["last_error"]
     invoice = ledger_row(engine, "invoice INV-W")
     assert invoice["status"] == "pending"
     assert "waiting for customer BAD-1 (failed)" in invoice["last_error"]
@@ -368,7 +381,7 @@ def test_a_full_batch_of_waiting_documents_does_not_hold_up_the_rest(tmp_path, d
     setup = write_config(tmp_path, db_url, extra="batch_size = 2")
     engine = make_engine(setup, clock)
     billing = BillingBuilder(engine.billing)
-    bad = billing.customer("BAD-9", name="")  # fails to map: its invoices wait
+    bad = billing.customer("BAD-9", country="ZZ")  # fails to map: its invoices wait
     good = billing.customer("GOOD-9")
     for n in range(5):
         billing.invoice(bad, number=f"INV-WAIT-{n}")
