@@ -33,6 +33,7 @@ from connectors.base import Document
 from connectors.netsuite_common import AccountingPeriod
 from finsync.config import TargetConfig
 from finsync.errors import MappingError
+from finsync.money import is_known_currency, quantum
 from mappings import revrec as rr
 from mappings.tables import MappingTables
 from sync import ledger
@@ -425,16 +426,20 @@ def _sums(
 
 
 def _billing_lines(
-    billing: Connection, timezone: tzinfo, excluded: Collection[int]
+    billing: Connection,
+    timezone: tzinfo,
+    excluded: Collection[int],
+    excluded_invoices: Collection[int] = (),
 ) -> tuple[dict[int, _Line], date | None]:
-    """Every invoice line with its credits, void date and schedule, but those with an
-    ``excluded`` entry; and the close: the last day of the latest month with a recognized
-    entry (None before any)."""
+    """Every invoice line with its credits, void date and schedule, but those of
+    ``excluded_invoices`` or with an ``excluded`` entry; and the close: the last day of the
+    latest month with a recognized entry (None before any)."""
     li, inv, rse = b.invoice_lines, b.invoices, b.revenue_schedule_entries
     cnl, cn, p = b.credit_note_lines, b.credit_notes, b.products
     lines: dict[int, _Line] = {}
     query = sa.select(
         li.c.id,
+        li.c.invoice_id,
         li.c.line_no,
         li.c.amount,
         inv.c.number,
@@ -446,6 +451,8 @@ def _billing_lines(
         p.c.revenue_pattern,
     ).select_from(li.join(inv, inv.c.id == li.c.invoice_id).join(p, p.c.id == li.c.product_id))
     for r in billing.execute(query):
+        if r.invoice_id in excluded_invoices:
+            continue
         if r.voided_at is not None:
             voided_on: date | None = r.voided_at.astimezone(timezone).date()
         else:
@@ -488,10 +495,15 @@ def _billing_lines(
     return lines, None if last is None else rr.month_end(rr.month_start(last))
 
 
+def _money(amount: Decimal, currency: str) -> str:
+    """``amount`` at its currency's scale (``1420.00``, not ``1420``)."""
+    return str(amount.quantize(quantum(currency))) if is_known_currency(currency) else str(amount)
+
+
 def _check_lines(lines: Mapping[int, _Line], close: date | None) -> CheckResult:
     over = [
-        f"invoice {li.invoice} line {li.line_no}: recognized {li.recognized} > billed "
-        f"{li.billed(close)} at the close"
+        f"invoice {li.invoice} line {li.line_no}: recognized {_money(li.recognized, li.currency)}"
+        f" > billed {_money(li.billed(close), li.currency)} at the close"
         for _, li in sorted(lines.items())
         if li.ratable and li.recognized > li.billed(close)
     ]
@@ -522,19 +534,19 @@ def _check_deferred(lines: Mapping[int, _Line], close: date | None) -> CheckResu
     name = "deferred revenue at the close is not negative"
     groups = _groups(lines, close)
     bad = [
-        f"{entity} {currency}: deferred {billed - recognized} = billed {billed} - "
-        f"recognized {recognized}"
+        f"{entity} {currency}: deferred {_money(billed - recognized, currency)} = billed "
+        f"{_money(billed, currency)} - recognized {_money(recognized, currency)}"
         for (entity, currency), (billed, _, recognized, _) in sorted(groups.items())
         if billed - recognized < 0
     ]
     if bad:
         return CheckResult(name, False, _fmt(bad[:5], len(bad) - 5))
     deferred = ", ".join(
-        f"{entity} {currency} {billed - recognized}"
+        f"{entity} {currency} {_money(billed - recognized, currency)}"
         for (entity, currency), (billed, _, recognized, _) in sorted(groups.items())
     )
     pending = ", ".join(
-        f"{entity} {currency} {now - billed}"
+        f"{entity} {currency} {_money(now - billed, currency)}"
         for (entity, currency), (billed, now, _, _) in sorted(groups.items())
         if now != billed
     )
@@ -547,7 +559,8 @@ def _check_deferred(lines: Mapping[int, _Line], close: date | None) -> CheckResu
 def _check_schedules(lines: Mapping[int, _Line]) -> CheckResult:
     name = "schedules add up"
     bad = [
-        f"{entity} {currency}: scheduled {scheduled} != billed {now} - recognized {recognized}"
+        f"{entity} {currency}: scheduled {_money(scheduled, currency)} != billed "
+        f"{_money(now, currency)} - recognized {_money(recognized, currency)}"
         for (entity, currency), (_, now, recognized, scheduled) in sorted(
             _groups(lines, None).items()
         )
@@ -598,14 +611,16 @@ def revrec_checks(
     state_engine: Engine,
     excluded_entries: Collection[int] = (),
     *,
+    excluded_invoices: Collection[int] = (),
     timezone: tzinfo = UTC,
 ) -> list[CheckResult]:
     """Reconciliation checks of revenue recognition, for ``finsync status`` after each sync.
 
     As docs/accounting.md says; *the close* is the last day of the latest month billing has
     recognized, and void dates are taken in ``timezone`` (the company's). ``excluded_entries``
-    are the schedule entries billing validation rejected: they are never posted, and a line
-    with one of them is left out of the line checks (its rejection says what to fix):
+    and ``excluded_invoices`` are what billing validation rejected: those entries are never
+    posted, and the lines of those invoices, or with one of those entries, are left out of the
+    line checks (the rejection says what to fix):
 
     - every journal payload in the ledger (queued and sent) balances;
     - for every ratable invoice line, revenue recognized to date does not exceed what was billed
@@ -619,7 +634,7 @@ def revrec_checks(
       billing recognized for ratable products (differs while journals wait to be sent).
     """
     with billing_engine.connect() as billing, state_engine.connect() as state:
-        lines, close = _billing_lines(billing, timezone, excluded_entries)
+        lines, close = _billing_lines(billing, timezone, excluded_entries, excluded_invoices)
         return [
             _check_balance(state),
             _check_lines(lines, close),

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from billing import schema as b
 from billing.generator import apply_edits, seed_billing
+from mappings.tables import load_mapping_file
+from reports.monthly import find_left_out
 from sync import state
 from sync.revrec import revrec_checks
 from tests import report_seed
+from tests.independent_billing import build_independent_billing
+
+MAPPING = Path(__file__).resolve().parents[1] / "mapping.example.toml"
 
 
 def _checks(engine: sa.Engine) -> dict[str, tuple[bool, str]]:
@@ -62,3 +69,24 @@ def test_negative_deferred_revenue_fails_its_check(db_engine: sa.Engine) -> None
     assert detail == "acme-kw KWD: deferred -20.000 = billed 15.250 - recognized 35.250"
     ok, detail = checks["recognized to date within billed"]
     assert not ok and "invoice INV-7 line 1" in detail
+
+
+def test_checks_leave_out_what_validation_rejected(db_engine: sa.Engine) -> None:
+    # The independent dataset holds broken invoices (a ratable line with a reversed service
+    # period and no schedule, among others): with validation's verdicts they are left out.
+    build_independent_billing(db_engine)
+    state.metadata.create_all(db_engine)
+    left_out = find_left_out(db_engine, load_mapping_file(MAPPING))
+    checks = revrec_checks(
+        db_engine,
+        db_engine,
+        left_out.ids("revenue_entry"),
+        excluded_invoices=left_out.ids("invoice"),
+        timezone=ZoneInfo("America/New_York"),
+    )
+    assert all(c.ok for c in checks), checks
+    deferred = next(c for c in checks if c.name.startswith("deferred revenue"))
+    # The builder's own figures: deferred at the close of November, at the currency's scale.
+    assert "acme-kw KWD 12.345" in deferred.detail and "acme-jp JPY 0," in deferred.detail
+    everything = revrec_checks(db_engine, db_engine, timezone=ZoneInfo("America/New_York"))
+    assert not all(c.ok for c in everything)  # the broken records, counted, do not add up
