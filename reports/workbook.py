@@ -15,6 +15,7 @@ prefix, so a spreadsheet keeps it as text even when someone edits the cell.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +48,10 @@ _TITLE_FONT = Font(bold=True, size=14)
 _TOTAL_FONT = Font(bold=True)
 _TOTAL_BORDER = Border(top=Side(style="thin"))
 _NOTE_FONT = Font(italic=True, color="7F7F7F")
-_WRAP = Alignment(wrap_text=True, vertical="top")
+_WRAP = Alignment(wrap_text=True, vertical="top", indent=1)
+#: Text a little away from the number on its left (a right-aligned amount, then a status).
+_TEXT = Alignment(indent=1)
+_CENTER = Alignment(horizontal="center")
 _HEADER_LEFT = Alignment(wrap_text=True, vertical="bottom")
 _HEADER_RIGHT = Alignment(wrap_text=True, vertical="bottom", horizontal="right")
 _LINE_HEIGHT = 15
@@ -141,6 +145,7 @@ class _Sheet:
         self.ws.freeze_panes = cell
 
     def text(self, value: str | None, **style: Any) -> WriteOnlyCell:
+        style.setdefault("alignment", _TEXT)
         return safe_text(self.ws, value or "", **style)
 
     def money(self, value: Decimal | None, currency: str, **style: Any) -> WriteOnlyCell:
@@ -153,11 +158,32 @@ class _Sheet:
         return _style(WriteOnlyCell(self.ws, value), fmt=_COUNT_FORMAT, **style)
 
     def formula(self, text: str, fmt: str | None = None, **style: Any) -> WriteOnlyCell:
+        """A checking formula (its "yes"/"NO" centred in its column)."""
+        style.setdefault("alignment", _CENTER)
         return _style(WriteOnlyCell(self.ws, text), fmt=fmt, **style)
 
     def append(self, cells: Iterable[Any]) -> int:
-        self.ws.append(list(cells))
+        """Append a row; a row with wrapped text gets the height its longest cell needs."""
+        row = list(cells)
+        lines = 1
+        for index, cell in enumerate(row):
+            alignment = getattr(cell, "alignment", None)
+            if alignment is not None and alignment.wrap_text and isinstance(cell.value, str):
+                width = self.widths[index] if index < len(self.widths) else _DEFAULT_WIDTH
+                needed = sum(_lines_needed(part, width) for part in cell.value.split("\n"))
+                lines = max(lines, needed)
+        if lines > 1 and self.row + 1 not in self.ws.row_dimensions:
+            self.ws.row_dimensions[self.row + 1].height = _LINE_HEIGHT * lines + 3
+        self.ws.append(row)
         self.row += 1
+        return self.row
+
+    def note(self, text: str) -> int:
+        """A footnote, wrapped into rows no wider than the sheet's first columns, so it never
+        widens the printed page."""
+        width = max(int(sum(self.widths[:8]) * 1.1), 60)
+        for line in textwrap.wrap(text, width):
+            self.append([self.text(line, font=_NOTE_FONT)])
         return self.row
 
     def header(self, titles: Sequence[str], numeric: Collection[int] = ()) -> int:
@@ -689,7 +715,7 @@ def _write_documents(
                     )
                 )
             s.append(total_cells)
-    s.append([s.text(note, font=_NOTE_FONT)])
+    s.note(note)
     return last
 
 
@@ -728,14 +754,7 @@ def _write_revenue(wb: Workbook, f: m.Figures) -> _RevenueRanges:
                 s.money(per_currency[cur], cur, font=_TOTAL_FONT, border=_TOTAL_BORDER),
             ]
         )
-    s.append(
-        [
-            s.text(
-                "Schedule entries of the month, ratable and point-in-time, reversals included.",
-                font=_NOTE_FONT,
-            )
-        ]
-    )
+    s.note("Schedule entries of the month, ratable and point-in-time, reversals included.")
     s.blank()
     s.section(f"Deferred revenue roll-forward, {f.period.label} (ratable lines)")
     s.header(
@@ -771,14 +790,7 @@ def _write_revenue(wb: Workbook, f: m.Figures) -> _RevenueRanges:
             ]
         )
     roll_last = s.row
-    s.append(
-        [
-            s.text(
-                "Closing = opening + billed - credited - voided - recognized; Ties recomputes it.",
-                font=_NOTE_FONT,
-            )
-        ]
-    )
+    s.note("Closing = opening + billed - credited - voided - recognized; Ties recomputes it.")
     s.blank()
     s.section(
         "Revenue still to recognize (ratable schedule entries by month, invoices issued by "
@@ -809,14 +821,9 @@ def _write_revenue(wb: Workbook, f: m.Figures) -> _RevenueRanges:
                 s.formula(f'=IF(AND({check}),"yes","NO")'),
             ]
         )
-    s.append(
-        [
-            s.text(
-                "Deferred closing = revenue still to recognize + the credits and voids dated "
-                "after the month's end (their reversals fall in later months).",
-                font=_NOTE_FONT,
-            )
-        ]
+    s.note(
+        "Deferred closing = revenue still to recognize + the credits and voids dated "
+        "after the month's end (their reversals fall in later months)."
     )
     anchor_row = s.row + 3
     for index, cur in enumerate(f.waterfall):
@@ -884,15 +891,10 @@ def _write_aging(wb: Workbook, f: m.Figures) -> int:
                 *(s.money(v, cur, font=_TOTAL_FONT, border=_TOTAL_BORDER) for v in totals[cur]),
             ]
         )
-    s.append(
-        [
-            s.text(
-                f"What customers owe at {f.period.end:%Y-%m-%d} by days past due: invoices not "
-                "voided by that day, less payments applied and credit notes issued by it. "
-                "Credit balances are on their own sheet.",
-                font=_NOTE_FONT,
-            )
-        ]
+    s.note(
+        f"What customers owe at {f.period.end:%Y-%m-%d} by days past due: invoices not "
+        "voided by that day, less payments applied and credit notes issued by it. "
+        "Credit balances are on their own sheet."
     )
     return last
 
@@ -930,7 +932,7 @@ def _write_credit_balances(wb: Workbook, f: m.Figures) -> int:
     last = s.row
     s.autofilter(7, last)
     if not f.credit_balances:
-        s.append([s.text("No customer has a credit balance.", font=_NOTE_FONT)])
+        s.note("No customer has a credit balance.")
     s.blank()
     for cur in sorted(totals):
         s.append(
@@ -942,14 +944,9 @@ def _write_credit_balances(wb: Workbook, f: m.Figures) -> int:
                 s.money(totals[cur], cur, font=_TOTAL_FONT, border=_TOTAL_BORDER),
             ]
         )
-    s.append(
-        [
-            s.text(
-                f"What the company owes customers at {f.period.end:%Y-%m-%d}: unapplied cash + "
-                "invoices credited or paid beyond their total - refunds paid by that day.",
-                font=_NOTE_FONT,
-            )
-        ]
+    s.note(
+        f"What the company owes customers at {f.period.end:%Y-%m-%d}: unapplied cash + "
+        "invoices credited or paid beyond their total - refunds paid by that day."
     )
     return last
 
@@ -988,7 +985,7 @@ def _write_exceptions(wb: Workbook, left_out: m.LeftOut) -> int:
         )
     s.autofilter(7, s.row)
     if not left_out.rejections:
-        s.append([s.text("Every billing record passed validation.", font=_NOTE_FONT)])
+        s.note("Every billing record passed validation.")
     last = max(s.row, 2)  # checking formulas need a range below the header, even an empty one
     s.blank()
     s.section("Left out per currency code (as billing holds it)")
@@ -1009,15 +1006,10 @@ def _write_exceptions(wb: Workbook, left_out: m.LeftOut) -> int:
                 s.formula(f'=IF(AND({check}),"yes","NO")'),
             ]
         )
-    s.append(
-        [
-            s.text(
-                "These records break the billing contract (docs/billing-contract.md): they "
-                "are in no figure of this workbook and are not sent to any target. Fix them in "
-                "billing as each line says; the next sync and workbook take them in.",
-                font=_NOTE_FONT,
-            )
-        ]
+    s.note(
+        "These records break the billing contract (docs/billing-contract.md): they "
+        "are in no figure of this workbook and are not sent to any target. Fix them in "
+        "billing as each line says; the next sync and workbook take them in."
     )
     return last
 
@@ -1080,14 +1072,9 @@ def _write_tax(wb: Workbook, f: m.Figures) -> None:
                 *(s.money(a, cur, font=_TOTAL_FONT, border=_TOTAL_BORDER) for a in sums[cur]),
             ]
         )
-    s.append(
-        [
-            s.text(
-                "Variance = tax billed - tax computed, over the invoices the tax engine "
-                "holds; invoices not in the engine yet are counted on the right.",
-                font=_NOTE_FONT,
-            )
-        ]
+    s.note(
+        "Variance = tax billed - tax computed, over the invoices the tax engine "
+        "holds; invoices not in the engine yet are counted on the right."
     )
     s.blank()
     s.section("Invoices whose billed tax differs from the engine's")
@@ -1119,7 +1106,7 @@ def _write_tax(wb: Workbook, f: m.Figures) -> None:
             ]
         )
     if not f.tax_variances:
-        s.append([s.text("None.", font=_NOTE_FONT)])
+        s.note("None.")
 
 
 _SUMMARY_HEADER_ROW = 7
@@ -1141,7 +1128,7 @@ def _write_reconciliation(
     timezone: ZoneInfo,
     notify: Progress,
 ) -> None:
-    s = _Sheet(wb, "Reconciliation", [18, 14, 16, 18, 16, 18, 14, 18, 50, 17])
+    s = _Sheet(wb, "Reconciliation", [18, 14, 16, 18, 16, 18, 14, 36, 40, 17])
     s.freeze("A2")
     s.header(
         [
@@ -1171,16 +1158,11 @@ def _write_reconciliation(
                 ]
             )
     s.autofilter(8, s.row)
-    s.append(
-        [
-            s.text(
-                "Billing counts the documents in the month's figures (invoiced, voided, "
-                "credited, collected, refunded); synced = the ledger holds them synced (a void: "
-                "the void itself). Revenue journals: one per entity and currency, the ratable "
-                "schedule entries of the month against the journal and its adjustments as sent.",
-                font=_NOTE_FONT,
-            )
-        ]
+    s.note(
+        "Billing counts the documents in the month's figures (invoiced, voided, "
+        "credited, collected, refunded); synced = the ledger holds them synced (a void: "
+        "the void itself). Revenue journals: one per entity and currency, the ratable "
+        "schedule entries of the month against the journal and its adjustments as sent."
     )
     s.blank()
     s.section(f"Revenue journals of {f.period.label}: schedule entries against the ERP")
@@ -1213,16 +1195,11 @@ def _write_reconciliation(
             ]
         )
     if not f.journals:
-        s.append([s.text("No ratable revenue in this month.", font=_NOTE_FONT)])
-    s.append(
-        [
-            s.text(
-                "A journal posts what billing has recognized; entries still scheduled are "
-                "posted once billing closes the month. Point-in-time revenue is posted by the "
-                "invoices themselves.",
-                font=_NOTE_FONT,
-            )
-        ]
+        s.note("No ratable revenue in this month.")
+    s.note(
+        "A journal posts what billing has recognized; entries still scheduled are "
+        "posted once billing closes the month. Point-in-time revenue is posted by the "
+        "invoices themselves."
     )
     s.blank()
     s.section("Sync exceptions: ledger rows failed, dead or waiting for a retry (all targets)")
@@ -1262,7 +1239,7 @@ def _write_reconciliation(
         if count % _PROGRESS_EVERY == 0:
             notify("Exceptions", count)
     if count == 0:
-        s.append([s.text("No exceptions.", font=_NOTE_FONT)])
+        s.note("No exceptions.")
     notify("Exceptions", count)
 
 
@@ -1384,21 +1361,14 @@ def _write_summary(
         "of those that carry some (Exceptions sheet); they are in no figure above.",
         "Ties to sheets: a formula recomputes every figure from the detail sheets' rows.",
     ):
-        s.append([s.text(note, font=_NOTE_FONT)])
+        s.note(note)
     invalid = [
         f"{code} {count} record{'s' if count != 1 else ''} ({money})"
         for code, (count, money) in f.left_out.per_currency().items()
         if not is_known_currency(code)
     ]
     if invalid:
-        s.append(
-            [
-                s.text(
-                    "Also left out, in codes that are not currencies: " + "; ".join(invalid) + ".",
-                    font=_NOTE_FONT,
-                )
-            ]
-        )
+        s.note("Also left out, in codes that are not currencies: " + "; ".join(invalid) + ".")
     s.blank()
     s.section(f"Sync health: ledger of the ERP target '{erp_target}' at report time")
     statuses = ["synced", "pending", "sending", "retry", "failed", "dead"]
@@ -1407,7 +1377,7 @@ def _write_summary(
         counts = f.sync_health[kind]
         s.append([s.text(kind), *(s.count(counts.get(st, 0)) for st in statuses)])
     if not f.sync_health:
-        s.append([s.text("The ledger holds no rows for this target.", font=_NOTE_FONT)])
+        s.note("The ledger holds no rows for this target.")
 
 
 def build_configured_report(
