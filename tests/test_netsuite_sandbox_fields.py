@@ -8,6 +8,7 @@ The schema tests hold the sandbox's own WSDL/XSDs and country list to NetSuite's
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -109,7 +110,8 @@ def test_void_payloads_are_accepted_and_zero_everything(sandbox, connect, make):
     assert held_memo["memo"] == "VOID: Onboarding cancelled"
     invoice = sandbox.get("invoice", "finsync:inv:INV-1042")
     assert invoice["amountRemaining"] == D("2195.41") == invoice["total"]
-    (result,) = connector.send([ns.map_invoice(replace(inv, status="void"), t, customer=cust)])
+    voided = replace(inv, status="void", voided_at=datetime(2026, 10, 20, 9, tzinfo=UTC))
+    (result,) = connector.send([ns.map_invoice(voided, t, customer=cust)])
     assert result.ok, result.error
     invoice = sandbox.get("invoice", "finsync:inv:INV-1042")
     assert invoice["total"] == 0 and invoice["memo"] == "VOID: March subscription"
