@@ -827,16 +827,19 @@ def build_report(
 
 
 def print_report_summary(result: ReportResult) -> None:
-    """The workbook's totals per currency, as its Summary sheet shows them."""
+    """The workbook's figures per currency, as its Summary sheet shows them."""
     from finsync.money import quantum
+    from reports.workbook import SUMMARY_FIGURES
 
     table = Table(title=f"Monthly report {result.period} ({result.entity or 'all entities'})")
-    columns = ("currency", "invoiced", "credited", "collected", "tax", "recognized", "deferred")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "currency" else "right")
+    table.add_column("figure")
     for t in result.totals:
-        amounts = (t.invoiced, t.credited, t.collected, t.tax, t.recognized, t.deferred_closing)
-        table.add_row(t.currency, *(f"{a.quantize(quantum(t.currency)):,}" for a in amounts))
+        table.add_column(t.currency, justify="right")
+    for label, attr in SUMMARY_FIGURES:
+        table.add_row(
+            label,
+            *(f"{getattr(t, attr).quantize(quantum(t.currency)):,}" for t in result.totals),
+        )
     console.print(table)
     console.print(f"Sync exceptions needing attention: {result.exceptions}")
 

@@ -7,32 +7,35 @@ exceptions) are generators that look their ledger rows up in chunks, so memory s
 each feeds a ``Tally`` while it streams, which is where the Summary and the Reconciliation
 sheet take their per-currency totals from.
 
-Definitions (docs/workbook.md explains them for finance):
-- invoiced / tax: ``total`` / ``tax_total`` of invoices issued in the period, voids excluded;
-- credited: ``total`` of credit notes issued in the period with status ``issued``;
-- collected: ``amount`` of payments received in the period with status ``succeeded``;
-- recognized: revenue schedule entries whose period is the month (voided invoices excluded);
-- deferred revenue (ratable lines only): opening + billed - credited - recognized = closing.
+Every figure follows docs/accounting.md (the policy a controller reviews): invoiced, voided,
+credited, collected, refunded, recognized, the deferred roll-forward, open receivables by aging
+bucket and customer credit balances, each taken by its accounting date; an invoice's void date is
+``voided_at`` in the company's time zone.
 """
 
 from __future__ import annotations
 
 import calendar
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from billing import schema as b
+from billing.validation import Rejection, validate_billing
 from finsync.errors import ConfigError
+from mappings import revrec as rr
 from mappings.tables import MappingTables
 from reports.tax import InvoiceTax, TaxTotal, tax_reconciliation
+from sync.extract import BillingReader
 from sync.state import ledger
 
 ZERO = Decimal(0)
@@ -74,12 +77,76 @@ def add_months(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+#: What a document sheet row counts as (its "Counted as" column, which the totals select on).
+INVOICED = "invoiced"
+VOIDED = "voided"
+VOID_IN_MONTH = "void in its month"
+CREDITED = "credited"
+COLLECTED = "collected"
+REFUNDED = "refunded"
+NOT_COUNTED = "not counted"
+
+
 @dataclass(frozen=True)
 class LedgerInfo:
     """What the ledger says about one billing record in the ERP target."""
 
     status: str
     internal_id: str | None
+    operation: str = "upsert"
+
+    @property
+    def synced(self) -> bool:
+        """The target holds the record's latest version."""
+        return self.status == "synced"
+
+
+#: Rejection kinds whose records carry money (a customer or schedule entry adds to the count).
+MONEY_KINDS = ("invoice", "credit_note", "payment", "refund")
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """Billing records validation rejected: left out of every figure, listed on Exceptions."""
+
+    rejections: tuple[Rejection, ...] = ()
+
+    @cached_property
+    def _ids(self) -> dict[str, frozenset[int]]:
+        ids: dict[str, set[int]] = defaultdict(set)
+        for r in self.rejections:
+            ids[r.kind].add(r.record_id)
+        return {kind: frozenset(v) for kind, v in ids.items()}
+
+    def ids(self, kind: str) -> frozenset[int]:
+        """The rejected ids of ``kind``."""
+        return self._ids.get(kind, frozenset())
+
+    def has(self, kind: str, record_id: int | None) -> bool:
+        """True when record ``record_id`` of ``kind`` was rejected."""
+        return record_id is not None and record_id in self._ids.get(kind, ())
+
+    def per_currency(self) -> dict[str, tuple[int, Decimal]]:
+        """Per currency code as billing holds it: (records left out, their money)."""
+        out: dict[str, tuple[int, Decimal]] = {}
+        for r in self.rejections:
+            code = r.currency if r.currency is not None else "(none)"
+            count, money = out.get(code, (0, ZERO))
+            if r.kind in MONEY_KINDS and r.amount is not None:
+                money += r.amount
+            out[code] = (count + 1, money)
+        return dict(sorted(out.items()))
+
+
+def find_left_out(billing: sa.Engine, mapping: MappingTables | None) -> LeftOut:
+    """Validate billing (``billing.validation``) and return what the figures leave out.
+
+    With a mapping file, billing entities it does not know are rejected too.
+    """
+    entities = set(mapping.entities) if mapping is not None else None
+    with billing.connect() as conn:
+        verdicts = validate_billing(BillingReader(conn), entities=entities)
+    return LeftOut(verdicts.rejections)
 
 
 @dataclass
@@ -105,15 +172,26 @@ class Tally:
     entities: set[str] = field(default_factory=set)
     rows: int = 0
 
-    def add(self, currency: str, amount: Decimal, tax: Decimal, synced: bool) -> None:
-        """Count one document that is part of the period's totals."""
+    def add(
+        self,
+        currency: str,
+        amount: Decimal,
+        tax: Decimal,
+        synced: bool,
+        synced_amount: Decimal | None = None,
+    ) -> None:
+        """Count one document that is part of the period's totals.
+
+        ``synced_amount`` is what the target holds when it differs from ``amount`` (a journal).
+        """
         t = self.by_currency.setdefault(currency, CurrencyTally())
         t.count += 1
         t.amount += amount
         t.tax += tax
         if synced:
             t.synced_count += 1
-            t.synced_amount += amount
+        if synced or synced_amount is not None:
+            t.synced_amount += amount if synced_amount is None else synced_amount
 
 
 @dataclass(frozen=True)
@@ -131,6 +209,8 @@ class InvoiceRow:
     tax: Decimal
     total: Decimal
     status: str
+    voided_on: date | None
+    counted_as: str
     memo: str | None
     erp_id: str | None
     sync_status: str
@@ -151,6 +231,7 @@ class CreditNoteRow:
     tax: Decimal
     total: Decimal
     status: str
+    counted_as: str
     reason: str
     erp_id: str | None
     sync_status: str
@@ -172,6 +253,24 @@ class PaymentRow:
     unapplied: Decimal
     fee: Decimal
     status: str
+    counted_as: str
+    erp_id: str | None
+    sync_status: str
+
+
+@dataclass(frozen=True)
+class RefundRow:
+    """One refund paid in the period: of a payment's unapplied cash or of a credit note."""
+
+    reference: str
+    entity: str
+    customer_account: str
+    customer_name: str
+    refunded_on: date
+    refund_of: str
+    currency: str
+    amount: Decimal
+    counted_as: str
     erp_id: str | None
     sync_status: str
 
@@ -211,12 +310,13 @@ class RollForward:
     opening: Decimal = ZERO
     billed: Decimal = ZERO
     credited: Decimal = ZERO
+    voided: Decimal = ZERO
     recognized: Decimal = ZERO
 
     @property
     def closing(self) -> Decimal:
-        """opening + billed - credited - recognized."""
-        return self.opening + self.billed - self.credited - self.recognized
+        """opening + billed - credited - voided - recognized."""
+        return self.opening + self.billed - self.credited - self.voided - self.recognized
 
 
 @dataclass
@@ -234,6 +334,36 @@ class AgingRow:
         return sum(self.buckets.values(), ZERO)
 
 
+@dataclass
+class CreditBalanceRow:
+    """What the company owes one customer in one currency at period end (docs/accounting.md)."""
+
+    customer_account: str
+    customer_name: str
+    currency: str
+    unapplied_cash: Decimal = ZERO
+    over_credit: Decimal = ZERO
+    refunded: Decimal = ZERO
+
+    @property
+    def balance(self) -> Decimal:
+        """unapplied cash + over-credit - refunds."""
+        return self.unapplied_cash + self.over_credit - self.refunded
+
+
+@dataclass(frozen=True)
+class JournalLine:
+    """One revenue journal of the period (entity, currency) against the entries it aggregates."""
+
+    entity: str
+    currency: str
+    entries: int
+    scheduled: Decimal  # the ratable schedule entries of the period, whatever their status
+    recognized: Decimal  # of them, the ones billing has recognized (what the journal posts)
+    posted: Decimal | None  # net of the journal and its adjustments as last sent; None: never
+    sync_status: str
+
+
 @dataclass(frozen=True)
 class Figures:
     """The small, fully aggregated parts of the report (everything but the document lists)."""
@@ -244,12 +374,15 @@ class Figures:
     roll_forward: tuple[RollForward, ...]
     waterfall_months: tuple[date, ...]
     waterfall: dict[str, tuple[Decimal, ...]]  # currency -> one amount per month, then "later"
-    revenue_recon: Tally
+    later_reductions: dict[str, Decimal]  # currency -> credits and voids after the period end
+    journals: tuple[JournalLine, ...]
     aging: tuple[AgingRow, ...]
+    credit_balances: tuple[CreditBalanceRow, ...]
     tax: tuple[TaxTotal, ...]  # per jurisdiction and currency, from reports.tax
     tax_variances: tuple[InvoiceTax, ...]  # invoices whose billed tax differs from the engine's
     sync_health: dict[str, dict[str, int]]  # kind -> status -> count (ERP target)
     exceptions_count: int
+    left_out: LeftOut = LeftOut()
 
     def recognized(self) -> dict[str, Decimal]:
         """Revenue recognized in the period per currency."""
@@ -264,6 +397,33 @@ class Figures:
         for rf in self.roll_forward:
             out[rf.currency] += rf.closing
         return dict(out)
+
+    def open_receivable(self) -> dict[str, Decimal]:
+        """What customers owe at period end per currency (the aging total)."""
+        out: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for row in self.aging:
+            out[row.currency] += row.total
+        return dict(out)
+
+    def credit_balance(self) -> dict[str, Decimal]:
+        """What the company owes customers at period end per currency."""
+        out: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for row in self.credit_balances:
+            out[row.currency] += row.balance
+        return dict(out)
+
+    def journal_tally(self) -> Tally:
+        """The revenue journals as a Reconciliation tally: scheduled against posted."""
+        tally = Tally("revenue")
+        for j in self.journals:
+            tally.add(
+                j.currency,
+                j.scheduled,
+                ZERO,
+                j.sync_status == "synced" and j.posted == j.scheduled,
+                synced_amount=ZERO if j.posted is None else j.posted,
+            )
+        return tally
 
 
 # --- streaming helpers -------------------------------------------------------------------
@@ -290,11 +450,14 @@ def _chunks(rows: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
 def _ledger_lookup(
     state_engine: sa.Engine, target: str, kind: str, source_ids: Sequence[str]
 ) -> dict[str, LedgerInfo]:
-    stmt = sa.select(ledger.c.source_id, ledger.c.status, ledger.c.internal_id).where(
-        ledger.c.target == target, ledger.c.kind == kind, ledger.c.source_id.in_(source_ids)
-    )
+    stmt = sa.select(
+        ledger.c.source_id, ledger.c.status, ledger.c.internal_id, ledger.c.operation
+    ).where(ledger.c.target == target, ledger.c.kind == kind, ledger.c.source_id.in_(source_ids))
     with state_engine.connect() as conn:
-        return {r.source_id: LedgerInfo(r.status, r.internal_id) for r in conn.execute(stmt)}
+        return {
+            r.source_id: LedgerInfo(r.status, r.internal_id, r.operation)
+            for r in conn.execute(stmt)
+        }
 
 
 def _with_ledger(
@@ -318,6 +481,29 @@ def _in_period(column: Any, period: Period) -> Any:
 # --- document sheets ---------------------------------------------------------------------
 
 
+def void_date(status: str, voided_at: datetime | None, issued: date, tz: ZoneInfo) -> date | None:
+    """The company-time date an invoice was voided, or None when it is not void.
+
+    A void without ``voided_at`` (which validation rejects) is taken as voided when issued.
+    """
+    if voided_at is not None:
+        return voided_at.astimezone(tz).date()
+    return issued if status == "void" else None
+
+
+def _day_start(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=tz)
+
+
+def invoice_counted_as(issued: date, voided_on: date | None, period: Period) -> str:
+    """What an invoice listed for ``period`` counts as (docs/accounting.md, Voids)."""
+    if issued < period.start:
+        return VOIDED
+    if voided_on is not None and voided_on <= period.end:
+        return VOID_IN_MONTH
+    return INVOICED
+
+
 def invoice_rows(
     billing: sa.Engine,
     state: sa.Engine,
@@ -325,9 +511,22 @@ def invoice_rows(
     entity: str | None,
     target: str,
     tally: Tally,
+    *,
+    voids: Tally,
+    timezone: ZoneInfo,
+    left_out: LeftOut = LeftOut(),
 ) -> Iterator[InvoiceRow]:
-    """Invoices issued in the period, ordered by currency and number; voids shown, not tallied."""
+    """Invoices issued in the period and earlier invoices voided in it, by currency and number.
+
+    ``tally`` counts the invoiced ones, ``voids`` the earlier ones voided in the period; an
+    invoice issued and voided in the period is listed and counted in neither.
+    """
     i, c = b.invoices, b.customers
+    voided_in_period = sa.and_(
+        i.c.issue_date < period.start,
+        i.c.voided_at >= _day_start(period.start, timezone),
+        i.c.voided_at < _day_start(period.end + timedelta(days=1), timezone),
+    )
     stmt = (
         sa.select(
             i.c.id,
@@ -342,19 +541,27 @@ def invoice_rows(
             i.c.tax_total,
             i.c.total,
             i.c.status,
+            i.c.voided_at,
             i.c.memo,
         )
         .join(c, c.c.id == i.c.customer_id)
-        .where(_in_period(i.c.issue_date, period))
+        .where(sa.or_(_in_period(i.c.issue_date, period), voided_in_period))
         .order_by(i.c.currency, i.c.number)
     )
     if entity:
         stmt = stmt.where(i.c.billing_entity == entity)
     for r, info in _with_ledger(_stream(billing, stmt), state, target, "invoice"):
+        if left_out.has("invoice", r.id):
+            continue
         tally.rows += 1
         tally.entities.add(r.billing_entity)
-        if r.status != "void":
-            tally.add(r.currency, r.total, r.tax_total, bool(info and info.status == "synced"))
+        voided_on = void_date(r.status, r.voided_at, r.issue_date, timezone)
+        counted_as = invoice_counted_as(r.issue_date, voided_on, period)
+        if counted_as == INVOICED:
+            tally.add(r.currency, r.total, r.tax_total, bool(info and info.synced))
+        elif counted_as == VOIDED:
+            void_synced = bool(info and info.synced and info.operation == "void")
+            voids.add(r.currency, r.total, r.tax_total, void_synced)
         yield InvoiceRow(
             r.number,
             r.billing_entity,
@@ -367,6 +574,8 @@ def invoice_rows(
             r.tax_total,
             r.total,
             r.status,
+            voided_on,
+            counted_as,
             r.memo,
             info.internal_id if info else None,
             _sync_status(info),
@@ -380,6 +589,8 @@ def credit_note_rows(
     entity: str | None,
     target: str,
     tally: Tally,
+    *,
+    left_out: LeftOut = LeftOut(),
 ) -> Iterator[CreditNoteRow]:
     """Credit notes issued in the period; only status ``issued`` is tallied."""
     n, i, c = b.credit_notes, b.invoices, b.customers
@@ -407,10 +618,13 @@ def credit_note_rows(
     if entity:
         stmt = stmt.where(i.c.billing_entity == entity)
     for r, info in _with_ledger(_stream(billing, stmt), state, target, "credit_note"):
+        if left_out.has("credit_note", r.id):
+            continue
         tally.rows += 1
         tally.entities.add(r.billing_entity)
-        if r.status == "issued":
-            tally.add(r.currency, r.total, r.tax_total, bool(info and info.status == "synced"))
+        counted_as = CREDITED if r.status == "issued" else f"{NOT_COUNTED} ({r.status})"
+        if counted_as == CREDITED:
+            tally.add(r.currency, r.total, r.tax_total, bool(info and info.synced))
         yield CreditNoteRow(
             r.number,
             r.invoice_number,
@@ -423,6 +637,7 @@ def credit_note_rows(
             r.tax_total,
             r.total,
             r.status,
+            counted_as,
             r.reason,
             info.internal_id if info else None,
             _sync_status(info),
@@ -436,6 +651,8 @@ def payment_rows(
     entity: str | None,
     target: str,
     tally: Tally,
+    *,
+    left_out: LeftOut = LeftOut(),
 ) -> Iterator[PaymentRow]:
     """Payments received in the period with what is applied; only ``succeeded`` is tallied."""
     p, a, c = b.payments, b.payment_applications, b.customers
@@ -464,10 +681,13 @@ def payment_rows(
     for r, info in _with_ledger(
         _grouped_payments(_stream(billing, stmt)), state, target, "payment"
     ):
+        if left_out.has("payment", r.id):
+            continue
         tally.rows += 1
         tally.entities.add(r.billing_entity)
-        if r.status == "succeeded":
-            tally.add(r.currency, r.amount, ZERO, bool(info and info.status == "synced"))
+        counted_as = COLLECTED if r.status == "succeeded" else f"{NOT_COUNTED} ({r.status})"
+        if counted_as == COLLECTED:
+            tally.add(r.currency, r.amount, ZERO, bool(info and info.synced))
         yield PaymentRow(
             r.reference,
             r.billing_entity,
@@ -481,6 +701,67 @@ def payment_rows(
             r.amount - r.applied,
             r.processor_fee,
             r.status,
+            counted_as,
+            info.internal_id if info else None,
+            _sync_status(info),
+        )
+
+
+def refund_rows(
+    billing: sa.Engine,
+    state: sa.Engine,
+    period: Period,
+    entity: str | None,
+    target: str,
+    tally: Tally,
+    *,
+    left_out: LeftOut = LeftOut(),
+) -> Iterator[RefundRow]:
+    """Refunds paid in the period, by currency and reference; every one is tallied."""
+    r_, c, p, n = b.refunds, b.customers, b.payments, b.credit_notes
+    stmt = (
+        sa.select(
+            r_.c.id,
+            r_.c.reference,
+            c.c.billing_entity,
+            c.c.account_number,
+            c.c.name,
+            r_.c.refunded_on,
+            p.c.reference.label("payment_reference"),
+            n.c.number.label("credit_note_number"),
+            r_.c.currency,
+            r_.c.amount,
+        )
+        .join(c, c.c.id == r_.c.customer_id)
+        .outerjoin(p, p.c.id == r_.c.payment_id)
+        .outerjoin(n, n.c.id == r_.c.credit_note_id)
+        .where(_in_period(r_.c.refunded_on, period))
+        .order_by(r_.c.currency, r_.c.reference)
+    )
+    if entity:
+        stmt = stmt.where(c.c.billing_entity == entity)
+    for r, info in _with_ledger(_stream(billing, stmt), state, target, "refund"):
+        if left_out.has("refund", r.id):
+            continue
+        tally.rows += 1
+        tally.entities.add(r.billing_entity)
+        tally.add(r.currency, r.amount, ZERO, bool(info and info.synced))
+        if r.payment_reference is not None:
+            refund_of = f"payment {r.payment_reference}"
+        elif r.credit_note_number is not None:
+            refund_of = f"credit note {r.credit_note_number}"
+        else:
+            refund_of = ""
+        yield RefundRow(
+            r.reference,
+            r.billing_entity,
+            r.account_number,
+            r.name,
+            r.refunded_on,
+            refund_of,
+            r.currency,
+            r.amount,
+            REFUNDED,
             info.internal_id if info else None,
             _sync_status(info),
         )
@@ -596,11 +877,15 @@ def build_figures(
     erp_target: str = "netsuite",
     tax_target: str = "avatax",
     mapping: MappingTables | None = None,
+    left_out: LeftOut | None = None,
 ) -> Figures:
-    """Aggregate revenue, deferred revenue, AR aging, tax and sync health for the period."""
-    revenue, rolls, months, waterfall, recon = _revenue(
-        billing, state, period, entity, erp_target, mapping
-    )
+    """Aggregate revenue, deferred revenue, AR aging, credit balances, tax and sync health.
+
+    ``left_out`` are the records validation rejected (``find_left_out`` when None): every
+    figure leaves them out.
+    """
+    out = find_left_out(billing, mapping) if left_out is None else left_out
+    revenue = _revenue(billing, period, entity, timezone, mapping, out)
     tax = tax_reconciliation(
         billing,
         state,
@@ -608,174 +893,284 @@ def build_figures(
         period_end=period.end,
         entity=entity,
         target=tax_target,
+        left_out=out.ids("invoice"),
     )
+    aging, credit_balances = _receivables(billing, period, entity, timezone, out)
     return Figures(
         period=period,
         entity=entity,
-        revenue=revenue,
-        roll_forward=rolls,
-        waterfall_months=months,
-        waterfall=waterfall,
-        revenue_recon=recon,
-        aging=_aging(billing, period, entity, timezone),
+        revenue=revenue.lines,
+        roll_forward=revenue.rolls,
+        waterfall_months=revenue.months,
+        waterfall=revenue.waterfall,
+        later_reductions=revenue.later_reductions,
+        journals=_journals(state, erp_target, period, revenue.journal_entries),
+        aging=aging,
+        credit_balances=credit_balances,
         tax=tax.totals,
         tax_variances=tax.variances,
         sync_health=_sync_health(state, erp_target),
         exceptions_count=_count_exceptions(state),
+        left_out=out,
     )
+
+
+@dataclass
+class _JournalEntries:
+    """The ratable schedule entries of the period of one (entity, currency)."""
+
+    count: int = 0
+    scheduled: Decimal = ZERO
+    recognized: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class _Revenue:
+    lines: tuple[RevenueLine, ...]
+    rolls: tuple[RollForward, ...]
+    months: tuple[date, ...]
+    waterfall: dict[str, tuple[Decimal, ...]]
+    later_reductions: dict[str, Decimal]
+    journal_entries: dict[tuple[str, str], _JournalEntries]
+
+
+@dataclass
+class _RatableLine:
+    entity: str
+    currency: str
+    issued: date
+    amount: Decimal
+    voided_on: date | None
+    credited: list[tuple[date, Decimal]] = field(default_factory=list)
 
 
 def _revenue(
     billing: sa.Engine,
-    state: sa.Engine,
     period: Period,
     entity: str | None,
-    target: str,
+    timezone: ZoneInfo,
     mapping: MappingTables | None,
-) -> tuple[
-    tuple[RevenueLine, ...],
-    tuple[RollForward, ...],
-    tuple[date, ...],
-    dict[str, tuple[Decimal, ...]],
-    Tally,
-]:
+    left_out: LeftOut,
+) -> _Revenue:
+    """Recognized revenue, the deferred roll-forward and the waterfall (docs/accounting.md)."""
     i, line, prod, e = b.invoices, b.invoice_lines, b.products, b.revenue_schedule_entries
-    rolls: dict[tuple[str, str], RollForward] = {}
-
-    def roll(ent: str, cur: str) -> RollForward:
-        return rolls.setdefault((ent, cur), RollForward(ent, cur))
-
-    # Billed: ratable lines of invoices issued up to the period end, voids excluded.
-    billed = (
-        sa.select(i.c.billing_entity, i.c.currency, i.c.issue_date, line.c.amount)
-        .join(line, line.c.invoice_id == i.c.id)
-        .join(prod, prod.c.id == line.c.product_id)
-        .where(
-            i.c.issue_date <= period.end, i.c.status != "void", prod.c.revenue_pattern == "ratable"
-        )
-    )
-    # Credited: credit note lines against ratable invoice lines, issued up to the period end.
     n, nl = b.credit_notes, b.credit_note_lines
-    credited = (
-        sa.select(i.c.billing_entity, i.c.currency, n.c.issue_date, nl.c.amount)
-        .join(line, line.c.id == nl.c.invoice_line_id)
-        .join(prod, prod.c.id == line.c.product_id)
-        .join(n, n.c.id == nl.c.credit_note_id)
+    ratable_lines = (
+        sa.select(
+            line.c.id,
+            line.c.invoice_id,
+            i.c.billing_entity,
+            i.c.currency,
+            i.c.issue_date,
+            i.c.status,
+            i.c.voided_at,
+            line.c.amount,
+        )
         .join(i, i.c.id == line.c.invoice_id)
+        .join(prod, prod.c.id == line.c.product_id)
+        .where(i.c.issue_date <= period.end, prod.c.revenue_pattern == "ratable")
+    )
+    credits = (
+        sa.select(nl.c.invoice_line_id, n.c.id.label("credit_note_id"), n.c.issue_date, nl.c.amount)
+        .join(n, n.c.id == nl.c.credit_note_id)
+        .join(line, line.c.id == nl.c.invoice_line_id)
+        .join(i, i.c.id == line.c.invoice_id)
+        .join(prod, prod.c.id == line.c.product_id)
         .where(
-            n.c.issue_date <= period.end,
             n.c.status == "issued",
-            i.c.status != "void",
+            i.c.issue_date <= period.end,
             prod.c.revenue_pattern == "ratable",
         )
     )
     entries = (
         sa.select(
             e.c.id,
+            line.c.invoice_id,
             e.c.period,
             e.c.amount,
+            e.c.status,
             i.c.billing_entity,
             i.c.currency,
+            i.c.issue_date,
             prod.c.product_family,
             prod.c.revenue_pattern,
         )
         .join(line, line.c.id == e.c.invoice_line_id)
         .join(i, i.c.id == line.c.invoice_id)
         .join(prod, prod.c.id == line.c.product_id)
-        .where(i.c.status != "void")
         .order_by(e.c.id)
     )
     if entity:
-        billed = billed.where(i.c.billing_entity == entity)
-        credited = credited.where(i.c.billing_entity == entity)
+        ratable_lines = ratable_lines.where(i.c.billing_entity == entity)
+        credits = credits.where(i.c.billing_entity == entity)
         entries = entries.where(i.c.billing_entity == entity)
 
-    for r in _stream(billing, billed):
-        rf = roll(r.billing_entity, r.currency)
-        if r.issue_date < period.start:
-            rf.opening += r.amount
+    lines: dict[int, _RatableLine] = {}
+    for r in _stream(billing, ratable_lines):
+        if left_out.has("invoice", r.invoice_id):
+            continue
+        voided_on = void_date(r.status, r.voided_at, r.issue_date, timezone)
+        lines[r.id] = _RatableLine(r.billing_entity, r.currency, r.issue_date, r.amount, voided_on)
+    for r in _stream(billing, credits):
+        if r.invoice_line_id in lines and not left_out.has("credit_note", r.credit_note_id):
+            lines[r.invoice_line_id].credited.append((r.issue_date, r.amount))
+
+    rolls: dict[tuple[str, str], RollForward] = {}
+    later: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for li in lines.values():
+        if li.voided_on is not None and add_months(li.voided_on, 0) == add_months(li.issued, 0):
+            continue  # voided in the month it was issued: it never counted
+        rf = rolls.setdefault((li.entity, li.currency), RollForward(li.entity, li.currency))
+        if li.issued < period.start:
+            rf.opening += li.amount
         else:
-            rf.billed += r.amount
-    for r in _stream(billing, credited):
-        rf = roll(r.billing_entity, r.currency)
-        if r.issue_date < period.start:
-            rf.opening -= r.amount
-        else:
-            rf.credited += r.amount
+            rf.billed += li.amount
+        for day, amount in li.credited:
+            if day < period.start:
+                rf.opening -= amount
+            elif day <= period.end:
+                rf.credited += amount
+            else:
+                later[li.currency] += amount
+        if li.voided_on is not None:
+            left = li.amount - sum((amount for _, amount in li.credited), ZERO)
+            if li.voided_on < period.start:
+                rf.opening -= left
+            elif li.voided_on <= period.end:
+                rf.voided += left
+            else:
+                later[li.currency] += left
 
     months = tuple(add_months(period.start, k) for k in range(1, WATERFALL_MONTHS + 1))
     month_index = {m: k for k, m in enumerate(months)}
     waterfall: dict[str, list[Decimal]] = {}
     recognized: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
-    recon = Tally("revenue")
-    in_period: list[sa.Row[Any]] = []
-
-    def flush() -> None:
-        found = _ledger_lookup(state, target, "revenue", [str(r.id) for r in in_period])
-        for r in in_period:
-            info = found.get(str(r.id))
-            recon.add(r.currency, r.amount, ZERO, bool(info and info.status == "synced"))
-        in_period.clear()
-
+    journal_entries: dict[tuple[str, str], _JournalEntries] = {}
     for r in _stream(billing, entries):
+        if left_out.has("revenue_entry", r.id) or left_out.has("invoice", r.invoice_id):
+            continue
         ratable = r.revenue_pattern == "ratable"
         if r.period < period.start:
             if ratable:
-                roll(r.billing_entity, r.currency).opening -= r.amount
+                rolls.setdefault(
+                    (r.billing_entity, r.currency), RollForward(r.billing_entity, r.currency)
+                ).opening -= r.amount
         elif r.period == period.start:
             recognized[(r.currency, r.product_family)] += r.amount
             if ratable:
-                roll(r.billing_entity, r.currency).recognized += r.amount
-            in_period.append(r)
-            if len(in_period) >= CHUNK:
-                flush()
-        else:
+                rolls.setdefault(
+                    (r.billing_entity, r.currency), RollForward(r.billing_entity, r.currency)
+                ).recognized += r.amount
+                je = journal_entries.setdefault((r.billing_entity, r.currency), _JournalEntries())
+                je.count += 1
+                je.scheduled += r.amount
+                if r.status == "recognized":
+                    je.recognized += r.amount
+        elif ratable and r.issue_date <= period.end:
             row = waterfall.setdefault(r.currency, [ZERO] * (WATERFALL_MONTHS + 1))
             row[month_index.get(r.period, WATERFALL_MONTHS)] += r.amount
-    if in_period:
-        flush()
 
     families = mapping.product_families if mapping else {}
     revenue = tuple(
         RevenueLine(cur, fam, families[fam].revenue_account if fam in families else None, amt)
         for (cur, fam), amt in sorted(recognized.items())
     )
-    return (
+    currencies = {rf.currency for rf in rolls.values()} | set(waterfall)
+    return _Revenue(
         revenue,
         tuple(rolls[k] for k in sorted(rolls)),
         months,
-        {cur: tuple(v) for cur, v in sorted(waterfall.items())},
-        recon,
+        {
+            cur: tuple(waterfall.get(cur, [ZERO] * (WATERFALL_MONTHS + 1)))
+            for cur in sorted(currencies)
+        },
+        {cur: later.get(cur, ZERO) for cur in sorted(currencies)},
+        journal_entries,
     )
 
 
-def _aging(
-    billing: sa.Engine, period: Period, entity: str | None, timezone: ZoneInfo
-) -> tuple[AgingRow, ...]:
-    """Open balance of every invoice at period end, bucketed by days past due, per customer.
+def _journals(
+    state: sa.Engine,
+    target: str,
+    period: Period,
+    entries: dict[tuple[str, str], _JournalEntries],
+) -> tuple[JournalLine, ...]:
+    """The period's revenue journals (and their adjustments) as last sent, against billing."""
+    prefix = f"{period.start:%Y-%m}:"
+    lg = ledger.c
+    stmt = sa.select(lg.source_id, lg.status, lg.synced_payload).where(
+        lg.target == target, lg.kind == rr.KIND, lg.source_id.like(f"{prefix}%")
+    )
+    posted: dict[tuple[str, str], Decimal] = {}
+    status: dict[tuple[str, str], str] = {}
+    with state.connect() as conn:
+        for source_id, row_status, synced in conn.execute(stmt):
+            try:
+                key = rr.JournalKey.parse(source_id)
+            except ValueError:
+                continue
+            index = (key.entity, key.currency)
+            if synced is not None:
+                net = sum(rr.posted_lines(json.loads(synced)).values(), ZERO)
+                posted[index] = posted.get(index, ZERO) + net
+            # The journal is synced when it and every adjustment of it is.
+            if status.get(index, "synced") == "synced":
+                status[index] = row_status
+    keys = sorted(set(entries) | set(posted) | set(status))
+    return tuple(
+        JournalLine(
+            ent,
+            cur,
+            entries[(ent, cur)].count if (ent, cur) in entries else 0,
+            entries[(ent, cur)].scheduled if (ent, cur) in entries else ZERO,
+            entries[(ent, cur)].recognized if (ent, cur) in entries else ZERO,
+            posted.get((ent, cur)),
+            status.get((ent, cur), "not in ledger"),
+        )
+        for ent, cur in sorted(keys, key=lambda k: (k[1], k[0]))
+    )
 
-    Reductions are succeeded payments applied on or before the end and credit notes issued
-    on or before it. An invoice voided after the period end was still open at the end.
+
+def _receivables(
+    billing: sa.Engine, period: Period, entity: str | None, timezone: ZoneInfo, left_out: LeftOut
+) -> tuple[tuple[AgingRow, ...], tuple[CreditBalanceRow, ...]]:
+    """Open receivables by days past due, and customer credit balances, at period end.
+
+    An invoice's open amount is its total less succeeded payments applied on or before the end
+    and credit notes issued on or before it; an invoice voided after the end was still open.
+    Positive open amounts are aged; negative ones (over-credited or over-paid) join the
+    customer's credit balance with unapplied cash less refunds (docs/accounting.md).
     """
     i, c, a, p, n = (b.invoices, b.customers, b.payment_applications, b.payments, b.credit_notes)
     reductions = sa.union_all(
-        sa.select(a.c.invoice_id, a.c.amount)
+        sa.select(
+            a.c.invoice_id,
+            sa.literal("payment").label("source"),
+            p.c.id.label("source_id"),
+            a.c.amount,
+        )
         .join(p, p.c.id == a.c.payment_id)
         .where(a.c.applied_on <= period.end, p.c.status == "succeeded"),
-        sa.select(n.c.invoice_id, n.c.total.label("amount")).where(
-            n.c.issue_date <= period.end, n.c.status == "issued"
-        ),
+        sa.select(
+            n.c.invoice_id,
+            sa.literal("credit_note").label("source"),
+            n.c.id.label("source_id"),
+            n.c.total.label("amount"),
+        ).where(n.c.issue_date <= period.end, n.c.status == "issued"),
     ).subquery()
     stmt = (
         sa.select(
             i.c.id,
             i.c.currency,
+            i.c.issue_date,
             i.c.due_date,
             i.c.total,
             i.c.status,
             i.c.voided_at,
             c.c.account_number,
             c.c.name,
+            reductions.c.source,
+            reductions.c.source_id,
             reductions.c.amount.label("reduction"),
         )
         .join(c, c.c.id == i.c.customer_id)
@@ -783,22 +1178,47 @@ def _aging(
         .where(i.c.issue_date <= period.end)
         .order_by(i.c.id)
     )
+    applied = (
+        sa.select(a.c.payment_id, a.c.amount)
+        .join(p, p.c.id == a.c.payment_id)
+        .where(a.c.applied_on <= period.end)
+    )
+    cash = (
+        sa.select(p.c.id, p.c.amount, p.c.currency, c.c.account_number, c.c.name)
+        .join(c, c.c.id == p.c.customer_id)
+        .where(p.c.received_on <= period.end, p.c.status == "succeeded")
+    )
+    refunds = (
+        sa.select(
+            b.refunds.c.id, b.refunds.c.amount, b.refunds.c.currency, c.c.account_number, c.c.name
+        )
+        .join(c, c.c.id == b.refunds.c.customer_id)
+        .where(b.refunds.c.refunded_on <= period.end)
+    )
     if entity:
         stmt = stmt.where(i.c.billing_entity == entity)
-    rows: dict[tuple[str, str], AgingRow] = {}
+        cash = cash.where(c.c.billing_entity == entity)
+        refunds = refunds.where(c.c.billing_entity == entity)
+    aging: dict[tuple[str, str], AgingRow] = {}
+    credit: dict[tuple[str, str], CreditBalanceRow] = {}
+
+    def credit_row(account: str, name: str, currency: str) -> CreditBalanceRow:
+        return credit.setdefault((account, currency), CreditBalanceRow(account, name, currency))
 
     def settle(r: sa.Row[Any], reduced: Decimal) -> None:
-        if r.status == "void" and (
-            r.voided_at is None or r.voided_at.astimezone(timezone).date() <= period.end
-        ):
+        if left_out.has("invoice", r.id):
+            return
+        voided_on = void_date(r.status, r.voided_at, r.issue_date, timezone)
+        if voided_on is not None and voided_on <= period.end:
             return
         open_amount = r.total - reduced
-        if open_amount == ZERO:
-            return
-        ar = rows.setdefault(
-            (r.account_number, r.currency), AgingRow(r.account_number, r.name, r.currency)
-        )
-        ar.buckets[aging_bucket((period.end - r.due_date).days)] += open_amount
+        if open_amount > ZERO:
+            ar = aging.setdefault(
+                (r.account_number, r.currency), AgingRow(r.account_number, r.name, r.currency)
+            )
+            ar.buckets[aging_bucket((period.end - r.due_date).days)] += open_amount
+        elif open_amount < ZERO:
+            credit_row(r.account_number, r.name, r.currency).over_credit -= open_amount
 
     current: sa.Row[Any] | None = None
     reduced = ZERO
@@ -807,10 +1227,32 @@ def _aging(
             settle(current, reduced)
             reduced = ZERO
         current = r
-        reduced += r.reduction if r.reduction is not None else ZERO
+        if r.reduction is not None and not left_out.has(r.source, r.source_id):
+            reduced += r.reduction
     if current is not None:
         settle(current, reduced)
-    return tuple(rows[k] for k in sorted(rows, key=lambda k: (k[1], k[0])))
+
+    applied_by_payment: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for r in _stream(billing, applied):
+        applied_by_payment[r.payment_id] += r.amount
+    for r in _stream(billing, cash):
+        if left_out.has("payment", r.id):
+            continue
+        unapplied = r.amount - applied_by_payment.get(r.id, ZERO)
+        if unapplied:
+            credit_row(r.account_number, r.name, r.currency).unapplied_cash += unapplied
+    for r in _stream(billing, refunds):
+        if left_out.has("refund", r.id):
+            continue
+        credit_row(r.account_number, r.name, r.currency).refunded += r.amount
+
+    def order(k: tuple[str, str]) -> tuple[str, str]:
+        return (k[1], k[0])
+
+    return (
+        tuple(aging[k] for k in sorted(aging, key=order)),
+        tuple(credit[k] for k in sorted(credit, key=order) if credit[k].balance != ZERO),
+    )
 
 
 def aging_bucket(days_past_due: int) -> str:

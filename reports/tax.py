@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -113,12 +113,16 @@ def tax_reconciliation(
     period_end: date,
     entity: str | None = None,
     target: str = "avatax",
+    left_out: Collection[int] = (),
 ) -> TaxReconciliation:
     """Reconcile the tax of invoices issued from ``period_start`` to ``period_end`` (inclusive).
 
-    ``target`` is the name of the tax target in the config (its ledger rows). Reads only.
+    ``target`` is the name of the tax target in the config (its ledger rows); ``left_out`` are
+    the ids of invoices validation rejected (not reconciled). Reads only.
     """
     billed = _billed(billing_engine, period_start, period_end, entity)
+    for invoice_id in left_out:
+        billed.pop(invoice_id, None)
     engine = _engine_figures(state_engine, target, list(billed))
     rows: list[InvoiceTax] = []
     for invoice_id, (head, per_juris) in billed.items():

@@ -447,7 +447,11 @@ class SyncEngine:
                 target_summary.pushed.retried_requests = self._retried(name) - retried_before
         if not dry_run and not summary.stopped and self._checks_due(summary, names, kinds):
             summary.checks = revrec.revrec_checks(
-                self.billing, self.state, excluded_entries=verdicts.get().ids("revenue_entry")
+                self.billing,
+                self.state,
+                excluded_entries=verdicts.get().ids("revenue_entry"),
+                excluded_invoices=verdicts.get().ids("invoice"),
+                timezone=self.config.timezone,
             )
         if run_id is not None:
             self._finish_run(run_id, summary)

@@ -28,6 +28,11 @@ INJECTIONS = (
 )
 
 
+def _month_end(month: date) -> date:
+    following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    return date.fromordinal(following.toordinal() - 1)
+
+
 def _ts(**extra: Any) -> dict[str, Any]:
     return {"updated_at": T0, **extra}
 
@@ -192,6 +197,32 @@ def seed_billing(engine: sa.Engine) -> None:
                 None,
                 None,
             ),
+            # Paid in September, credited in October: a credit balance, partly refunded.
+            (
+                8,
+                "INV-8",
+                2,
+                "acme-jp",
+                "JPY",
+                "paid",
+                date(2026, 9, 1),
+                date(2026, 9, 30),
+                None,
+                None,
+            ),
+            # Issued in September, voided on 3 October (after September's close).
+            (
+                9,
+                "INV-9",
+                1,
+                "acme-us",
+                "USD",
+                "void",
+                date(2026, 9, 20),
+                date(2026, 10, 20),
+                None,
+                datetime(2026, 10, 3, 8, tzinfo=UTC),
+            ),
         ]
         lines = [
             # id, invoice, product, amount, tax rate, tax, jurisdiction
@@ -203,7 +234,17 @@ def seed_billing(engine: sa.Engine) -> None:
             (51, 5, 1, D("29800"), D("0.10"), D("2980"), "JP"),
             (61, 6, 2, D("460.000"), D("0"), D("0.000"), "KW"),
             (71, 7, 3, D("15.250"), D("0"), D("0.000"), "KW"),
+            (81, 8, 2, D("8000"), D("0"), D("0"), "JP"),
+            (91, 9, 1, D("600.00"), D("0"), D("0.00"), "US-NY"),
         ]
+        # The service periods of the ratable lines (point-in-time lines have none).
+        service = {
+            11: (date(2026, 10, 1), date(2027, 9, 30)),
+            21: (date(2026, 8, 1), date(2027, 1, 31)),
+            51: (date(2026, 10, 1), date(2026, 12, 31)),
+            71: (date(2026, 5, 1), date(2026, 5, 31)),
+            91: (date(2026, 9, 1), date(2027, 8, 31)),
+        }
         rows = []
         for iid, number, cust, ent, cur, status, issue, due, memo, voided in inv:
             mine = [ln for ln in lines if ln[1] == iid]
@@ -244,6 +285,8 @@ def seed_billing(engine: sa.Engine) -> None:
                     tax_rate=rate,
                     tax_amount=tax,
                     tax_jurisdiction=jur,
+                    service_start=service.get(lid, (None, None))[0],
+                    service_end=service.get(lid, (None, None))[1],
                 )
                 for lid, iid, pid, amount, rate, tax, jur in lines
             ],
@@ -257,14 +300,25 @@ def seed_billing(engine: sa.Engine) -> None:
             (21, date(2026 + (7 + k) // 12, (7 + k) % 12 + 1, 1), D("100.00")) for k in range(6)
         ]  # 2026-08 .. 2027-01
         entries += [(21, date(2027, 1, 1), D("-100.00"))]  # reversal after CN-3
-        entries += [(31, date(2026, 10, 1), D("100.00"))]
-        entries += [(41, date(2026, 10, 1), D("900.00"))]  # voided invoice: never counted
+        entries += [(31, date(2026, 10, 1), D("100.00")), (31, date(2026, 10, 1), D("-20.00"))]
+        # INV-4 was voided in the month it was issued: its reversal cancels its entry.
+        entries += [(41, date(2026, 10, 1), D("900.00")), (41, date(2026, 10, 1), D("-900.00"))]
         entries += [
             (51, date(2026, 10, 1), D("9934")),
             (51, date(2026, 11, 1), D("9933")),
             (51, date(2026, 12, 1), D("9933")),
         ]
         entries += [(61, date(2026, 9, 1), D("460.000")), (71, date(2026, 5, 1), D("15.250"))]
+        entries += [(81, date(2026, 9, 1), D("8000")), (81, date(2026, 10, 1), D("-5000"))]
+        # INV-9: 50.00 a month from September; the void reverses September's share in
+        # October and every later month in its own month, so the line adds up to zero.
+        entries += [
+            (91, date(2026 + (8 + k) // 12, (8 + k) % 12 + 1, 1), D("50.00")) for k in range(12)
+        ]
+        entries += [(91, date(2026, 10, 1), D("-50.00"))]
+        entries += [
+            (91, date(2026 + (9 + k) // 12, (9 + k) % 12 + 1, 1), D("-50.00")) for k in range(11)
+        ]
         conn.execute(
             b.revenue_schedule_entries.insert(),
             [
@@ -274,6 +328,7 @@ def seed_billing(engine: sa.Engine) -> None:
                     period=per,
                     amount=amount,
                     status="recognized" if per <= date(2026, 10, 1) else "scheduled",
+                    recognized_on=_month_end(per) if per <= date(2026, 10, 1) else None,
                 )
                 for n, (lid, per, amount) in enumerate(entries)
             ],
@@ -323,6 +378,20 @@ def seed_billing(engine: sa.Engine) -> None:
                     total=D("100.00"),
                     created_at=T0,
                 ),
+                _ts(
+                    id=4,
+                    number="CN-4",
+                    invoice_id=8,
+                    customer_id=2,
+                    currency="JPY",
+                    status="issued",
+                    issue_date=date(2026, 10, 6),
+                    reason="service credit",
+                    subtotal=D("5000"),
+                    tax_total=D("0"),
+                    total=D("5000"),
+                    created_at=T0,
+                ),
             ],
         )
         conn.execute(
@@ -357,6 +426,16 @@ def seed_billing(engine: sa.Engine) -> None:
                     description="x",
                     amount=D("100.00"),
                     tax_amount=D("0.00"),
+                ),
+                _ts(
+                    id=4,
+                    credit_note_id=4,
+                    line_no=1,
+                    invoice_line_id=81,
+                    product_id=2,
+                    description="x",
+                    amount=D("5000"),
+                    tax_amount=D("0"),
                 ),
             ],
         )
@@ -411,6 +490,18 @@ def seed_billing(engine: sa.Engine) -> None:
                     status="failed",
                     created_at=T0,
                 ),
+                _ts(
+                    id=5,
+                    reference="PAY-5",
+                    customer_id=2,
+                    currency="JPY",
+                    amount=D("8000"),
+                    received_on=date(2026, 9, 25),
+                    method="wire",
+                    processor_fee=D("0"),
+                    status="succeeded",
+                    created_at=T0,
+                ),
             ],
         )
         conn.execute(
@@ -438,12 +529,41 @@ def seed_billing(engine: sa.Engine) -> None:
                     applied_on=date(2026, 10, 20),
                 ),
                 _ts(
-                    id=4,
-                    payment_id=4,
-                    invoice_id=1,
+                    id=5,
+                    payment_id=5,
+                    invoice_id=8,
+                    amount=D("8000"),
+                    applied_on=date(2026, 9, 25),
+                ),
+            ],
+        )
+        conn.execute(
+            b.refunds.insert(),
+            [
+                # 50.00 of PAY-2's 300.00, unapplied on the day (its application is Nov 5).
+                _ts(
+                    id=1,
+                    reference="RF-1",
+                    customer_id=1,
+                    payment_id=2,
+                    credit_note_id=None,
+                    currency="USD",
                     amount=D("50.00"),
-                    applied_on=date(2026, 10, 18),
-                ),  # failed payment: reduces nothing
+                    refunded_on=date(2026, 10, 25),
+                    created_at=T0,
+                ),
+                # 3,000 of CN-4's 5,000 credit on the paid INV-8.
+                _ts(
+                    id=2,
+                    reference="RF-2",
+                    customer_id=2,
+                    payment_id=None,
+                    credit_note_id=4,
+                    currency="JPY",
+                    amount=D("3000"),
+                    refunded_on=date(2026, 10, 8),
+                    created_at=T0,
+                ),
             ],
         )
 
@@ -478,7 +598,18 @@ def seed_ledger(engine: sa.Engine) -> None:
         ("netsuite", "credit_note", "3", "credit note CN-3", "synced", "NS-203", None, None),
         ("netsuite", "payment", "2", "payment PAY-2", "retry", None, "HTTP 503", "retryable"),
         ("netsuite", "payment", "3", "payment PAY-3", "synced", "NS-303", None, None),
-        ("netsuite", "revenue", "100", "revenue entry 100", "synced", "NS-JE1", None, None),
+        ("netsuite", "invoice", "9", "invoice INV-9", "synced", "NS-109", None, None),
+        ("netsuite", "refund", "2", "refund RF-2", "synced", "NS-402", None, None),
+        (
+            "netsuite",
+            "revenue",
+            "2026-10:acme-us:USD",
+            "journal 2026-10 acme-us USD",
+            "synced",
+            "NS-JE1",
+            None,
+            None,
+        ),
         ("avatax", "invoice", "1", "invoice INV-1", "synced", "INV-1", None, None),
         ("avatax", "invoice", "5", "invoice INV-5", "synced", "INV-5", None, None),
     ]
@@ -492,6 +623,17 @@ def seed_ledger(engine: sa.Engine) -> None:
             "totalTaxCalculated": "2980",
             "summary": [{"country": "JP", "region": "", "taxCalculated": "2980"}],
         },
+    }
+    # October's USD journal as sent: the 150.00 of ratable entries (100 + 100 + INV-9's -50).
+    journal = {
+        "lineList": [
+            {"account": {"internalId": "2400"}, "debit": "150.00"},
+            {"account": {"internalId": "4000"}, "credit": "150.00"},
+        ]
+    }
+    extras: dict[tuple[str, str], dict[str, Any]] = {
+        ("invoice", "9"): {"operation": "void"},
+        ("revenue", "2026-10:acme-us:USD"): {"synced_payload": json.dumps(journal)},
     }
     with engine.begin() as conn:
         conn.execute(
@@ -510,6 +652,9 @@ def seed_ledger(engine: sa.Engine) -> None:
                     "created_at": T0,
                     "updated_at": T0,
                     "result": json.dumps(results[(t, sid)]) if (t, sid) in results else None,
+                    "operation": "upsert",
+                    "synced_payload": None,
+                    **(extras.get((k, sid), {}) if t == "netsuite" else {}),
                 }
                 for t, k, sid, label, status, iid, err, ek in rows
             ],

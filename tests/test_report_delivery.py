@@ -75,7 +75,17 @@ def result(tmp_path: Path) -> ReportResult:
     path.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 40)
     totals = (
         CurrencyTotals(
-            "USD", D("1958.13"), D("120.00"), D("300.00"), D("158.13"), D("800.00"), D("1300.00")
+            currency="USD",
+            invoiced=D("1958.13"),
+            tax=D("158.13"),
+            voided=D("600.00"),
+            credited=D("120.00"),
+            collected=D("300.00"),
+            refunded=D("50.00"),
+            recognized=D("750.00"),
+            deferred_closing=D("1300.00"),
+            open_receivable=D("2238.13"),
+            credit_balance=D("250.00"),
         ),
     )
     return ReportResult(
@@ -115,6 +125,8 @@ def test_report_arrives_with_the_workbook_byte_identical(
     assert msg["Subject"] == "finsync monthly report 2026-10"
     body = msg.get_body(preferencelist=("plain",)).get_content()
     assert "1,958.13" in body and "exceptions needing attention: 3" in body
+    lines = {line.split("  ")[0]: line for line in body.splitlines()}
+    assert lines["Net collected"].split() == ["Net", "collected", "250.00"]
     [attachment] = list(msg.iter_attachments())
     assert attachment.get_filename() == result.path.name
     assert attachment.get_content_type().endswith("spreadsheetml.sheet")

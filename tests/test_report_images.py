@@ -1,9 +1,11 @@
 """Pictures of the workbook as LibreOffice renders it (xlsx -> pdf -> png), for docs/images.
 
-The test renders the Summary and Revenue sheets of a demo-like month and checks the pictures
-exist. Regenerate the ones in docs/images with:
+The test renders the Summary, Revenue and Reconciliation sheets of a demo-like month and checks
+the pictures exist. The pictures in docs/images show the workbook `make demo` builds (after a
+real sync to the sandboxes); regenerate them with:
 
-    .venv/bin/python -m tests.test_report_images
+    make demo && .venv/bin/python -m tests.test_report_images \
+        .finsync/demo/reports/finsync-monthly-2026-10.xlsx
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ from tests.report_seed import seed_ledger
 
 DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 #: Text that appears on the first page of each pictured sheet.
-MARKERS = {"summary": "Sync health", "revenue": "Deferred revenue roll-forward"}
+MARKERS = {
+    "summary": "Sync health",
+    "revenue": "Deferred revenue roll-forward",
+    "reconciliation": "Revenue journals of",
+}
 
 
 def _page_text(pdf: Path, page: int) -> str:
@@ -54,7 +60,12 @@ def render_pictures(engine: sa.Engine, work: Path, out_dir: Path) -> dict[str, P
         out_dir=work / "xlsx",
         timezone=ZoneInfo("Europe/Berlin"),
     )
-    pdf = convert(result.path, work / "pdf", "pdf")
+    return render_workbook(result.path, work, out_dir)
+
+
+def render_workbook(workbook: Path, work: Path, out_dir: Path) -> dict[str, Path]:
+    """Write summary.png, revenue.png and reconciliation.png of ``workbook`` into ``out_dir``."""
+    pdf = convert(workbook, work / "pdf", "pdf")
     pages = _page_count(pdf)
     out_dir.mkdir(parents=True, exist_ok=True)
     pictures: dict[str, Path] = {}
@@ -81,7 +92,7 @@ def render_pictures(engine: sa.Engine, work: Path, out_dir: Path) -> dict[str, P
     return pictures
 
 
-def test_summary_and_revenue_render_as_pictures(tmp_path: Path) -> None:
+def test_summary_revenue_and_reconciliation_render_as_pictures(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'demo.db'}")
     pictures = render_pictures(engine, tmp_path, tmp_path / "png")
     for path in pictures.values():
@@ -91,9 +102,14 @@ def test_summary_and_revenue_render_as_pictures(tmp_path: Path) -> None:
 
 
 if __name__ == "__main__":
+    import sys
     import tempfile
 
     with tempfile.TemporaryDirectory() as work:
-        demo = make_engine(f"sqlite:///{Path(work) / 'demo.db'}")
-        for picture in render_pictures(demo, Path(work), DOCS_IMAGES).values():
+        if len(sys.argv) > 1:
+            pictures = render_workbook(Path(sys.argv[1]), Path(work), DOCS_IMAGES)
+        else:
+            demo = make_engine(f"sqlite:///{Path(work) / 'demo.db'}")
+            pictures = render_pictures(demo, Path(work), DOCS_IMAGES)
+        for picture in pictures.values():
             print(picture)
