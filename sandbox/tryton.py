@@ -144,6 +144,8 @@ class TrytonServer:
     def start(self, *, timeout: float = 60.0) -> TrytonServer:
         """Copy the template and start trytond; return once it answers a login."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in ("-wal", "-shm", "-journal"):  # a previous copy's, would corrupt this one
+            (self.folder / f"{TEMPLATE_FILE}{stale}").unlink(missing_ok=True)
         shutil.copyfile(self.template, self.folder / TEMPLATE_FILE)
         config = _trytond_config(self.folder, self.port)
         trytond = Path(_python()).with_name("trytond")
@@ -341,7 +343,11 @@ def _build(folder: Path) -> None:  # pragma: no cover - runs in a subprocess
     def select_first_company() -> None:
         User = pool.get("res.user")
         (admin,) = User.search([("login", "=", ADMIN_LOGIN)])
-        User.write([admin], {"company": min(c.id for c in admin.companies)})
+        # Record rules follow the user's company filter, not the call's context: "all" lets
+        # one session book into every company (each call names its company in the context).
+        User.write(
+            [admin], {"company": min(c.id for c in admin.companies), "company_filter": "all"}
+        )
 
     in_transaction(create_admin)
     for spec in COMPANIES:
