@@ -274,6 +274,13 @@ def _day(text: str) -> date:
     return date.fromisoformat(text)
 
 
+def _document_date(payload: Mapping[str, Any], sign: int) -> str:
+    """The date of an invoice job: its own, or for a void's reversal the day of the void."""
+    return str(
+        payload["invoice_date"] if sign > 0 else payload.get("void_date") or payload["invoice_date"]
+    )
+
+
 @dataclass
 class _Chart:
     """One company's accounts (code -> id) and currency."""
@@ -619,7 +626,8 @@ class TrytonConnector:
             "currency": self.currencies()[payload["currency"]],
             "journal": self.journals()[payload["journal"]],
             "account": self._account(company, payload["account"]),
-            "invoice_date": _day(payload["invoice_date"]),
+            # A void is a reversing document dated when billing voided the original.
+            "invoice_date": _day(_document_date(payload, sign)),
             "reference": reference,
             "description": description[:200],
             "lines": [("create", lines)],
@@ -731,7 +739,7 @@ class TrytonConnector:
             jobs.append((i, doc, doc.external_id, 1))
         existing = {**originals, **reversals}
         # Dates must not go backwards within a sequence: post in date order.
-        jobs.sort(key=lambda job: (job[1].payload["invoice_date"], job[0]))
+        jobs.sort(key=lambda job: (_document_date(job[1].payload, job[3]), job[0]))
         to_create: list[tuple[int, dict[str, Any]]] = []
         invoice_ids: dict[int, int] = {}
         for n, (i, doc, reference, sign) in enumerate(jobs):
@@ -824,7 +832,7 @@ class TrytonConnector:
         return self._move_values(
             company,
             doc.payload["deferral_journal"],
-            doc.payload["invoice_date"],
+            _document_date(doc.payload, sign),
             description,
             lines,
         )

@@ -317,6 +317,9 @@ def map_invoice(inv: Invoice, t: MappingTables) -> Document:
     if problems:
         raise MappingError(inv.label, problems)
     void = inv.status == "void" or inv.voided_at is not None
+    if void:
+        voided = inv.voided_at or inv.updated_at
+        payload["void_date"] = voided.date().isoformat()
     deps = (DocKey("customer", str(inv.customer_id)),)
     return _document(
         "invoice",
@@ -391,6 +394,8 @@ def map_credit_note(note: CreditNote, t: MappingTables) -> Document:
         "deferral_journal": look.tryton.general_journal,
         "total": _money(-note.total, note.currency),
     }
+    if note.status == "void":
+        payload["void_date"] = note.updated_at.date().isoformat()
     deps = (
         DocKey("customer", str(note.customer_id)),
         DocKey("invoice", str(note.invoice_id)),

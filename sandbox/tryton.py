@@ -319,22 +319,25 @@ def _build(folder: Path) -> None:  # pragma: no cover - runs in a subprocess
             for year in FISCAL_YEARS:
                 fiscalyear = get_fiscalyear(company, today=dt.date(year, 1, 1))
                 fiscalyear.name = f"{year} {spec.entity}"
-                (sequence,) = SequenceStrict.create(
+                # Credit notes are numbered apart from invoices, as Tryton recommends: each
+                # sequence needs dates that never go backwards.
+                invoices, credit_notes = SequenceStrict.create(
                     [
                         {
-                            "name": f"Invoices {year} {spec.entity}",
+                            "name": f"{what} {year} {spec.entity}",
                             "sequence_type": invoice_type.id,
                             "company": company.id,
                         }
+                        for what in ("Invoices", "Credit notes")
                     ]
                 )
                 fiscalyear.invoice_sequences = [
                     InvoiceSequence(
                         company=company,
-                        out_invoice_sequence=sequence,
-                        in_invoice_sequence=sequence,
-                        out_credit_note_sequence=sequence,
-                        in_credit_note_sequence=sequence,
+                        out_invoice_sequence=invoices,
+                        in_invoice_sequence=invoices,
+                        out_credit_note_sequence=credit_notes,
+                        in_credit_note_sequence=credit_notes,
                     )
                 ]
                 fiscalyear.save()
