@@ -339,10 +339,15 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
                 )
             }
             invoices = {r.id: r for r in conn.execute(sa.select(b.invoices))}
+            payments = {r.id: r for r in conn.execute(sa.select(b.payments))}
+            applied: dict[int, set[int]] = {p: set() for p in payments}
+            for app in conn.execute(sa.select(b.payment_applications)):
+                applied[app.payment_id].add(app.invoice_id)
         billing.dispose()
         by_kind: dict[str, list[dict]] = {}  # type: ignore[type-arg]
         for row in rows:
             by_kind.setdefault(row["kind"], []).append(dict(row))
+        paths: Counter[str] = Counter()
         for row in by_kind["invoice"]:
             inv = invoices[int(row["source_id"])]
             closed = inv.billing_entity == "acme-us" and inv.status != "void"
@@ -350,18 +355,24 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
             if closed or refused:
                 assert row["status"] == "failed", row["label"]
                 assert row["last_error"].startswith("tryton ")
+                paths["closed" if closed else "refused"] += 1
                 if closed and not refused:
-                    assert "closed" in row["last_error"].lower(), row["last_error"]
+                    assert 'reopen the period "2026-10"' in row["last_error"], row["last_error"]
                 if refused and not closed:
                     assert 'for field "Account"' in row["last_error"], row["last_error"]
             else:
+                paths["synced"] += 1
                 assert row["status"] == "synced", (row["label"], row["last_error"])
-        assert any(inv.billing_entity == "acme-us" for inv in invoices.values())
+        assert paths["closed"] and paths["refused"] and paths["synced"], paths
         assert services_invoices
         for row in by_kind["customer"]:
             assert row["status"] == "synced"
         synced_invoices = {r["external_id"] for r in by_kind["invoice"] if r["status"] == "synced"}
-        in_tryton = {i["reference"] for i in books.invoices() if i["state"] == "posted"}
+        in_tryton = {
+            i["reference"]
+            for i in books.invoices()
+            if i["state"] in ("posted", "paid") and i["reference"].startswith("finsync:inv:")
+        }
         assert (
             synced_invoices
             - {
@@ -371,9 +382,18 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
             }
             == in_tryton
         )
+        failed_invoices = {
+            int(r["source_id"]) for r in by_kind["invoice"] if r["status"] != "synced"
+        }
         for row in by_kind["payment"]:
-            if row["status"] != "synced":
-                assert row["status"] in ("pending", "retry", "failed"), row
+            pay = payments[int(row["source_id"])]
+            blocked = pay.customer_id in us_customers or applied[pay.id] & failed_invoices
+            if pay.status != "succeeded":
+                continue  # voided before it was ever sent: nothing to book
+            if blocked:
+                assert row["status"] != "synced", row["label"]
+            else:
+                assert row["status"] == "synced", (row["label"], row["last_error"])
         assert us_customers
     finally:
         books.close()
