@@ -304,19 +304,20 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
     assert "'4.9.9' does not exist in the chart" in str(stopped.value)
     engine.close()
 
-    # Services revenue mapped to a cash account (it exists, but Tryton refuses it on invoice
-    # lines), and acme-us's October closed in Tryton: those records fail with Tryton's words.
-    wrong = example.replace('"4200" = "4.1.2"', '"4200" = "1.1.1"')
+    # Support revenue mapped to a cash account (it exists, but Tryton refuses it on invoice
+    # lines), and acme-uk's October closed in Tryton (company 3): those records fail with
+    # Tryton's own words.
+    wrong = example.replace('"4300" = "4.2.2"', '"4300" = "1.1.1"')
     books = TrytonBooks(tryton_server)
     (october,) = books.call(
         "model.account.period.search",
-        [("company", "=", 1), ("start_date", "=", date(2026, 10, 1)), ("type", "=", "standard")],
+        [("company", "=", 3), ("start_date", "=", date(2026, 10, 1)), ("type", "=", "standard")],
         0,
         None,
         None,
-        company=1,
+        company=3,
     )
-    books.call("model.account.period.close", [october], company=1)
+    books.call("model.account.period.close", [october], company=3)
     engine = engine_for(write_setup(tmp_path, db_url, tryton_server, mapping_text=wrong))
     try:
         engine.sync()
@@ -324,18 +325,18 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
             rows = list(conn.execute(sa.select(ledger)).mappings())
         billing = make_engine(db_url)
         with billing.connect() as conn:
-            us_customers = {
+            uk_customers = {
                 r.id
                 for r in conn.execute(
-                    sa.select(b.customers.c.id).where(b.customers.c.billing_entity == "acme-us")
+                    sa.select(b.customers.c.id).where(b.customers.c.billing_entity == "acme-uk")
                 )
             }
-            services_invoices = {
+            support_invoices = {
                 r.invoice_id
                 for r in conn.execute(
                     sa.select(b.invoice_lines.c.invoice_id)
                     .join(b.products, b.products.c.id == b.invoice_lines.c.product_id)
-                    .where(b.products.c.product_family == "services")
+                    .where(b.products.c.product_family == "support")
                 )
             }
             invoices = {r.id: r for r in conn.execute(sa.select(b.invoices))}
@@ -350,8 +351,8 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
         paths: Counter[str] = Counter()
         for row in by_kind["invoice"]:
             inv = invoices[int(row["source_id"])]
-            closed = inv.billing_entity == "acme-us" and inv.status != "void"
-            refused = inv.id in services_invoices and inv.status != "void"
+            closed = inv.billing_entity == "acme-uk" and inv.status != "void"
+            refused = inv.id in support_invoices and inv.status != "void"
             if closed or refused:
                 assert row["status"] == "failed", row["label"]
                 assert row["last_error"].startswith("tryton ")
@@ -364,7 +365,7 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
                 paths["synced"] += 1
                 assert row["status"] == "synced", (row["label"], row["last_error"])
         assert paths["closed"] and paths["refused"] and paths["synced"], paths
-        assert services_invoices
+        assert support_invoices
         for row in by_kind["customer"]:
             assert row["status"] == "synced"
         synced_invoices = {r["external_id"] for r in by_kind["invoice"] if r["status"] == "synced"}
@@ -387,14 +388,14 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
         }
         for row in by_kind["payment"]:
             pay = payments[int(row["source_id"])]
-            blocked = pay.customer_id in us_customers or applied[pay.id] & failed_invoices
+            blocked = pay.customer_id in uk_customers or applied[pay.id] & failed_invoices
             if pay.status != "succeeded":
                 continue  # voided before it was ever sent: nothing to book
             if blocked:
                 assert row["status"] != "synced", row["label"]
             else:
                 assert row["status"] == "synced", (row["label"], row["last_error"])
-        assert us_customers
+        assert uk_customers
     finally:
         books.close()
         engine.close()
