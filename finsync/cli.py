@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 import sqlalchemy as sa
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
@@ -241,7 +242,7 @@ def print_status(
                 run["status"],
                 f"{run['started_at']:%Y-%m-%d %H:%M:%S}",
                 f"{run['finished_at']:%H:%M:%S}" if run["finished_at"] else "",
-                (run["error"] or "")[:80],
+                escape((run["error"] or "")[:80]),
             )
         console.print(runs_table)
     if problems:
@@ -252,10 +253,10 @@ def print_status(
             fail_table.add_row(
                 str(row["id"]),
                 row["target"],
-                row["label"],
+                escape(row["label"]),
                 row["status"],
                 str(row["attempts"]),
-                row["last_error"] or "",
+                escape(row["last_error"] or ""),  # systems' messages hold [brackets]
             )
         console.print(fail_table)
 
@@ -642,6 +643,47 @@ def sandbox_avatax(port: int) -> None:
     AvaTaxSandbox(account_id=AVATAX_ACCOUNT, license_key=AVATAX_LICENSE).serve("127.0.0.1", port)
 
 
+@sandbox.command("tryton")
+@click.option("--port", type=int, default=8010, show_default=True)
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".finsync/tryton"),
+    show_default=True,
+    help="Where the template database is cached and the server's copy lives (fresh each start).",
+)
+def sandbox_tryton(port: int, folder: Path) -> None:
+    """A real Tryton ERP (trytond 8.2) on 127.0.0.1: five companies, charts, fiscal years."""
+    from sandbox.tryton import (
+        ADMIN_LOGIN,
+        ADMIN_PASSWORD,
+        DATABASE,
+        TrytonServer,
+        TrytonStartError,
+        ensure_template,
+    )
+
+    folder = folder.resolve()
+    console.print("Preparing the Tryton database (about 20 s the first time, cached after)")
+    try:
+        template = ensure_template(folder / "cache")
+        server = TrytonServer(template, folder / "server", port=port).start()
+    except TrytonStartError as exc:
+        fail(escape(f"Tryton did not start: {exc}"))
+    console.print(
+        f"Tryton on {server.url} (JSON-RPC {server.rpc_url}); database {DATABASE}, "
+        f"user {ADMIN_LOGIN}, password {ADMIN_PASSWORD} (local trials only). Ctrl-C stops it.",
+        soft_wrap=True,
+    )
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
 @cli.command()
 @click.option(
     "--dir",
@@ -665,21 +707,29 @@ def sandbox_avatax(port: int) -> None:
     show_default=True,
     help="How to talk to the NetSuite sandbox.",
 )
-def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> None:
+@click.option(
+    "--erp",
+    type=click.Choice(["netsuite", "tryton"]),
+    default="netsuite",
+    show_default=True,
+    help="The ERP to book into: the NetSuite sandbox, or a real Tryton started locally.",
+)
+def demo(folder: Path, customers: int, serve_console: bool, transport: str, erp: str) -> None:
     """Run the whole job on embedded defaults: seed, sync, edit, sync again, workbook.
 
     With --serve, the sandboxes keep running afterwards and the accountants' console is served
     on http://127.0.0.1:8000 with a demo admin key, until Ctrl-C.
     """
     from billing.generator import seed_billing
-    from finsync.demo import DemoSettings, edit_billing, prepare, running_sandboxes
+    from finsync.demo import DemoSettings, demo_systems, edit_billing
     from sync.engine import SyncEngine
     from sync.migrate import upgrade
     from sync.status import failures, last_runs, ledger_counts
 
-    settings = DemoSettings(folder=folder.resolve(), customers=customers, transport=transport)
-    with friendly_errors(), running_sandboxes() as (netsuite, avatax):
-        config = prepare(settings, netsuite, avatax)
+    settings = DemoSettings(
+        folder=folder.resolve(), customers=customers, transport=transport, erp=erp
+    )
+    with friendly_errors(), demo_systems(settings) as config:
         console.rule("[bold]1. Billing data")
         billing_engine = make_engine(config.billing_url)
         with progress_bar("Seeding billing data") as advance:
@@ -693,9 +743,8 @@ def demo(folder: Path, customers: int, serve_console: bool, transport: str) -> N
             )
         billing_engine.dispose()
         console.print("  ".join(f"{name} {count:,}" for name, count in seeded.rows()))
-        console.rule(
-            f"[bold]2. First sync: NetSuite sandbox ({transport.upper()}) and AvaTax sandbox"
-        )
+        erp_name = "Tryton" if erp == "tryton" else f"NetSuite sandbox ({transport.upper()})"
+        console.rule(f"[bold]2. First sync: {erp_name} and AvaTax sandbox")
         engine = SyncEngine(config, actor="demo")
         try:
             upgrade(engine.state)

@@ -18,6 +18,8 @@ The admin login and password below are for local trials only.
 from __future__ import annotations
 
 import argparse
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -115,6 +117,30 @@ def build_template(folder: Path, *, timeout: float = 300.0) -> Path:
     return target
 
 
+def template_key() -> str:
+    """A key of this builder's source and trytond's version: a template built by another
+    version of either is not reused."""
+    from importlib import metadata
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(metadata.version("trytond").encode())
+    return digest.hexdigest()[:12]
+
+
+def ensure_template(cache_root: Path) -> Path:
+    """The template database under ``cache_root`` (built on first use, under a file lock so
+    parallel processes share one build). Raises TrytonStartError when the build fails."""
+    folder = cache_root / f"finsync-tryton-template-{template_key()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    ready = folder / "ready"
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready.exists():
+            build_template(folder)
+            ready.touch()
+    return folder / TEMPLATE_FILE
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -199,6 +225,11 @@ class TrytonServer:
         if not isinstance(body.get("result"), list):
             raise ValueError(f"login refused: {body.get('error')}")
         return list(body["result"])
+
+    def wait(self) -> None:
+        """Block until trytond exits (Ctrl-C interrupts)."""
+        if self._process is not None:
+            self._process.wait()
 
     def stop(self) -> None:
         """Stop trytond (SIGTERM, then SIGKILL after 5 s)."""
@@ -319,29 +350,36 @@ def _build(folder: Path) -> None:  # pragma: no cover - runs in a subprocess
             for year in FISCAL_YEARS:
                 fiscalyear = get_fiscalyear(company, today=dt.date(year, 1, 1))
                 fiscalyear.name = f"{year} {spec.entity}"
-                # Credit notes are numbered apart from invoices, as Tryton recommends: each
-                # sequence needs dates that never go backwards.
-                invoices, credit_notes = SequenceStrict.create(
-                    [
-                        {
-                            "name": f"{what} {year} {spec.entity}",
-                            "sequence_type": invoice_type.id,
-                            "company": company.id,
-                        }
-                        for what in ("Invoices", "Credit notes")
-                    ]
-                )
-                fiscalyear.invoice_sequences = [
-                    InvoiceSequence(
-                        company=company,
-                        out_invoice_sequence=invoices,
-                        in_invoice_sequence=invoices,
-                        out_credit_note_sequence=credit_notes,
-                        in_credit_note_sequence=credit_notes,
-                    )
-                ]
+                fiscalyear.invoice_sequences = []
                 fiscalyear.save()
                 FiscalYear.create_period([fiscalyear])
+                # Tryton numbers a sequence's invoices in date order. One sequence per month,
+                # and credit notes apart from invoices, so that order only matters within a
+                # month and a kind (a sync sends records by change, not by date).
+                sequences = []
+                for period in sorted(fiscalyear.periods, key=lambda p: p.start_date):
+                    invoices, credit_notes = SequenceStrict.create(
+                        [
+                            {
+                                "name": f"{what} {period.name} {spec.entity}",
+                                "sequence_type": invoice_type.id,
+                                "company": company.id,
+                            }
+                            for what in ("Invoices", "Credit notes")
+                        ]
+                    )
+                    sequences.append(
+                        {
+                            "fiscalyear": fiscalyear.id,
+                            "company": company.id,
+                            "period": period.id,
+                            "out_invoice_sequence": invoices.id,
+                            "in_invoice_sequence": invoices.id,
+                            "out_credit_note_sequence": credit_notes.id,
+                            "in_credit_note_sequence": credit_notes.id,
+                        }
+                    )
+                InvoiceSequence.create(sequences)
 
     def select_first_company() -> None:
         User = pool.get("res.user")

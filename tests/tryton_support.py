@@ -12,14 +12,11 @@ Never skipped: when Tryton cannot be built or started the test fails with one cl
 from __future__ import annotations
 
 import base64
-import fcntl
-import hashlib
 import json
 import tempfile
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,24 +27,9 @@ from sandbox import tryton as sandbox_tryton
 from sandbox.tryton import TrytonServer, TrytonStartError
 
 
-def _template_key() -> str:
-    digest = hashlib.sha256(Path(sandbox_tryton.__file__).read_bytes())
-    digest.update(metadata.version("trytond").encode())
-    return digest.hexdigest()[:12]
-
-
 def template_database() -> Path:
     """The initialised Tryton database file, built on first use (shared by test workers)."""
-    folder = Path(tempfile.gettempdir()) / f"finsync-tryton-template-{_template_key()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / sandbox_tryton.TEMPLATE_FILE
-    ready = folder / "ready"
-    with (folder / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not ready.exists():
-            sandbox_tryton.build_template(folder)
-            ready.touch()
-    return target
+    return sandbox_tryton.ensure_template(Path(tempfile.gettempdir()))
 
 
 @pytest.fixture(scope="session")
