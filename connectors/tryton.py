@@ -209,17 +209,20 @@ class TrytonRpc:
     def login(self) -> None:
         """Open a session (``common.db.login``). Raises AuthError when refused."""
         self._session = None
-        result = self.settings.retry.call(
-            lambda: self._post(
-                "common.db.login",
-                [
-                    self.settings.username,
-                    {"password": self.settings.password.reveal()},
-                    "en",
-                ],
-                writes=False,
+        try:
+            result = self.settings.retry.call(
+                lambda: self._post(
+                    "common.db.login",
+                    [
+                        self.settings.username,
+                        {"password": self.settings.password.reveal()},
+                        "en",
+                    ],
+                    writes=False,
+                )
             )
-        )
+        except AuthError:
+            result = None  # Tryton answers a wrong password with 401
         if not isinstance(result, list) or len(result) < 2:
             raise AuthError(
                 SYSTEM,
@@ -1045,6 +1048,7 @@ class TrytonConnector:
                     values.append((description, move))
                     continue
                 if found is not None:
+                    self._check_unchanged(company, doc, found["id"])
                     moves.append((i, doc, doc.external_id))
                     values.append((doc.external_id, None))
                     continue
@@ -1084,6 +1088,29 @@ class TrytonConnector:
                 created=description not in originals,
             )
         return results
+
+    def _check_unchanged(self, company: int, doc: Document, move: int) -> None:
+        """Raise PermanentError when the cash a posted move books differs from the payload's:
+        Tryton never changes a posted move."""
+        rows = self.rpc.call(
+            "model.account.move.line.search_read",
+            [("move", "=", move), ("account.code", "=", doc.payload["cash_account"])],
+            0,
+            None,
+            None,
+            ["debit", "credit"],
+            company=company,
+        )
+        booked = sum((_d(r["debit"]) - _d(r["credit"]) for r in rows), _ZERO)
+        if booked != _d(doc.payload["amount"]):
+            raise PermanentError(
+                SYSTEM,
+                "upsert",
+                f"{doc.label} is posted in Tryton with {booked}, billing now says "
+                f"{doc.payload['amount']}: Tryton never changes a posted move; void it in "
+                "billing and record the corrected one",
+                code="PostedMove",
+            )
 
     def _apply_to_invoices(self, company: int, doc: Document, move: int) -> None:
         """Add the payment's receivable lines to the invoices they pay (Tryton's payment lines)."""

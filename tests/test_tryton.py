@@ -8,6 +8,7 @@ and on PostgreSQL (``db_url``); Tryton runs on its own SQLite copy per test.
 
 from __future__ import annotations
 
+import base64
 import calendar
 import random
 import signal
@@ -26,9 +27,10 @@ import sqlalchemy as sa
 
 from billing import schema as b
 from billing.generator import seed_billing
+from connectors.tryton import TrytonConnector
 from finsync.config import load_config
 from finsync.db import make_engine
-from finsync.errors import ConfigError
+from finsync.errors import AuthError, ConfigError
 from sandbox.tryton import ADMIN_PASSWORD, TrytonServer
 from sync.engine import Selection, SyncEngine
 from sync.migrate import upgrade
@@ -396,9 +398,25 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
             else:
                 assert row["status"] == "synced", (row["label"], row["last_error"])
         assert uk_customers
+
+        # An expired session is renewed with one new login; a refused login is an AuthError.
+        connector = engine.connector("tryton")
+        assert isinstance(connector, TrytonConnector)
+        stale = base64.b64encode(b"admin:1:expired-token").decode()
+        connector.rpc._session = stale
+        parties = connector.rpc.call("model.party.party.search_count", [])
+        assert parties == len(by_kind["customer"]) + 5  # the five companies' own parties
+        assert connector.rpc._session not in (None, stale)
     finally:
         books.close()
         engine.close()
+    (tmp_path / "tryton.password").write_text("not-the-password")
+    refused = engine_for(tmp_path / "finsync.toml")
+    with pytest.raises(AuthError) as denied:
+        refused.check()
+    assert "login refused for user 'admin'" in str(denied.value)
+    assert "not-the-password" not in str(denied.value)
+    refused.close()
 
 
 def test_sigkill_mid_push_then_sync_leaves_each_document_once_in_tryton(
