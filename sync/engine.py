@@ -187,7 +187,12 @@ class SyncEngine:
 
     def reload_mapping(self) -> MappingTables:
         """Read the mapping file again (an admin fixed it); raises ConfigError, keeping the old."""
-        self.tables = load_mapping_file(self.config.mapping_file)
+        tables = load_mapping_file(self.config.mapping_file)
+        for connector in self._connectors.values():
+            check_mapping = getattr(connector, "check_mapping", None)
+            if check_mapping is not None:
+                check_mapping(tables)
+        self.tables = tables
         return self.tables
 
     @staticmethod
