@@ -10,7 +10,7 @@ PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --str
 	--no-emit-index-url --no-emit-find-links --extra test --extra dev \
 	--output-file requirements.lock pyproject.toml
 
-.PHONY: demo test test-fast lint bench postgres system-deps clean lock upgrade-lock
+.PHONY: demo test test-fast lint bench postgres system-deps clean lock upgrade-lock tryton
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ upgrade-lock: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/finsync demo
+
+# A real Tryton ERP on 127.0.0.1:8010 for trials (database finsync, see README).
+tryton: $(STAMP)
+	$(BIN)/finsync sandbox tryton
 
 # Make sure the local PostgreSQL server is up (the tests need a real one; they never skip it).
 postgres:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-BENCHMARKS = ("bench_seed", "bench_sync", "bench_netsuite", "bench_workbook")
+BENCHMARKS = ("bench_seed", "bench_sync", "bench_netsuite", "bench_workbook", "bench_tryton")
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 

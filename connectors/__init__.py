@@ -55,6 +55,13 @@ def _avatax(target: TargetConfig, state_url: str | None) -> Connector:
     return build_avatax(target)
 
 
+def _tryton(target: TargetConfig, state_url: str | None) -> Connector:
+    from connectors.tryton import build_tryton
+
+    return build_tryton(target)
+
+
 register("scripted", _scripted)
 register("netsuite", _netsuite)
 register("avatax", _avatax)
+register("tryton", _tryton)

@@ -37,8 +37,6 @@ from finsync.terminal import console_width
 if TYPE_CHECKING:
     from finsync.demo import DemoSettings
     from reports.workbook import ReportResult
-    from sandbox.avatax.server import AvaTaxSandbox
-    from sandbox.netsuite import NetSuiteSandbox
     from sync.engine import ResyncResult, SyncEngine, SyncSummary, TargetSummary
     from sync.status import Attention
 
@@ -914,6 +912,47 @@ def sandbox_avatax(port: int) -> None:
     _listening(port, lambda: sandbox.serve("127.0.0.1", port))
 
 
+@sandbox.command("tryton")
+@click.option("--port", type=int, default=8010, show_default=True)
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".finsync/tryton"),
+    show_default=True,
+    help="Where the template database is cached and the server's copy lives (fresh each start).",
+)
+def sandbox_tryton(port: int, folder: Path) -> None:
+    """A real Tryton ERP (trytond 8.2) on 127.0.0.1: five companies, charts, fiscal years."""
+    from sandbox.tryton import (
+        ADMIN_LOGIN,
+        ADMIN_PASSWORD,
+        DATABASE,
+        TrytonServer,
+        TrytonStartError,
+        ensure_template,
+    )
+
+    folder = folder.resolve()
+    console.print("Preparing the Tryton database (about 20 s the first time, cached after)")
+    try:
+        template = ensure_template(folder / "cache")
+        server = TrytonServer(template, folder / "server", port=port).start()
+    except TrytonStartError as exc:
+        fail(f"Tryton did not start: {exc}")
+    console.print(
+        f"Tryton on {server.url} (JSON-RPC {server.rpc_url}); database {DATABASE}, "
+        f"user {ADMIN_LOGIN}, password {ADMIN_PASSWORD} (local trials only). Ctrl-C stops it.",
+        soft_wrap=True,
+    )
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
 @cli.command()
 @click.option(
     "--dir",
@@ -953,6 +992,13 @@ def sandbox_avatax(port: int) -> None:
     show_default=True,
     help="Where `finsync serve` on the demo's config serves /health and the console.",
 )
+@click.option(
+    "--erp",
+    type=click.Choice(["netsuite", "tryton"]),
+    default="netsuite",
+    show_default=True,
+    help="The ERP to book into: the NetSuite sandbox, or a real Tryton started locally.",
+)
 def demo(
     folder: Path,
     customers: int,
@@ -962,6 +1008,7 @@ def demo(
     netsuite_port: int,
     avatax_port: int,
     service_port: int,
+    erp: str,
 ) -> None:
     """Run the whole job on embedded defaults: seed, sync, edit, sync again, workbook.
 
@@ -972,7 +1019,7 @@ def demo(
     served on http://127.0.0.1:PORT with a demo admin key, until Ctrl-C.
     """
     from billing.generator import seed_billing
-    from finsync.demo import DemoSettings, edit_billing, prepare
+    from finsync.demo import DemoSettings, edit_billing
     from sync.engine import SyncEngine
     from sync.migrate import upgrade
     from sync.status import attention, last_runs, ledger_counts
@@ -984,9 +1031,9 @@ def demo(
         netsuite_port=netsuite_port,
         avatax_port=avatax_port,
         service_port=service_port,
+        erp=erp,
     )
-    with friendly_errors(), _demo_sandboxes(settings) as (netsuite, avatax):
-        config = prepare(settings, netsuite, avatax)
+    with friendly_errors(), _demo_systems(settings) as config:
         console.rule(Text("1. Billing data", style="bold"))
         billing_engine = make_engine(config.billing_url)
         with progress_bar("Seeding billing data") as advance:
@@ -1000,12 +1047,8 @@ def demo(
             )
         billing_engine.dispose()
         console.print("  ".join(f"{name} {count:,}" for name, count in seeded.rows()))
-        console.rule(
-            Text(
-                f"2. First sync: NetSuite sandbox ({transport.upper()}) and AvaTax sandbox",
-                style="bold",
-            )
-        )
+        erp_name = "Tryton" if erp == "tryton" else f"NetSuite sandbox ({transport.upper()})"
+        console.rule(Text(f"2. First sync: {erp_name} and AvaTax sandbox", style="bold"))
         engine = SyncEngine(config, actor="demo")
         try:
             upgrade(engine.state)
@@ -1065,22 +1108,21 @@ def _how_i_was_called() -> str:
 
 
 @contextmanager
-def _demo_sandboxes(settings: DemoSettings) -> Iterator[tuple[NetSuiteSandbox, AvaTaxSandbox]]:
-    """The demo's sandboxes on their ports; a port already taken is one line naming it."""
-    from finsync.demo import running_sandboxes
+def _demo_systems(settings: DemoSettings) -> Iterator[Config]:
+    """The demo's systems on their ports and its config; a port already taken is one line
+    naming it."""
+    from finsync.demo import demo_systems
 
     with ExitStack() as stack:
         try:
-            pair = stack.enter_context(
-                running_sandboxes(settings.netsuite_port, settings.avatax_port)
-            )
+            config = stack.enter_context(demo_systems(settings))
         except OSError as exc:
             fail(
                 f"cannot start the demo's sandboxes on 127.0.0.1:{settings.netsuite_port} and "
                 f":{settings.avatax_port} ({exc.strerror}): stop what uses them or pass "
                 "--netsuite-port and --avatax-port"
             )
-        yield pair
+        yield config
 
 
 def _demo_console_key(config: Config) -> str:

@@ -314,7 +314,7 @@ class Config:
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
-_SYSTEMS = ("netsuite", "avatax", "scripted")
+_SYSTEMS = ("netsuite", "avatax", "scripted", "tryton")
 
 
 def _smtp(section: Section) -> SmtpSettings | None:

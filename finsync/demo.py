@@ -13,6 +13,7 @@ otherwise), so every command of the README works on the demo's config after the 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from billing.generator import EditSummary
     from sandbox.avatax.server import AvaTaxSandbox
     from sandbox.netsuite import NetSuiteSandbox
+    from sandbox.tryton import TrytonServer
 
 #: Environment variables the demo config reads its (public, demo-only) secrets from.
 _DEMO_SECRETS = {
@@ -55,6 +57,8 @@ class DemoSettings:
     avatax_port: int = 8766
     #: Where ``finsync serve`` on the demo's config answers /health and serves the console.
     service_port: int = 8080
+    #: The ERP the demo books into: the NetSuite sandbox, or a real Tryton (``--erp tryton``).
+    erp: str = "netsuite"
 
     @property
     def report_period(self) -> str:
@@ -135,6 +139,51 @@ max_requests_per_second = 500
 """
 
 
+def tryton_config(
+    *, billing_url: str, state_url: str, tryton: TrytonServer, avatax: AvaTaxSandbox
+) -> str:
+    """A finsync.toml that books into a running Tryton and taxes through the AvaTax sandbox."""
+    from sandbox.tryton import ADMIN_LOGIN, DATABASE
+
+    return f"""# Written by finsync: SQLite defaults, a local Tryton and the AvaTax sandbox.
+[billing]
+url = "{billing_url}"
+
+[state]
+url = "{state_url}"
+
+[mapping]
+file = "mapping.toml"
+
+[company]
+timezone = "America/New_York"
+
+[sync]
+backoff_base_seconds = 5
+kinds = ["customer", "invoice", "credit_note", "payment", "refund", "revenue"]
+
+[report]
+out_dir = "reports"
+
+[api]
+cookie_secure = false  # the demo console is plain http on 127.0.0.1
+
+[targets.tryton]
+system = "tryton"
+url = "{tryton.url}"
+database = "{DATABASE}"
+username = "{ADMIN_LOGIN}"
+password = {{ env = "FINSYNC_DEMO_TRYTON_PASSWORD" }}
+
+[targets.avatax]
+system = "avatax"
+base_url = "{avatax.url}"
+account_id = {{ env = "FINSYNC_DEMO_AVATAX_ACCOUNT" }}
+license_key = {{ env = "FINSYNC_DEMO_AVATAX_LICENSE" }}
+max_requests_per_second = 500
+"""
+
+
 def sandbox_secrets() -> dict[str, str]:
     """The sandboxes' public demo credentials, as the environment variables the config names."""
     from sandbox.netsuite import SandboxCredentials
@@ -146,6 +195,9 @@ def sandbox_secrets() -> dict[str, str]:
         secrets[variable] = value.reveal() if hasattr(value, "reveal") else str(value)
     secrets["FINSYNC_DEMO_AVATAX_ACCOUNT"] = AVATAX_ACCOUNT
     secrets["FINSYNC_DEMO_AVATAX_LICENSE"] = AVATAX_LICENSE
+    from sandbox.tryton import ADMIN_PASSWORD
+
+    secrets["FINSYNC_DEMO_TRYTON_PASSWORD"] = ADMIN_PASSWORD
     return secrets
 
 
@@ -196,6 +248,40 @@ def prepare(settings: DemoSettings, netsuite: NetSuiteSandbox, avatax: AvaTaxSan
         )
     )
     return load_config(path)
+
+
+@contextmanager
+def demo_systems(settings: DemoSettings) -> Iterator[Config]:
+    """Start the demo's systems (the ERP of ``settings.erp`` and AvaTax), write the demo folder
+    and its config; yield the loaded config, stop the systems after."""
+    if settings.erp != "tryton":
+        with running_sandboxes(settings.netsuite_port, settings.avatax_port) as (netsuite, avatax):
+            yield prepare(settings, netsuite, avatax)
+        return
+    from sandbox.avatax.server import AvaTaxSandbox
+    from sandbox.tryton import TrytonServer, ensure_template
+
+    template = ensure_template(settings.folder.parent / "tryton-cache")
+    shutil.rmtree(settings.folder, ignore_errors=True)
+    settings.folder.mkdir(parents=True)
+    tryton = TrytonServer(template, settings.folder / "tryton").start()
+    avatax = AvaTaxSandbox(account_id=AVATAX_ACCOUNT, license_key=AVATAX_LICENSE).start()
+    try:
+        shutil.copy(MAPPING_EXAMPLE, settings.folder / "mapping.toml")
+        os.environ.update(sandbox_secrets())
+        path = settings.folder / "finsync.toml"
+        path.write_text(
+            tryton_config(
+                billing_url=f"sqlite:///{settings.folder / 'billing.db'}",
+                state_url=f"sqlite:///{settings.folder / 'state.db'}",
+                tryton=tryton,
+                avatax=avatax,
+            )
+        )
+        yield load_config(path)
+    finally:
+        tryton.stop()
+        avatax.stop()
 
 
 def edit_billing(config: Config, seed: int) -> EditSummary:

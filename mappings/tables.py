@@ -38,6 +38,29 @@ class FamilyAccounts:
 
 
 @dataclass(frozen=True)
+class TrytonTables:
+    """The ``[tryton]`` section: where billing's documents go in a Tryton ERP.
+
+    Accounts are Tryton account codes, looked up in each company's own chart (the connector
+    checks them at start); journals are Tryton journal codes.
+    """
+
+    #: billing entity -> Tryton company id (each company books in the entity's currency).
+    companies: Mapping[str, str]
+    #: GL account ids of this file ([product_families], [accounts]) -> Tryton account codes.
+    accounts: Mapping[str, str]
+    #: billing tax code -> the Tryton account code its tax is booked to.
+    taxes: Mapping[str, str]
+    #: billing payment method -> the Tryton account code the cash goes to.
+    payment_methods: Mapping[str, str]
+    receivable_account: str
+    refund_account: str
+    invoice_journal: str = "REV"
+    cash_journal: str = "CASH"
+    general_journal: str = "MISC"
+
+
+@dataclass(frozen=True)
 class MappingTables:
     """All lookup tables, keyed by billing codes. Section names match the mapping file."""
 
@@ -48,6 +71,7 @@ class MappingTables:
     product_families: Mapping[str, FamilyAccounts]
     accounts: Mapping[str, str] = field(default_factory=dict)
     source: str = "mapping file"
+    tryton: TrytonTables | None = None
 
     def describe(self, table: str) -> str:
         """How an error message names one table, e.g. "mapping file items table"."""
@@ -103,6 +127,44 @@ def _opt(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _tryton(data: Any) -> TrytonTables:
+    if not isinstance(data, dict):
+        raise ConfigError("tryton", "must be a table")
+    known = {
+        "companies",
+        "accounts",
+        "taxes",
+        "payment_methods",
+        "receivable_account",
+        "refund_account",
+        "invoice_journal",
+        "cash_journal",
+        "general_journal",
+    }
+    for extra in sorted(set(data) - known):
+        raise ConfigError(f"tryton.{extra}", f"unknown setting; expected one of {sorted(known)}")
+    for required in ("receivable_account", "refund_account"):
+        if not isinstance(data.get(required), str) or not data[required]:
+            raise ConfigError(f"tryton.{required}", "missing: a Tryton account code")
+    journals = {}
+    for name in ("invoice_journal", "cash_journal", "general_journal"):
+        if name in data:
+            if not isinstance(data[name], str) or not data[name]:
+                raise ConfigError(f"tryton.{name}", "must be a Tryton journal code")
+            journals[name] = data[name]
+    return TrytonTables(
+        companies=MappingProxyType(_as_str_map(data.get("companies", {}), "tryton.companies")),
+        accounts=MappingProxyType(_as_str_map(data.get("accounts", {}), "tryton.accounts")),
+        taxes=MappingProxyType(_as_str_map(data.get("taxes", {}), "tryton.taxes")),
+        payment_methods=MappingProxyType(
+            _as_str_map(data.get("payment_methods", {}), "tryton.payment_methods")
+        ),
+        receivable_account=data["receivable_account"],
+        refund_account=data["refund_account"],
+        **journals,
+    )
+
+
 def parse_mapping(data: Mapping[str, Any], source: str = "mapping file") -> MappingTables:
     """Build ``MappingTables`` from parsed TOML. Raises ConfigError naming the bad key."""
     for section in _REQUIRED:
@@ -123,6 +185,7 @@ def parse_mapping(data: Mapping[str, Any], source: str = "mapping file") -> Mapp
         product_families=MappingProxyType(families),
         accounts=MappingProxyType(_as_str_map(data.get("accounts", {}), "accounts")),
         source=source,
+        tryton=_tryton(data["tryton"]) if "tryton" in data else None,
     )
 
 

@@ -291,7 +291,12 @@ class SyncEngine:
 
     def reload_mapping(self) -> MappingTables:
         """Read the mapping file again (an admin fixed it); raises ConfigError, keeping the old."""
-        self.tables = load_mapping_file(self.config.mapping_file)
+        tables = load_mapping_file(self.config.mapping_file)
+        for connector in self._connectors.values():
+            check_mapping = getattr(connector, "check_mapping", None)
+            if check_mapping is not None:
+                check_mapping(tables)
+        self.tables = tables
         return self.tables
 
     @staticmethod
@@ -320,9 +325,12 @@ class SyncEngine:
     def connector(self, target: str) -> Connector:
         """The connector of ``target``, built (and its settings validated) on first use."""
         if target not in self._connectors:
-            self._connectors[target] = build_connector(
-                self._targets[target], state_url=self.config.state_url
-            )
+            connector = build_connector(self._targets[target], state_url=self.config.state_url)
+            # Connectors that can check the mapping against the system's own data do it now.
+            check_mapping = getattr(connector, "check_mapping", None)
+            if check_mapping is not None:
+                check_mapping(self.tables)
+            self._connectors[target] = connector
         return self._connectors[target]
 
     def check(self) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from billing.records import CreditNote, Customer, Invoice, Payment, Refund, SourceRecord
 from connectors.base import Document
-from mappings import avatax, netsuite
+from mappings import avatax, netsuite, tryton
 from mappings.tables import MappingTables
 from sync.extract import Page
 
@@ -58,6 +58,20 @@ def _map_avatax(record: SourceRecord, page: Page, tables: MappingTables) -> Docu
     return None
 
 
+def _map_tryton(record: SourceRecord, page: Page, tables: MappingTables) -> Document | None:
+    if isinstance(record, Customer):
+        return tryton.map_customer(record, tables)
+    if isinstance(record, Invoice):
+        return tryton.map_invoice(record, tables)
+    if isinstance(record, CreditNote):
+        return tryton.map_credit_note(record, tables)
+    if isinstance(record, Payment):
+        return tryton.map_payment(record, tables)
+    if isinstance(record, Refund):
+        return tryton.map_refund(record, tables)
+    return None
+
+
 MAPPINGS: dict[str, TargetMapping] = {
     # "revenue": monthly journals, built by sync/revrec.py rather than per record (map -> None).
     "netsuite": TargetMapping(
@@ -66,4 +80,9 @@ MAPPINGS: dict[str, TargetMapping] = {
         _map_netsuite,
     ),
     "avatax": TargetMapping("avatax", ("invoice", "credit_note"), _map_avatax),
+    "tryton": TargetMapping(
+        "tryton",
+        ("customer", "invoice", "credit_note", "payment", "refund", "revenue"),
+        _map_tryton,
+    ),
 }

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from finsync.db import make_engine
+from tests.tryton_support import tryton_server, tryton_template  # noqa: F401  (fixtures)
 
 PG_ADMIN_URL = os.environ.get(
     "FINSYNC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
