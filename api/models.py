@@ -48,6 +48,40 @@ class Run(BaseModel):
     finished_at: datetime | None
     counts: Any
     error: str | None
+    duration_seconds: float | None
+    #: What it did, in words (for an hour's idle line: how many runs found nothing).
+    summary: str
+
+
+class RunActivity(BaseModel):
+    """How many records of one target and kind a run took to one outcome."""
+
+    target: str
+    kind: str
+    event: str
+    status: str
+    count: int
+
+
+class RunFailure(BaseModel):
+    """A record that failed (or will be retried) in a run, and where it stands now."""
+
+    id: int
+    target: str
+    kind: str
+    label: str
+    customer_account: str | None
+    document_date: date | None
+    status: str
+    detail: str | None
+    status_now: str
+
+
+class RunDetail(Run):
+    """A run with what it did per target, kind and outcome, and the records that failed."""
+
+    activity: list[RunActivity]
+    failures: list[RunFailure]
 
 
 class RunPage(BaseModel):
@@ -217,6 +251,8 @@ class ResyncOut(BaseModel):
     """A re-sync's outcome."""
 
     audit_id: int | None
+    #: The run that records the re-sync (None for a dry run).
+    run_id: int | None
     dry_run: bool
     matched: int
     queued: int

@@ -18,7 +18,7 @@ from api.routes import config_view, record_audit, record_view, run_resync
 from finsync.config import API_ROLES
 from sync.engine import Selection
 from sync.state import STATUSES
-from sync.status import ledger_counts
+from sync.status import attention, ledger_counts
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
@@ -27,7 +27,8 @@ Accountant = Annotated[Principal, Depends(require("accountant"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 RecordId = Annotated[int, Path(ge=1, le=MAX_ID)]
 PAGE_SIZE = 50
-#: What the failures page shows unless the status filter says otherwise.
+#: What the failures page shows unless the status filter says otherwise (with the records
+#: waiting behind them).
 NEEDS_ATTENTION = ("failed", "dead", "retry")
 
 
@@ -130,17 +131,23 @@ def signout(
 
 @router.get("/")
 def dashboard(request: Request, principal: Viewer) -> Response:
-    """Counts by status, per target and kind, and the last runs."""
-    state = console_of(request).engine.state
+    """Service health (leader, workers, last and next run per job), open alerts, the records
+    that need attention (with those waiting behind them), counts, and the last runs."""
+    console = console_of(request)
+    state = console.engine.state
     _total, runs = queries.list_runs(state, limit=10, offset=0)
     return _render(
         request,
         "dashboard.html",
         principal,
+        health=queries.service_health(state, console.engine.target_names(), console.clock()),
+        alerts=queries.open_alerts(state),
+        attention=attention(state),
         totals=queries.status_totals(state),
         counts=ledger_counts(state),
         statuses=STATUSES,
         runs=runs,
+        duration=queries.duration_text,
     )
 
 
@@ -207,10 +214,14 @@ def failures(
 def _filters(form: dict[str, str]) -> queries.RecordFilters:
     """The records list's filters from the failures page's form (400 on a bad value)."""
     status = form.get("status") or None
-    if status and status != "all" and status not in STATUSES:
-        raise HTTPException(400, f"status must be one of {', '.join(STATUSES)} or all")
-    statuses = () if status == "all" else (status,) if status else NEEDS_ATTENTION
+    if status and status not in ("all", "waiting") and status not in STATUSES:
+        raise HTTPException(400, f"status must be one of {', '.join(STATUSES)}, waiting or all")
+    if status in ("all", "waiting"):
+        statuses: tuple[str, ...] = ()
+    else:
+        statuses = (status,) if status else NEEDS_ATTENTION
     return queries.RecordFilters(
+        waiting=status == "waiting" or not status,
         target=_text(form.get("target")),
         kind=_text(form.get("kind")),
         statuses=statuses,
@@ -345,7 +356,18 @@ def runs_page(
         total=total,
         offset=offset,
         page_size=PAGE_SIZE,
+        duration=queries.duration_text,
     )
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: RecordId, principal: Viewer) -> Response:
+    """One run: its counts per target, what it did per target, kind and outcome, and the
+    records that failed in it."""
+    detail = queries.run_detail(console_of(request).engine.state, run_id)
+    if detail is None:
+        raise HTTPException(404, f"no run {run_id}")
+    return _render(request, "run.html", principal, run=detail, duration=queries.duration_text)
 
 
 @router.get("/audit")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,16 @@ from mappings.tables import MappingTables
 from sync.diff import Change, diff_payloads
 from sync.engine import map_record
 from sync.extract import BillingReader
-from sync.state import STATUSES, audit_log, ledger, ledger_events, runs, workbooks
+from sync.state import (
+    STATUSES,
+    alerts,
+    audit_log,
+    ledger,
+    ledger_events,
+    runs,
+    service_processes,
+    workbooks,
+)
 from sync.status import FailureGroup, error_without_label
 from sync.targets import TargetMapping
 
@@ -52,6 +61,9 @@ class RecordFilters:
     q: str | None = None
     #: Text in the last error (the failures page's groups filter on their message).
     error: str | None = None
+    #: Also the pending records that wait for a record that has not synced (``statuses``
+    #: alone cannot tell them from the rest of the queue).
+    waiting: bool = False
 
 
 def _json(text: str | None) -> Any:
@@ -70,8 +82,13 @@ def _where(filters: RecordFilters) -> sa.ColumnElement[bool]:
         conditions.append(t.c.target == filters.target)
     if filters.kind:
         conditions.append(t.c.kind == filters.kind)
-    if filters.statuses:
+    waiting = sa.and_(t.c.status == "pending", t.c.last_error.like("waiting for %"))
+    if filters.statuses and filters.waiting:
+        conditions.append(sa.or_(t.c.status.in_(filters.statuses), waiting))
+    elif filters.statuses:
         conditions.append(t.c.status.in_(filters.statuses))
+    elif filters.waiting:
+        conditions.append(waiting)
     if filters.customer:
         conditions.append(t.c.customer_account == filters.customer)
     if filters.date_from:
@@ -172,8 +189,200 @@ def list_runs(
         total = int(
             conn.execute(sa.select(sa.func.count()).select_from(runs).where(where)).scalar_one()
         )
-        rows = [dict(r) | {"counts": _json(r["counts"])} for r in conn.execute(query).mappings()]
+        rows = [
+            _with_summary(dict(r) | {"counts": _json(r["counts"])})
+            for r in conn.execute(query).mappings()
+        ]
     return total, rows
+
+
+#: How a run's per-target counts read in a list: (section, count, words), in order.
+_SUMMARY_PARTS = (
+    ("extracted", "new", "new"),
+    ("extracted", "changed", "changed"),
+    ("extracted", "failed", "failed to map"),
+    ("requeued", "queued", "queued again"),
+    ("requeued", "mapping failed", "failed to map"),
+    ("requeued", "missing in billing", "missing in billing"),
+    ("pushed", "created", "created"),
+    ("pushed", "updated", "updated"),
+    ("pushed", "recovered", "recovered"),
+    ("pushed", "retrying", "retrying"),
+    ("pushed", "failed", "refused"),
+    ("pushed", "dead", "dead"),
+)
+
+
+def run_summary(run: dict[str, Any]) -> str:
+    """What a run did, in words: ``erp: 3 new, 1 failed to map, 3 created``; for an hour's idle
+    line, how many runs found nothing."""
+    counts = run["counts"] if isinstance(run["counts"], dict) else {}
+    if run["status"] == "idle":
+        n = int(counts.get("idle_runs", 1))
+        return f"{n} scheduled run{'s' if n != 1 else ''} found nothing to send"
+    if run["kind"] == "report":
+        return ", ".join(f"{v:,} {k}" for k, v in counts.items() if isinstance(v, int))
+    parts = []
+    for target, per_target in sorted(counts.items()):
+        if not isinstance(per_target, dict):
+            continue
+        said = [
+            f"{per_target[section][name]:,} {words}"
+            for section, name, words in _SUMMARY_PARTS
+            if isinstance(per_target.get(section), dict) and per_target[section].get(name)
+        ]
+        parts.append(f"{target}: {', '.join(said) or 'nothing changed'}")
+    return "; ".join(parts)
+
+
+def _with_summary(row: dict[str, Any]) -> dict[str, Any]:
+    started, finished = row["started_at"], row["finished_at"]
+    row["duration_seconds"] = (finished - started).total_seconds() if finished else None
+    row["summary"] = run_summary(row)
+    return row
+
+
+def duration_text(seconds: float | None) -> str:
+    """``0.4 s``, ``12 s``, ``3 min 05 s``, ``2 h 04 min``; empty while running."""
+    if seconds is None:
+        return ""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def run_detail(engine: Engine, run_id: int) -> dict[str, Any] | None:
+    """One run with what it did per target, kind and outcome (from the ledger events it
+    wrote) and the records that failed in it, or None."""
+    e, t = ledger_events, ledger
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+        if row is None:
+            return None
+        grouped = conn.execute(
+            sa.select(t.c.target, t.c.kind, e.c.event, e.c.status, sa.func.count())
+            .select_from(e.join(t, t.c.id == e.c.ledger_id))
+            .where(e.c.run_id == run_id)
+            .group_by(t.c.target, t.c.kind, e.c.event, e.c.status)
+            .order_by(t.c.target, t.c.kind, e.c.event, e.c.status)
+        ).all()
+        failed = conn.execute(
+            sa.select(
+                t.c.id,
+                t.c.target,
+                t.c.kind,
+                t.c.label,
+                t.c.customer_account,
+                t.c.document_date,
+                e.c.status,
+                e.c.detail,
+                t.c.status.label("status_now"),
+            )
+            .select_from(e.join(t, t.c.id == e.c.ledger_id))
+            .where(e.c.run_id == run_id, e.c.status.in_(("failed", "dead", "retry")))
+            .order_by(e.c.id)
+            .limit(BULK_LIMIT)
+        ).mappings()
+        failures = [dict(f) for f in failed]
+    detail = _with_summary(dict(row) | {"counts": _json(row["counts"])})
+    detail["activity"] = [
+        {"target": g[0], "kind": g[1], "event": g[2], "status": g[3], "count": int(g[4])}
+        for g in grouped
+    ]
+    detail["failures"] = failures
+    return detail
+
+
+#: A process counts as alive while its last heartbeat is this many poll intervals old at most.
+_ALIVE_POLLS = 3
+_ALIVE_AT_LEAST = timedelta(seconds=15)
+
+
+@dataclass(frozen=True)
+class JobHealth:
+    """One scheduled job: when it last ran (as a run of the history) and when it runs next."""
+
+    id: str
+    last_run: dict[str, Any] | None
+    next_run_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    """The service as the state store sees it: live processes, the leader, the jobs."""
+
+    processes: list[dict[str, Any]]
+    jobs: list[JobHealth]
+
+    @property
+    def leader(self) -> dict[str, Any] | None:
+        """The live process that runs the scheduler, if any."""
+        return next((p for p in self.processes if p["role"] == "leader"), None)
+
+    @property
+    def workers(self) -> int:
+        """Live processes that push (every ``serve`` runs a push worker, and every ``worker``)."""
+        return len(self.processes)
+
+
+def _job_times(conn: sa.Connection) -> dict[str, datetime | None]:
+    from scheduler import JOBS_TABLE
+
+    if JOBS_TABLE not in sa.inspect(conn).get_table_names():
+        return {}
+    table = sa.table(JOBS_TABLE, sa.column("id", sa.String), sa.column("next_run_time", sa.Float))
+    return {
+        str(job_id): None if when is None else datetime.fromtimestamp(float(when), UTC)
+        for job_id, when in conn.execute(sa.select(table.c.id, table.c.next_run_time))
+    }
+
+
+def _last_run(conn: sa.Connection, *conditions: sa.ColumnElement[bool]) -> dict[str, Any] | None:
+    row = (
+        conn.execute(sa.select(runs).where(*conditions).order_by(runs.c.id.desc()).limit(1))
+        .mappings()
+        .first()
+    )
+    return None if row is None else _with_summary(dict(row) | {"counts": _json(row["counts"])})
+
+
+def service_health(engine: Engine, targets: list[str], now: datetime) -> ServiceHealth:
+    """Live ``serve``/``worker`` processes (from their heartbeats) and, per scheduled job, its
+    last and next run (the scheduler's job store holds the next)."""
+    from scheduler import REPORT_JOB, SYNC_JOB_PREFIX
+
+    with engine.connect() as conn:
+        processes = []
+        for p in conn.execute(sa.select(service_processes)).mappings():
+            window = max(_ALIVE_AT_LEAST, timedelta(seconds=_ALIVE_POLLS * p["poll_seconds"]))
+            if p["seen_at"] >= now - window:
+                processes.append(dict(p))
+        times = _job_times(conn)
+        ids = sorted({f"{SYNC_JOB_PREFIX}{t}" for t in targets} | set(times))
+        jobs = []
+        for job_id in ids:
+            if job_id.startswith(SYNC_JOB_PREFIX):
+                target = job_id[len(SYNC_JOB_PREFIX) :]
+                last = _last_run(conn, runs.c.kind == "sync", runs.c.target == target)
+            elif job_id == REPORT_JOB:
+                last = _last_run(conn, runs.c.kind == "report")
+            else:
+                last = None  # the retry sweep is recorded on the records it sends, not as a run
+            jobs.append(JobHealth(job_id, last, times.get(job_id)))
+    processes.sort(key=lambda p: (p["role"] != "leader", p["started_at"]))
+    return ServiceHealth(processes, jobs)
+
+
+def open_alerts(engine: Engine) -> list[dict[str, Any]]:
+    """Alert incidents not resolved yet, oldest first."""
+    query = sa.select(alerts).where(alerts.c.resolved_at.is_(None)).order_by(alerts.c.id)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def list_audit(

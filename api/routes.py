@@ -26,6 +26,7 @@ from api.models import (
     RecordPage,
     ResyncOut,
     ResyncRequest,
+    RunDetail,
     RunPage,
     Status,
     StatusOut,
@@ -142,6 +143,15 @@ def list_runs(
     return {"total": total, "limit": limit, "offset": offset, "items": rows}
 
 
+@router.get("/runs/{run_id}", response_model=RunDetail, responses=_NOT_FOUND)
+def get_run(request: Request, run_id: RecordId, _: Viewer) -> Any:
+    """One run: counts, duration, what it did per target, kind and outcome, its failures."""
+    detail = queries.run_detail(console_of(request).engine.state, run_id)
+    if detail is None:
+        raise HTTPException(404, f"no run {run_id}")
+    return detail
+
+
 def record_filters(
     target: Text = None,
     kind: Kind | None = None,
@@ -225,8 +235,7 @@ def run_resync(
         pushed = False
         if push and not dry_run and result.queued:
             try:
-                for target in sorted({i.target for i in result.items if i.outcome == "queued"}):
-                    console.engine.push(target)
+                console.engine.push_resync(result)
                 pushed = True
             except FinsyncError as exc:
                 push_error = str(exc)
@@ -252,6 +261,7 @@ def run_resync(
         )
     return {
         "audit_id": result.audit_id,
+        "run_id": result.run_id,
         "dry_run": result.dry_run,
         "matched": len(result.items),
         "queued": result.queued,

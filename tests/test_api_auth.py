@@ -37,6 +37,7 @@ RULES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/me"): "viewer",
     ("GET", "/api/status"): "viewer",
     ("GET", "/api/runs"): "viewer",
+    ("GET", "/api/runs/{run_id}"): "viewer",
     ("GET", "/api/records"): "viewer",
     ("GET", "/api/records/{record_id}"): "viewer",
     ("POST", "/api/resync"): "accountant",
@@ -57,6 +58,7 @@ RULES: dict[tuple[str, str], str | None] = {
     ("POST", "/records/{record_id}/resync"): "accountant",
     ("POST", "/failures/resync"): "accountant",
     ("GET", "/runs"): "viewer",
+    ("GET", "/runs/{run_id}"): "viewer",
     ("GET", "/audit"): "viewer",
     ("GET", "/workbooks"): "viewer",
     ("GET", "/admin"): "admin",
@@ -78,6 +80,7 @@ class World:
     engine: Any
     victim_token_id: int
     workbook: str
+    run_id: int
 
 
 @pytest.fixture
@@ -99,7 +102,16 @@ def world(tmp_path) -> Iterator[World]:
         (out_dir / "finance-2026-01.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
         app = create_app(setup.config(), engine=engine, clock=clock)
         with TestClient(app) as client:
-            yield World(client, keys, idp, seeded.ids, engine, victim.id, "finance-2026-01.xlsx")
+            yield World(
+                client,
+                keys,
+                idp,
+                seeded.ids,
+                engine,
+                victim.id,
+                "finance-2026-01.xlsx",
+                run_id=seeded.run_id,
+            )
         engine.close()
 
 
@@ -126,6 +138,7 @@ def _request(world: World, method: str, path: str, headers: dict[str, str]):
         path.replace("{record_id}", str(world.ids["invoice INV-2"]))
         .replace("{workbook_id}", world.workbook)
         .replace("{token_id}", str(world.victim_token_id))
+        .replace("{run_id}", str(world.run_id))
     )
     if path == "/api/resync":
         body = {"ledger_ids": [world.ids["invoice INV-2"]], "reason": "matrix", "push": False}
