@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -148,6 +149,25 @@ class ChangeOut(BaseModel):
     new_absent: bool = False
 
 
+class LabelledChange(ChangeOut):
+    """A field change as people read it: the field in words, amounts with their currency."""
+
+    label: str
+    old_text: str
+    new_text: str
+
+
+class FinanceFacts(BaseModel):
+    """What an accountant knows a record by, read from billing now."""
+
+    customer_name: str | None
+    customer_account: str | None
+    document_date: date | None
+    amount: Decimal | None
+    currency: str | None
+    amount_text: str
+
+
 class HistoryEvent(BaseModel):
     """One step in a record's life (ledger_events)."""
 
@@ -163,7 +183,7 @@ class CurrentState(BaseModel):
 
     state: Literal["unchanged", "changed", "never sent", "mapping failed", "missing", "unavailable"]
     message: str | None
-    changes: list[ChangeOut]
+    changes: list[LabelledChange]
 
 
 class RecordDetail(RecordSummary):
@@ -176,6 +196,7 @@ class RecordDetail(RecordSummary):
     result: Any
     history: list[HistoryEvent]
     current: CurrentState
+    finance: FinanceFacts
 
 
 class ResyncRequest(BaseModel):

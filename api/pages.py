@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from api import queries
 from api.app import check_csrf, console_of, csrf_token, require
@@ -163,10 +167,12 @@ def failures(
     date_to: str | None = None,
     q: str | None = None,
     error: str | None = None,
+    sort: str | None = None,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> Response:
-    """Records that need attention (or any status), with filters, newest change first; the
-    matching records grouped by error, and a form to re-sync the selected ones or all."""
+    """Records that need attention (or any status), with filters, newest change first or
+    sorted by a column; the matching records grouped by error, and a form to re-sync the
+    selected ones or all."""
     form = {
         "target": target or "",
         "kind": kind or "",
@@ -176,8 +182,9 @@ def failures(
         "date_to": date_to or "",
         "q": q or "",
         "error": error or "",
+        "sort": sort or "",
     }
-    filters = _filters(form)
+    filters = _filters(form, console_of(request).engine.billing)
     state = console_of(request).engine.state
     total, rows = queries.find_records(state, filters, limit=PAGE_SIZE, offset=offset)
     groups = queries.error_groups(state, filters)
@@ -192,6 +199,16 @@ def failures(
             {k: v for k, v in form.items() if v and k != "error"} | {"error": group_error}
         )
 
+    def sort_link(column: str) -> str:
+        """The list sorted by ``column``; again for the other direction."""
+        wanted = "-" + column if form["sort"] == column else column
+        return "/failures?" + urlencode(
+            {k: v for k, v in form.items() if v and k != "sort"} | {"sort": wanted}
+        )
+
+    def sort_mark(column: str) -> str:
+        return {column: " ▲", "-" + column: " ▼"}.get(form["sort"], "")
+
     return _render(
         request,
         "failures.html",
@@ -202,6 +219,9 @@ def failures(
         form=form,
         groups=groups[:20],
         group_link=group_link,
+        sort_link=sort_link,
+        sort_mark=sort_mark,
+        csv_link="/failures.csv?" + urlencode({k: v for k, v in form.items() if v}),
         bulk_limit=queries.BULK_LIMIT,
         statuses=STATUSES,
         targets=sorted(console_of(request).config.targets),
@@ -211,8 +231,9 @@ def failures(
     )
 
 
-def _filters(form: dict[str, str]) -> queries.RecordFilters:
-    """The records list's filters from the failures page's form (400 on a bad value)."""
+def _filters(form: dict[str, str], billing: sa.Engine) -> queries.RecordFilters:
+    """The records list's filters from the failures page's form (400 on a bad value); the
+    search also finds the records of customers whose billing name contains it."""
     status = form.get("status") or None
     if status and status not in ("all", "waiting") and status not in STATUSES:
         raise HTTPException(400, f"status must be one of {', '.join(STATUSES)}, waiting or all")
@@ -220,7 +241,13 @@ def _filters(form: dict[str, str]) -> queries.RecordFilters:
         statuses: tuple[str, ...] = ()
     else:
         statuses = (status,) if status else NEEDS_ATTENTION
+    sort = form.get("sort") or ""
+    if sort and sort.lstrip("-") not in queries.SORTS:
+        raise HTTPException(400, f"sort must be one of {', '.join(queries.SORTS)}")
+    q = _text(form.get("q"))
     return queries.RecordFilters(
+        named_accounts=queries.accounts_named(billing, q),
+        sort=sort,
         waiting=status == "waiting" or not status,
         target=_text(form.get("target")),
         kind=_text(form.get("kind")),
@@ -228,13 +255,70 @@ def _filters(form: dict[str, str]) -> queries.RecordFilters:
         customer=_text(form.get("customer")),
         date_from=_date(form.get("date_from"), "date_from"),
         date_to=_date(form.get("date_to"), "date_to"),
-        q=_text(form.get("q")),
+        q=q,
         error=_text(form.get("error")),
     )
 
 
+@router.get("/failures.csv")
+def failures_csv(
+    request: Request,
+    _: Viewer,
+    target: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    customer: str | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    q: str | None = None,
+    error: str | None = None,
+    sort: str | None = None,
+) -> Response:
+    """The records list with the same filters and order as CSV (every match, not one page);
+    no cell can be taken for a spreadsheet formula."""
+    form = {
+        "target": target or "",
+        "kind": kind or "",
+        "status": status or "",
+        "customer": customer or "",
+        "date_from": date_from or "",
+        "date_to": date_to or "",
+        "q": q or "",
+        "error": error or "",
+        "sort": sort or "",
+    }
+    console = console_of(request)
+    filters = _filters(form, console.engine.billing)
+
+    def lines() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        for row in queries.records_csv_rows(console.engine.state, filters):
+            writer.writerow(row)
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+
+    name = f"finsync-records-{console.clock():%Y%m%d-%H%M}.csv"
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 #: The failures page's filter fields, carried by the bulk re-sync form.
-FILTER_FIELDS = ("target", "kind", "status", "customer", "date_from", "date_to", "q", "error")
+FILTER_FIELDS = (
+    "target",
+    "kind",
+    "status",
+    "customer",
+    "date_from",
+    "date_to",
+    "q",
+    "error",
+    "sort",
+)
 
 
 @router.post("/failures/resync")
@@ -254,7 +338,7 @@ async def bulk_resync(request: Request, principal: Accountant) -> Response:
     form = {name: str(data.get(name, ""))[:200] for name in FILTER_FIELDS}
     console = console_of(request)
     if data.get("scope") == "all":
-        ids = queries.matching_ids(console.engine.state, _filters(form))
+        ids = queries.matching_ids(console.engine.state, _filters(form, console.engine.billing))
     else:
         try:
             ids = sorted({int(str(v)) for v in data.getlist("ids")})[: queries.BULK_LIMIT]
@@ -302,6 +386,7 @@ def record(request: Request, record_id: RecordId, principal: Viewer) -> Response
         "record.html",
         principal,
         r=detail,
+        facts=detail["finance"],
         payload=json.dumps(detail["payload_json"], indent=2, sort_keys=True),
         synced_payload=json.dumps(detail["synced_payload_json"], indent=2, sort_keys=True),
     )

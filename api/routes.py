@@ -153,6 +153,7 @@ def get_run(request: Request, run_id: RecordId, _: Viewer) -> Any:
 
 
 def record_filters(
+    request: Request,
     target: Text = None,
     kind: Kind | None = None,
     status: Annotated[list[Status], Query()] = [],  # noqa: B006 - FastAPI copies defaults
@@ -160,18 +161,33 @@ def record_filters(
     date_from: date | None = None,
     date_to: date | None = None,
     q: Annotated[
-        str | None, Query(max_length=200, description="Text in the document number or label")
+        str | None,
+        Query(
+            max_length=200,
+            description="Text in the document number, label, customer account or the "
+            "customer's name in billing",
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            pattern="^-?(" + "|".join(queries.SORTS) + ")$",
+            description="A column, '-' first for descending",
+        ),
     ] = None,
 ) -> queries.RecordFilters:
     """The records list's filters from the query string."""
+    text = _clean(q, "q")
     return queries.RecordFilters(
+        named_accounts=queries.accounts_named(console_of(request).engine.billing, text),
+        sort=sort or "",
         target=_clean(target, "target"),
         kind=kind,
         statuses=tuple(status),
         customer=_clean(customer, "customer"),
         date_from=date_from,
         date_to=date_to,
-        q=_clean(q, "q"),
+        q=text,
     )
 
 
@@ -200,6 +216,10 @@ def record_view(console: Console, record_id: int) -> dict[str, Any]:
         billing=console.engine.billing,
         mapping=console.engine.mapping_for(detail["target"]),
         tables=console.mapping_tables(),
+    )
+    detail["finance"] = queries.finance_facts(console.engine.billing, detail)
+    detail["current"]["changes"] = queries.labelled_changes(
+        detail["current"]["changes"], detail["finance"]["currency"]
     )
     return detail
 

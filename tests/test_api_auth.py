@@ -54,6 +54,7 @@ RULES: dict[tuple[str, str], str | None] = {
     ("POST", "/signout"): "viewer",
     ("GET", "/"): "viewer",
     ("GET", "/failures"): "viewer",
+    ("GET", "/failures.csv"): "viewer",
     ("GET", "/records/{record_id}"): "viewer",
     ("POST", "/records/{record_id}/resync"): "accountant",
     ("POST", "/failures/resync"): "accountant",
