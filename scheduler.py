@@ -4,7 +4,7 @@ Jobs (stable ids, so a restarted service finds its own jobs in the job store):
 
   ``sync:<target>``   every ``[service] sync_interval_minutes``: extract and push one target
   ``retry-sweep``     every ``retry_sweep_minutes``: push what is due (retries) on every target,
-                      then open or resolve the ``dead_records`` alerts
+                      then open or resolve the ``failed_records`` and ``dead_records`` alerts
   ``monthly-report``  on ``report_day`` at ``report_time`` in the finance time zone: the workbook
                       of the month just ended, recorded in ``workbooks`` and e-mailed when
                       ``[report] recipients`` are set
@@ -368,7 +368,7 @@ def run_sync(target: str) -> None:
     if summary.run_id is not None:
         fold_idle_run(ctx.engine.state, summary.run_id, ctx.config.timezone)
     ctx.alerts.resolve("run_failed", incident)
-    ctx.alerts.check_dead_records([target])
+    ctx.alerts.check_record_alerts([target])
 
 
 #: What an extract or a push did that makes a run worth its own line in the run history.
@@ -465,7 +465,7 @@ def run_retry_sweep() -> None:
                 extra={"target": target, "kind": "push"},
             )
         ctx.alerts.resolve("run_failed", incident)
-    ctx.alerts.check_dead_records(targets)
+    ctx.alerts.check_record_alerts(targets)
 
 
 def run_monthly_report() -> None:
