@@ -16,7 +16,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from api import queries
 from api.app import check_csrf, console_of, csrf_token, require
-from api.auth import AuthenticationError, Principal, create_token, list_tokens, revoke_token
+from api.auth import (
+    AuthenticationError,
+    Principal,
+    create_token,
+    end_session,
+    list_tokens,
+    open_session,
+    revoke_token,
+)
 from api.models import MAX_ID
 from api.routes import config_view, record_audit, record_view, run_resync
 from finsync.config import API_ROLES
@@ -106,16 +114,12 @@ def signin(
         )
     # A fresh session (and CSRF token) at sign-in, so a session planted before it is useless.
     request.session.clear()
-    if principal.via == "key":
-        request.session["principal"] = {"via": "key", "token_id": principal.token_id}
-    else:
-        assert principal.expires_at is not None
-        request.session["principal"] = {
-            "via": "jwt",
-            "name": principal.name,
-            "role": principal.role,
-            "expires_at": principal.expires_at.isoformat(),
-        }
+    request.session["sid"] = open_session(
+        console.engine.state,
+        principal,
+        now=console.clock(),
+        hours=console.config.api.session_hours,
+    )
     csrf_token(request)
     return RedirectResponse(_safe_next(next), status_code=303)
 
@@ -126,6 +130,10 @@ def signout(
 ) -> Response:
     """Close the session."""
     check_csrf(request, csrf)
+    session_id = request.session.get("sid")
+    if isinstance(session_id, str):
+        console = console_of(request)
+        end_session(console.engine.state, session_id, now=console.clock(), reason="signed out")
     request.session.clear()
     return RedirectResponse("/signin", status_code=303)
 

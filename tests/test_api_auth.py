@@ -20,7 +20,7 @@ from api.auth import hash_token
 from api.cli import token as token_cli
 from finsync.config import parse_config
 from finsync.errors import ConfigError
-from sync.state import api_tokens, audit_log
+from sync.state import api_tokens, audit_log, console_sessions
 from tests.console_support import (
     IdentityProvider,
     console_setup,
@@ -488,3 +488,23 @@ def test_token_commands_on_an_uninitialised_store_say_so(tmp_path):
     result = CliRunner().invoke(token_cli, ["list"], obj={"config_path": setup.config_path})
     assert result.exit_code == 1
     assert "state store is not initialised" in result.output and "finsync init" in result.output
+
+
+def test_a_signed_out_cookie_is_refused(world):
+    assert _signin(world.client, world.keys["viewer"]).status_code == 303
+    kept = world.client.cookies.get("finsync_session")
+    assert world.client.get("/api/me").json()["name"] == "viewer-key"
+    csrf = _csrf(world.client.get("/").text)
+    assert world.client.post("/signout", data={"csrf": csrf}).status_code == 200
+    # Someone kept a copy of the cookie: after the sign-out it opens nothing.
+    world.client.cookies.clear()
+    world.client.cookies.set("finsync_session", kept)
+    refused = world.client.get("/api/me")
+    assert refused.status_code == 401
+    assert "this session ended (signed out); sign in again" in refused.json()["detail"]
+    assert world.client.get("/failures").status_code == 401
+    with world.engine.state.connect() as conn:
+        [(ended, reason)] = conn.execute(
+            sa.select(console_sessions.c.ended_at, console_sessions.c.end_reason)
+        ).all()
+    assert ended is not None and reason == "signed out"
