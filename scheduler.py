@@ -4,7 +4,7 @@ Jobs (stable ids, so a restarted service finds its own jobs in the job store):
 
   ``sync:<target>``   every ``[service] sync_interval_minutes``: extract and push one target
   ``retry-sweep``     every ``retry_sweep_minutes``: push what is due (retries) on every target,
-                      then open or resolve the ``dead_records`` alerts
+                      then open or resolve the ``failed_records`` and ``dead_records`` alerts
   ``monthly-report``  on ``report_day`` at ``report_time`` in the finance time zone: the workbook
                       of the month just ended, recorded in ``workbooks`` and e-mailed when
                       ``[report] recipients`` are set
@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -365,8 +365,80 @@ def run_sync(target: str) -> None:
         json.dumps(pushed.__dict__ if pushed else {}, sort_keys=True),
         extra={"target": target, "kind": "sync", "run_id": summary.run_id},
     )
+    if summary.run_id is not None:
+        fold_idle_run(ctx.engine.state, summary.run_id, ctx.config.timezone)
     ctx.alerts.resolve("run_failed", incident)
-    ctx.alerts.check_dead_records([target])
+    ctx.alerts.check_record_alerts([target])
+
+
+#: What an extract or a push did that makes a run worth its own line in the run history.
+_WORK_COUNTS = {
+    "extracted": ("new", "changed", "failed"),
+    "pushed": ("sent", "recovered", "failed", "retrying", "dead"),
+}
+
+
+def is_idle(run: Mapping[Any, Any]) -> bool:
+    """True for a finished sync run that found nothing to do: nothing new, changed or failed
+    was extracted, nothing was sent, no check ran and no target failed."""
+    if run["kind"] != "sync" or run["status"] != "ok" or run["error"]:
+        return False
+    counts = json.loads(run["counts"] or "{}")
+    if "checks" in counts:
+        return False
+    for per_target in counts.values():
+        for section, names in _WORK_COUNTS.items():
+            done = per_target.get(section, {})
+            if any(done.get(name, 0) for name in names):
+                return False
+    return True
+
+
+def fold_idle_run(state: Engine, run_id: int, timezone: ZoneInfo) -> bool:
+    """Fold the scheduled run ``run_id`` into its hour's idle line when it found nothing.
+
+    The first idle run of a target in an hour (finance time zone) becomes that hour's line,
+    status ``idle``, counting ``idle_runs``; later idle runs of the hour add to its count and
+    its finish time and leave no row of their own. A run that did something is left alone.
+    Returns True when the run was folded into an earlier line.
+    """
+    with state.begin() as conn:
+        run = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+        if run is None or not is_idle(run):
+            return False
+        local = run["started_at"].astimezone(timezone)
+        hour_start = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        line = (
+            conn.execute(
+                sa.select(runs)
+                .where(
+                    runs.c.kind == "sync",
+                    runs.c.status == "idle",
+                    runs.c.target == run["target"],
+                    runs.c.started_at >= hour_start,
+                    runs.c.id < run_id,
+                )
+                .order_by(runs.c.id.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        if line is None:
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(status="idle", counts=json.dumps({"idle_runs": 1}))
+            )
+            return False
+        folded = int(json.loads(line["counts"] or "{}").get("idle_runs", 1)) + 1
+        conn.execute(
+            runs.update()
+            .where(runs.c.id == line["id"])
+            .values(finished_at=run["finished_at"], counts=json.dumps({"idle_runs": folded}))
+        )
+        conn.execute(runs.delete().where(runs.c.id == run_id))
+        return True
 
 
 def run_retry_sweep() -> None:
@@ -393,7 +465,7 @@ def run_retry_sweep() -> None:
                 extra={"target": target, "kind": "push"},
             )
         ctx.alerts.resolve("run_failed", incident)
-    ctx.alerts.check_dead_records(targets)
+    ctx.alerts.check_record_alerts(targets)
 
 
 def run_monthly_report() -> None:

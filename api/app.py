@@ -5,8 +5,10 @@ a bearer token (API key or JWT) in ``Authorization``, or the signed session cook
 sign-in form opens with one. Each route states the least role it needs (``require``); the
 role matrix test walks the app's routes, so a route without a rule fails it.
 
-Sessions hold the key's row id (so revoking a key ends its sessions at once) or, for a JWT, its
-subject, role and expiry; never the token. Forms carry a CSRF token kept in the session, and
+Sessions live in the state store (``console_sessions``); the signed cookie holds only a random
+session id, whose SHA-256 is the row's key. Signing out ends the session there, so a copy of
+the cookie kept after sign-out is refused; revoking a key ends its sessions at once. A
+session never holds the token. Forms carry a CSRF token kept in the session, and
 so must any cookie-authenticated POST to the API (header ``X-CSRF-Token``).
 """
 
@@ -104,25 +106,15 @@ class Unauthenticated(HTTPException):
 
 
 def _session_principal(request: Request, console: Console) -> Principal | None:
-    data = request.session.get("principal")
-    if not isinstance(data, dict):
+    session_id = request.session.get("sid")
+    if not isinstance(session_id, str):
+        request.session.pop("principal", None)  # a cookie from before server-side sessions
         return None
     try:
-        if data.get("via") == "key":
-            return console.auth.key_by_id(int(data["token_id"]))
-        if data.get("via") == "jwt":
-            expires_at = datetime.fromisoformat(str(data["expires_at"]))
-            if expires_at <= console.clock():
-                raise AuthenticationError("the identity provider's token of this session expired")
-            return Principal(
-                name=str(data["name"]), role=str(data["role"]), via="jwt", expires_at=expires_at
-            )
+        return console.auth.session(session_id, now=console.clock())
     except AuthenticationError as exc:
-        request.session.pop("principal", None)
+        request.session.pop("sid", None)
         raise Unauthenticated(f"{exc}; sign in again") from exc
-    except (KeyError, ValueError):
-        request.session.pop("principal", None)
-    return None
 
 
 def authenticate(request: Request) -> Principal:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from finsync.config import API_ROLES, JwtSettings
-from sync.state import api_tokens
+from sync.state import api_tokens, console_sessions
 
 KEY_PREFIX = "fsk_"
 _RANK = {role: rank for rank, role in enumerate(API_ROLES)}
@@ -125,14 +125,60 @@ def list_tokens(engine: Engine) -> list[dict[str, Any]]:
 
 
 def revoke_token(engine: Engine, token_id: int, *, now: datetime) -> bool:
-    """Revoke a key now; False if there is no such key or it was revoked already."""
+    """Revoke a key now, and end every console session opened with it; False if there is no
+    such key or it was revoked already."""
     with engine.begin() as conn:
         result = conn.execute(
             api_tokens.update()
             .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
             .values(revoked_at=now)
         )
+        conn.execute(
+            console_sessions.update()
+            .where(console_sessions.c.token_id == token_id, console_sessions.c.ended_at.is_(None))
+            .values(ended_at=now, end_reason="its API key was revoked")
+        )
         return bool(result.rowcount)
+
+
+def _session_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+def open_session(engine: Engine, principal: Principal, *, now: datetime, hours: float) -> str:
+    """Record a console session for ``principal``; returns its id (for the signed cookie;
+    only its SHA-256 is stored). It lasts ``hours``, or until the JWT it was opened with
+    expires if that is sooner."""
+    session_id = secrets.token_urlsafe(32)
+    expires_at = now + timedelta(hours=hours)
+    if principal.expires_at is not None and principal.via == "jwt":
+        expires_at = min(expires_at, principal.expires_at)
+    with engine.begin() as conn:
+        conn.execute(
+            console_sessions.insert().values(
+                id_hash=_session_hash(session_id),
+                via=principal.via,
+                token_id=principal.token_id,
+                name=principal.name,
+                role=principal.role,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+    return session_id
+
+
+def end_session(engine: Engine, session_id: str, *, now: datetime, reason: str) -> None:
+    """End a console session now: its cookie is refused from then on."""
+    with engine.begin() as conn:
+        conn.execute(
+            console_sessions.update()
+            .where(
+                console_sessions.c.id_hash == _session_hash(session_id),
+                console_sessions.c.ended_at.is_(None),
+            )
+            .values(ended_at=now, end_reason=reason)
+        )
 
 
 class JwksCache:
@@ -220,6 +266,31 @@ class Authenticator:
         if token.count(".") == 2:
             return self._jwt_principal(token)
         raise AuthenticationError("not a finsync API key or a JWT")
+
+    def session(self, session_id: str, *, now: datetime) -> Principal:
+        """The principal of a console session that has not ended or expired by ``now`` (a
+        key's is checked again: revoked or expired keys end their sessions)."""
+        with self._state.connect() as conn:
+            row = (
+                conn.execute(
+                    sa.select(console_sessions).where(
+                        console_sessions.c.id_hash == _session_hash(session_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise AuthenticationError("this session is unknown")
+        if row["ended_at"] is not None:
+            raise AuthenticationError(f"this session ended ({row['end_reason']})")
+        if row["expires_at"] <= now:
+            raise AuthenticationError("this session expired")
+        if row["via"] == "key":
+            return self.key_by_id(int(row["token_id"]))
+        return Principal(
+            name=str(row["name"]), role=str(row["role"]), via="jwt", expires_at=row["expires_at"]
+        )
 
     def key_by_id(self, token_id: int) -> Principal:
         """The principal of a key a session was opened with, if the key is still valid."""

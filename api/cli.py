@@ -178,6 +178,14 @@ def console(ctx: click.Context, host: str, port: int) -> None:
     import uvicorn
 
     from api.app import create_app
+    from finsync.errors import ConfigError
+    from sync.engine import check_state
 
-    app = create_app(_config(ctx))
+    try:
+        app = create_app(_config(ctx))
+        # Before `finsync init` every page would fail: say what to do instead of serving.
+        check_state(app.state.console.engine.state)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)

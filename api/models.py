@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -48,6 +49,40 @@ class Run(BaseModel):
     finished_at: datetime | None
     counts: Any
     error: str | None
+    duration_seconds: float | None
+    #: What it did, in words (for an hour's idle line: how many runs found nothing).
+    summary: str
+
+
+class RunActivity(BaseModel):
+    """How many records of one target and kind a run took to one outcome."""
+
+    target: str
+    kind: str
+    event: str
+    status: str
+    count: int
+
+
+class RunFailure(BaseModel):
+    """A record that failed (or will be retried) in a run, and where it stands now."""
+
+    id: int
+    target: str
+    kind: str
+    label: str
+    customer_account: str | None
+    document_date: date | None
+    status: str
+    detail: str | None
+    status_now: str
+
+
+class RunDetail(Run):
+    """A run with what it did per target, kind and outcome, and the records that failed."""
+
+    activity: list[RunActivity]
+    failures: list[RunFailure]
 
 
 class RunPage(BaseModel):
@@ -114,6 +149,25 @@ class ChangeOut(BaseModel):
     new_absent: bool = False
 
 
+class LabelledChange(ChangeOut):
+    """A field change as people read it: the field in words, amounts with their currency."""
+
+    label: str
+    old_text: str
+    new_text: str
+
+
+class FinanceFacts(BaseModel):
+    """What an accountant knows a record by, read from billing now."""
+
+    customer_name: str | None
+    customer_account: str | None
+    document_date: date | None
+    amount: Decimal | None
+    currency: str | None
+    amount_text: str
+
+
 class HistoryEvent(BaseModel):
     """One step in a record's life (ledger_events)."""
 
@@ -129,7 +183,7 @@ class CurrentState(BaseModel):
 
     state: Literal["unchanged", "changed", "never sent", "mapping failed", "missing", "unavailable"]
     message: str | None
-    changes: list[ChangeOut]
+    changes: list[LabelledChange]
 
 
 class RecordDetail(RecordSummary):
@@ -142,6 +196,7 @@ class RecordDetail(RecordSummary):
     result: Any
     history: list[HistoryEvent]
     current: CurrentState
+    finance: FinanceFacts
 
 
 class ResyncRequest(BaseModel):
@@ -217,6 +272,8 @@ class ResyncOut(BaseModel):
     """A re-sync's outcome."""
 
     audit_id: int | None
+    #: The run that records the re-sync (None for a dry run).
+    run_id: int | None
     dry_run: bool
     matched: int
     queued: int

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from api import queries
 from api.app import check_csrf, console_of, csrf_token, require
-from api.auth import AuthenticationError, Principal, create_token, list_tokens, revoke_token
+from api.auth import (
+    AuthenticationError,
+    Principal,
+    create_token,
+    end_session,
+    list_tokens,
+    open_session,
+    revoke_token,
+)
 from api.models import MAX_ID
 from api.routes import config_view, record_audit, record_view, run_resync
 from finsync.config import API_ROLES
 from sync.engine import Selection
 from sync.state import STATUSES
-from sync.status import ledger_counts
+from sync.status import attention, ledger_counts
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
@@ -27,7 +39,8 @@ Accountant = Annotated[Principal, Depends(require("accountant"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 RecordId = Annotated[int, Path(ge=1, le=MAX_ID)]
 PAGE_SIZE = 50
-#: What the failures page shows unless the status filter says otherwise.
+#: What the failures page shows unless the status filter says otherwise (with the records
+#: waiting behind them).
 NEEDS_ATTENTION = ("failed", "dead", "retry")
 
 
@@ -101,16 +114,12 @@ def signin(
         )
     # A fresh session (and CSRF token) at sign-in, so a session planted before it is useless.
     request.session.clear()
-    if principal.via == "key":
-        request.session["principal"] = {"via": "key", "token_id": principal.token_id}
-    else:
-        assert principal.expires_at is not None
-        request.session["principal"] = {
-            "via": "jwt",
-            "name": principal.name,
-            "role": principal.role,
-            "expires_at": principal.expires_at.isoformat(),
-        }
+    request.session["sid"] = open_session(
+        console.engine.state,
+        principal,
+        now=console.clock(),
+        hours=console.config.api.session_hours,
+    )
     csrf_token(request)
     return RedirectResponse(_safe_next(next), status_code=303)
 
@@ -121,6 +130,10 @@ def signout(
 ) -> Response:
     """Close the session."""
     check_csrf(request, csrf)
+    session_id = request.session.get("sid")
+    if isinstance(session_id, str):
+        console = console_of(request)
+        end_session(console.engine.state, session_id, now=console.clock(), reason="signed out")
     request.session.clear()
     return RedirectResponse("/signin", status_code=303)
 
@@ -130,17 +143,23 @@ def signout(
 
 @router.get("/")
 def dashboard(request: Request, principal: Viewer) -> Response:
-    """Counts by status, per target and kind, and the last runs."""
-    state = console_of(request).engine.state
+    """Service health (leader, workers, last and next run per job), open alerts, the records
+    that need attention (with those waiting behind them), counts, and the last runs."""
+    console = console_of(request)
+    state = console.engine.state
     _total, runs = queries.list_runs(state, limit=10, offset=0)
     return _render(
         request,
         "dashboard.html",
         principal,
+        health=queries.service_health(state, console.engine.target_names(), console.clock()),
+        alerts=queries.open_alerts(state),
+        attention=attention(state),
         totals=queries.status_totals(state),
         counts=ledger_counts(state),
         statuses=STATUSES,
         runs=runs,
+        duration=queries.duration_text,
     )
 
 
@@ -156,10 +175,12 @@ def failures(
     date_to: str | None = None,
     q: str | None = None,
     error: str | None = None,
+    sort: str | None = None,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> Response:
-    """Records that need attention (or any status), with filters, newest change first; the
-    matching records grouped by error, and a form to re-sync the selected ones or all."""
+    """Records that need attention (or any status), with filters, newest change first or
+    sorted by a column; the matching records grouped by error, and a form to re-sync the
+    selected ones or all."""
     form = {
         "target": target or "",
         "kind": kind or "",
@@ -169,8 +190,9 @@ def failures(
         "date_to": date_to or "",
         "q": q or "",
         "error": error or "",
+        "sort": sort or "",
     }
-    filters = _filters(form)
+    filters = _filters(form, console_of(request).engine.billing)
     state = console_of(request).engine.state
     total, rows = queries.find_records(state, filters, limit=PAGE_SIZE, offset=offset)
     groups = queries.error_groups(state, filters)
@@ -185,6 +207,16 @@ def failures(
             {k: v for k, v in form.items() if v and k != "error"} | {"error": group_error}
         )
 
+    def sort_link(column: str) -> str:
+        """The list sorted by ``column``; again for the other direction."""
+        wanted = "-" + column if form["sort"] == column else column
+        return "/failures?" + urlencode(
+            {k: v for k, v in form.items() if v and k != "sort"} | {"sort": wanted}
+        )
+
+    def sort_mark(column: str) -> str:
+        return {column: " ▲", "-" + column: " ▼"}.get(form["sort"], "")
+
     return _render(
         request,
         "failures.html",
@@ -195,6 +227,9 @@ def failures(
         form=form,
         groups=groups[:20],
         group_link=group_link,
+        sort_link=sort_link,
+        sort_mark=sort_mark,
+        csv_link="/failures.csv?" + urlencode({k: v for k, v in form.items() if v}),
         bulk_limit=queries.BULK_LIMIT,
         statuses=STATUSES,
         targets=sorted(console_of(request).config.targets),
@@ -204,26 +239,94 @@ def failures(
     )
 
 
-def _filters(form: dict[str, str]) -> queries.RecordFilters:
-    """The records list's filters from the failures page's form (400 on a bad value)."""
+def _filters(form: dict[str, str], billing: sa.Engine) -> queries.RecordFilters:
+    """The records list's filters from the failures page's form (400 on a bad value); the
+    search also finds the records of customers whose billing name contains it."""
     status = form.get("status") or None
-    if status and status != "all" and status not in STATUSES:
-        raise HTTPException(400, f"status must be one of {', '.join(STATUSES)} or all")
-    statuses = () if status == "all" else (status,) if status else NEEDS_ATTENTION
+    if status and status not in ("all", "waiting") and status not in STATUSES:
+        raise HTTPException(400, f"status must be one of {', '.join(STATUSES)}, waiting or all")
+    if status in ("all", "waiting"):
+        statuses: tuple[str, ...] = ()
+    else:
+        statuses = (status,) if status else NEEDS_ATTENTION
+    sort = form.get("sort") or ""
+    if sort and sort.lstrip("-") not in queries.SORTS:
+        raise HTTPException(400, f"sort must be one of {', '.join(queries.SORTS)}")
+    q = _text(form.get("q"))
     return queries.RecordFilters(
+        named_accounts=queries.accounts_named(billing, q),
+        sort=sort,
+        waiting=status == "waiting" or not status,
         target=_text(form.get("target")),
         kind=_text(form.get("kind")),
         statuses=statuses,
         customer=_text(form.get("customer")),
         date_from=_date(form.get("date_from"), "date_from"),
         date_to=_date(form.get("date_to"), "date_to"),
-        q=_text(form.get("q")),
+        q=q,
         error=_text(form.get("error")),
     )
 
 
+@router.get("/failures.csv")
+def failures_csv(
+    request: Request,
+    _: Viewer,
+    target: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    customer: str | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    q: str | None = None,
+    error: str | None = None,
+    sort: str | None = None,
+) -> Response:
+    """The records list with the same filters and order as CSV (every match, not one page);
+    no cell can be taken for a spreadsheet formula."""
+    form = {
+        "target": target or "",
+        "kind": kind or "",
+        "status": status or "",
+        "customer": customer or "",
+        "date_from": date_from or "",
+        "date_to": date_to or "",
+        "q": q or "",
+        "error": error or "",
+        "sort": sort or "",
+    }
+    console = console_of(request)
+    filters = _filters(form, console.engine.billing)
+
+    def lines() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        for row in queries.records_csv_rows(console.engine.state, filters):
+            writer.writerow(row)
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+
+    name = f"finsync-records-{console.clock():%Y%m%d-%H%M}.csv"
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 #: The failures page's filter fields, carried by the bulk re-sync form.
-FILTER_FIELDS = ("target", "kind", "status", "customer", "date_from", "date_to", "q", "error")
+FILTER_FIELDS = (
+    "target",
+    "kind",
+    "status",
+    "customer",
+    "date_from",
+    "date_to",
+    "q",
+    "error",
+    "sort",
+)
 
 
 @router.post("/failures/resync")
@@ -243,7 +346,7 @@ async def bulk_resync(request: Request, principal: Accountant) -> Response:
     form = {name: str(data.get(name, ""))[:200] for name in FILTER_FIELDS}
     console = console_of(request)
     if data.get("scope") == "all":
-        ids = queries.matching_ids(console.engine.state, _filters(form))
+        ids = queries.matching_ids(console.engine.state, _filters(form, console.engine.billing))
     else:
         try:
             ids = sorted({int(str(v)) for v in data.getlist("ids")})[: queries.BULK_LIMIT]
@@ -291,6 +394,7 @@ def record(request: Request, record_id: RecordId, principal: Viewer) -> Response
         "record.html",
         principal,
         r=detail,
+        facts=detail["finance"],
         payload=json.dumps(detail["payload_json"], indent=2, sort_keys=True),
         synced_payload=json.dumps(detail["synced_payload_json"], indent=2, sort_keys=True),
     )
@@ -345,7 +449,18 @@ def runs_page(
         total=total,
         offset=offset,
         page_size=PAGE_SIZE,
+        duration=queries.duration_text,
     )
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: RecordId, principal: Viewer) -> Response:
+    """One run: its counts per target, what it did per target, kind and outcome, and the
+    records that failed in it."""
+    detail = queries.run_detail(console_of(request).engine.state, run_id)
+    if detail is None:
+        raise HTTPException(404, f"no run {run_id}")
+    return _render(request, "run.html", principal, run=detail, duration=queries.duration_text)
 
 
 @router.get("/audit")

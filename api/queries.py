@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from billing import schema as billing_schema
 from connectors.base import canonical_json
 from finsync.errors import ConfigError, MappingError
+from finsync.money import is_known_currency, minor_units, round_money
 from mappings.tables import MappingTables
 from sync.diff import Change, diff_payloads
 from sync.engine import map_record
 from sync.extract import BillingReader
-from sync.state import STATUSES, audit_log, ledger, ledger_events, runs, workbooks
+from sync.state import (
+    STATUSES,
+    alerts,
+    audit_log,
+    ledger,
+    ledger_events,
+    runs,
+    service_processes,
+    workbooks,
+)
 from sync.status import FailureGroup, error_without_label
 from sync.targets import TargetMapping
 
@@ -52,6 +66,13 @@ class RecordFilters:
     q: str | None = None
     #: Text in the last error (the failures page's groups filter on their message).
     error: str | None = None
+    #: Also the pending records that wait for a record that has not synced (``statuses``
+    #: alone cannot tell them from the rest of the queue).
+    waiting: bool = False
+    #: Accounts of the customers whose billing name contains ``q`` (the search matches them).
+    named_accounts: tuple[str, ...] = ()
+    #: A column of ``SORTS``, ``-`` first for descending; empty: most recently changed first.
+    sort: str = ""
 
 
 def _json(text: str | None) -> Any:
@@ -70,8 +91,13 @@ def _where(filters: RecordFilters) -> sa.ColumnElement[bool]:
         conditions.append(t.c.target == filters.target)
     if filters.kind:
         conditions.append(t.c.kind == filters.kind)
-    if filters.statuses:
+    waiting = sa.and_(t.c.status == "pending", t.c.last_error.like("waiting for %"))
+    if filters.statuses and filters.waiting:
+        conditions.append(sa.or_(t.c.status.in_(filters.statuses), waiting))
+    elif filters.statuses:
         conditions.append(t.c.status.in_(filters.statuses))
+    elif filters.waiting:
+        conditions.append(waiting)
     if filters.customer:
         conditions.append(t.c.customer_account == filters.customer)
     if filters.date_from:
@@ -86,6 +112,10 @@ def _where(filters: RecordFilters) -> sa.ColumnElement[bool]:
                 sa.func.lower(sa.func.coalesce(t.c.external_id, "")).contains(
                     needle, autoescape=True
                 ),
+                sa.func.lower(sa.func.coalesce(t.c.customer_account, "")).contains(
+                    needle, autoescape=True
+                ),
+                t.c.customer_account.in_(filters.named_accounts),
             )
         )
     if filters.error:
@@ -95,19 +125,39 @@ def _where(filters: RecordFilters) -> sa.ColumnElement[bool]:
     return sa.and_(sa.true(), *conditions)
 
 
+#: The columns a records list can be sorted by (``sort=date`` or ``sort=-date``).
+SORTS = {
+    "id": ledger.c.id,
+    "record": ledger.c.label,
+    "target": ledger.c.target,
+    "customer": ledger.c.customer_account,
+    "date": ledger.c.document_date,
+    "status": ledger.c.status,
+    "tries": ledger.c.attempts,
+    "changed": ledger.c.updated_at,
+}
+
+
+def _order(sort: str) -> list[sa.ColumnElement[Any]]:
+    name = sort.lstrip("-")
+    if name not in SORTS:
+        return [ledger.c.updated_at.desc(), ledger.c.id.desc()]
+    column = SORTS[name]
+    if sort.startswith("-"):
+        return [column.desc(), ledger.c.id.desc()]
+    return [column.asc(), ledger.c.id.asc()]
+
+
 def find_records(
     engine: Engine, filters: RecordFilters, *, limit: int, offset: int
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Ledger rows matching ``filters``, most recently changed first, and how many match."""
+    """Ledger rows matching ``filters`` in the order of ``filters.sort`` (most recently
+    changed first by default), and how many match."""
     t = ledger
     where = _where(filters)
     columns = [t.c[name] for name in _SUMMARY_COLUMNS]
     query = (
-        sa.select(*columns)
-        .where(where)
-        .order_by(t.c.updated_at.desc(), t.c.id.desc())
-        .limit(limit)
-        .offset(offset)
+        sa.select(*columns).where(where).order_by(*_order(filters.sort)).limit(limit).offset(offset)
     )
     with engine.connect() as conn:
         total = int(
@@ -115,6 +165,66 @@ def find_records(
         )
         rows = [dict(r) for r in conn.execute(query).mappings()]
     return total, rows
+
+
+def accounts_named(billing: Engine, text: str | None, *, limit: int = 500) -> tuple[str, ...]:
+    """Account numbers of the billing customers whose name contains ``text`` (any case)."""
+    if not text:
+        return ()
+    c = billing_schema.customers
+    query = (
+        sa.select(c.c.account_number)
+        .where(sa.func.lower(c.c.name).contains(text.strip().lower(), autoescape=True))
+        .order_by(c.c.account_number)
+        .limit(limit)
+    )
+    with billing.connect() as conn:
+        return tuple(str(a) for a in conn.execute(query).scalars())
+
+
+#: The records list as CSV: (header, ledger column).
+CSV_COLUMNS = (
+    ("ledger id", "id"),
+    ("target", "target"),
+    ("kind", "kind"),
+    ("record", "label"),
+    ("customer account", "customer_account"),
+    ("document date", "document_date"),
+    ("status", "status"),
+    ("tries", "attempts"),
+    ("last error", "last_error"),
+    ("external id", "external_id"),
+    ("target's id", "internal_id"),
+    ("changed at", "updated_at"),
+    ("synced at", "synced_at"),
+)
+#: At most this many rows go into one CSV export.
+CSV_LIMIT = 100_000
+
+
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell that a spreadsheet shows as text: a cell starting with ``=``,
+    ``+``, ``-``, ``@``, a tab or a carriage return gets a leading apostrophe, so it is never
+    taken for a formula."""
+    if value is None:
+        return ""
+    text = value.isoformat() if isinstance(value, date | datetime) else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def records_csv_rows(engine: Engine, filters: RecordFilters) -> Iterator[list[str]]:
+    """The header and then every record matching ``filters`` (at most ``CSV_LIMIT``), in the
+    list's order, as CSV cells."""
+    yield [header for header, _ in CSV_COLUMNS]
+    page = 1000
+    for offset in range(0, CSV_LIMIT, page):
+        _total, rows = find_records(engine, filters, limit=page, offset=offset)
+        for row in rows:
+            yield [csv_cell(row[name]) for _, name in CSV_COLUMNS]
+        if len(rows) < page:
+            return
 
 
 def status_totals(engine: Engine) -> dict[str, int]:
@@ -172,8 +282,200 @@ def list_runs(
         total = int(
             conn.execute(sa.select(sa.func.count()).select_from(runs).where(where)).scalar_one()
         )
-        rows = [dict(r) | {"counts": _json(r["counts"])} for r in conn.execute(query).mappings()]
+        rows = [
+            _with_summary(dict(r) | {"counts": _json(r["counts"])})
+            for r in conn.execute(query).mappings()
+        ]
     return total, rows
+
+
+#: How a run's per-target counts read in a list: (section, count, words), in order.
+_SUMMARY_PARTS = (
+    ("extracted", "new", "new"),
+    ("extracted", "changed", "changed"),
+    ("extracted", "failed", "failed to map"),
+    ("requeued", "queued", "queued again"),
+    ("requeued", "mapping failed", "failed to map"),
+    ("requeued", "missing in billing", "missing in billing"),
+    ("pushed", "created", "created"),
+    ("pushed", "updated", "updated"),
+    ("pushed", "recovered", "recovered"),
+    ("pushed", "retrying", "retrying"),
+    ("pushed", "failed", "refused"),
+    ("pushed", "dead", "dead"),
+)
+
+
+def run_summary(run: dict[str, Any]) -> str:
+    """What a run did, in words: ``erp: 3 new, 1 failed to map, 3 created``; for an hour's idle
+    line, how many runs found nothing."""
+    counts = run["counts"] if isinstance(run["counts"], dict) else {}
+    if run["status"] == "idle":
+        n = int(counts.get("idle_runs", 1))
+        return f"{n} scheduled run{'s' if n != 1 else ''} found nothing to send"
+    if run["kind"] == "report":
+        return ", ".join(f"{v:,} {k}" for k, v in counts.items() if isinstance(v, int))
+    parts = []
+    for target, per_target in sorted(counts.items()):
+        if not isinstance(per_target, dict):
+            continue
+        said = [
+            f"{per_target[section][name]:,} {words}"
+            for section, name, words in _SUMMARY_PARTS
+            if isinstance(per_target.get(section), dict) and per_target[section].get(name)
+        ]
+        parts.append(f"{target}: {', '.join(said) or 'nothing changed'}")
+    return "; ".join(parts)
+
+
+def _with_summary(row: dict[str, Any]) -> dict[str, Any]:
+    started, finished = row["started_at"], row["finished_at"]
+    row["duration_seconds"] = (finished - started).total_seconds() if finished else None
+    row["summary"] = run_summary(row)
+    return row
+
+
+def duration_text(seconds: float | None) -> str:
+    """``0.4 s``, ``12 s``, ``3 min 05 s``, ``2 h 04 min``; empty while running."""
+    if seconds is None:
+        return ""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def run_detail(engine: Engine, run_id: int) -> dict[str, Any] | None:
+    """One run with what it did per target, kind and outcome (from the ledger events it
+    wrote) and the records that failed in it, or None."""
+    e, t = ledger_events, ledger
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+        if row is None:
+            return None
+        grouped = conn.execute(
+            sa.select(t.c.target, t.c.kind, e.c.event, e.c.status, sa.func.count())
+            .select_from(e.join(t, t.c.id == e.c.ledger_id))
+            .where(e.c.run_id == run_id)
+            .group_by(t.c.target, t.c.kind, e.c.event, e.c.status)
+            .order_by(t.c.target, t.c.kind, e.c.event, e.c.status)
+        ).all()
+        failed = conn.execute(
+            sa.select(
+                t.c.id,
+                t.c.target,
+                t.c.kind,
+                t.c.label,
+                t.c.customer_account,
+                t.c.document_date,
+                e.c.status,
+                e.c.detail,
+                t.c.status.label("status_now"),
+            )
+            .select_from(e.join(t, t.c.id == e.c.ledger_id))
+            .where(e.c.run_id == run_id, e.c.status.in_(("failed", "dead", "retry")))
+            .order_by(e.c.id)
+            .limit(BULK_LIMIT)
+        ).mappings()
+        failures = [dict(f) for f in failed]
+    detail = _with_summary(dict(row) | {"counts": _json(row["counts"])})
+    detail["activity"] = [
+        {"target": g[0], "kind": g[1], "event": g[2], "status": g[3], "count": int(g[4])}
+        for g in grouped
+    ]
+    detail["failures"] = failures
+    return detail
+
+
+#: A process counts as alive while its last heartbeat is this many poll intervals old at most.
+_ALIVE_POLLS = 3
+_ALIVE_AT_LEAST = timedelta(seconds=15)
+
+
+@dataclass(frozen=True)
+class JobHealth:
+    """One scheduled job: when it last ran (as a run of the history) and when it runs next."""
+
+    id: str
+    last_run: dict[str, Any] | None
+    next_run_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    """The service as the state store sees it: live processes, the leader, the jobs."""
+
+    processes: list[dict[str, Any]]
+    jobs: list[JobHealth]
+
+    @property
+    def leader(self) -> dict[str, Any] | None:
+        """The live process that runs the scheduler, if any."""
+        return next((p for p in self.processes if p["role"] == "leader"), None)
+
+    @property
+    def workers(self) -> int:
+        """Live processes that push (every ``serve`` runs a push worker, and every ``worker``)."""
+        return len(self.processes)
+
+
+def _job_times(conn: sa.Connection) -> dict[str, datetime | None]:
+    from scheduler import JOBS_TABLE
+
+    if JOBS_TABLE not in sa.inspect(conn).get_table_names():
+        return {}
+    table = sa.table(JOBS_TABLE, sa.column("id", sa.String), sa.column("next_run_time", sa.Float))
+    return {
+        str(job_id): None if when is None else datetime.fromtimestamp(float(when), UTC)
+        for job_id, when in conn.execute(sa.select(table.c.id, table.c.next_run_time))
+    }
+
+
+def _last_run(conn: sa.Connection, *conditions: sa.ColumnElement[bool]) -> dict[str, Any] | None:
+    row = (
+        conn.execute(sa.select(runs).where(*conditions).order_by(runs.c.id.desc()).limit(1))
+        .mappings()
+        .first()
+    )
+    return None if row is None else _with_summary(dict(row) | {"counts": _json(row["counts"])})
+
+
+def service_health(engine: Engine, targets: list[str], now: datetime) -> ServiceHealth:
+    """Live ``serve``/``worker`` processes (from their heartbeats) and, per scheduled job, its
+    last and next run (the scheduler's job store holds the next)."""
+    from scheduler import REPORT_JOB, SYNC_JOB_PREFIX
+
+    with engine.connect() as conn:
+        processes = []
+        for p in conn.execute(sa.select(service_processes)).mappings():
+            window = max(_ALIVE_AT_LEAST, timedelta(seconds=_ALIVE_POLLS * p["poll_seconds"]))
+            if p["seen_at"] >= now - window:
+                processes.append(dict(p))
+        times = _job_times(conn)
+        ids = sorted({f"{SYNC_JOB_PREFIX}{t}" for t in targets} | set(times))
+        jobs = []
+        for job_id in ids:
+            if job_id.startswith(SYNC_JOB_PREFIX):
+                target = job_id[len(SYNC_JOB_PREFIX) :]
+                last = _last_run(conn, runs.c.kind == "sync", runs.c.target == target)
+            elif job_id == REPORT_JOB:
+                last = _last_run(conn, runs.c.kind == "report")
+            else:
+                last = None  # the retry sweep is recorded on the records it sends, not as a run
+            jobs.append(JobHealth(job_id, last, times.get(job_id)))
+    processes.sort(key=lambda p: (p["role"] != "leader", p["started_at"]))
+    return ServiceHealth(processes, jobs)
+
+
+def open_alerts(engine: Engine) -> list[dict[str, Any]]:
+    """Alert incidents not resolved yet, oldest first."""
+    query = sa.select(alerts).where(alerts.c.resolved_at.is_(None)).order_by(alerts.c.id)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def list_audit(
@@ -206,6 +508,122 @@ def list_audit(
         )
         rows = [dict(r) | {"details": _json(r["details"])} for r in conn.execute(query).mappings()]
     return total, rows
+
+
+#: Field names whose values are amounts of money (NetSuite and AvaTax payloads).
+_MONEY_FIELD = re.compile(r"(amount|amt|rate|total|price|debit|credit|tax)$", re.IGNORECASE)
+#: Payload field names (NetSuite's mostly) as accountants say them.
+_FIELD_WORDS = {
+    "tax1Amt": "tax",
+    "rate": "unit price",
+    "tranDate": "document date",
+    "tranId": "document number",
+    "entity": "customer",
+    "externalId": "external id",
+    "currency": "currency",
+    "payment": "amount paid",
+}
+#: How the repeated parts of a payload read: ``itemList.item[2]`` is line 3.
+_LIST_ITEMS = {"item": "line", "line": "line", "apply": "applied to", "lines": "line"}
+
+
+def money_text(amount: Decimal | str | int | float | None, currency: str | None) -> str:
+    """``1,234.50 USD``: rounded to the currency's minor units; as given when not a number."""
+    if amount is None:
+        return "—"
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        return str(amount)
+    if currency and is_known_currency(currency):
+        value = round_money(value, currency)
+        return f"{value:,.{minor_units(currency)}f} {currency}"
+    return f"{value:,}"
+
+
+def _words(name: str) -> str:
+    if name in _FIELD_WORDS:
+        return _FIELD_WORDS[name]
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").lower()
+
+
+def field_label(path: str) -> str:
+    """A payload path in words: ``itemList.item[1].amount`` -> ``line 2 · amount``."""
+    parts: list[str] = []
+    segments = path.split(".")
+    for i, segment in enumerate(segments):
+        match = re.fullmatch(r"(\w+)\[(\d+)\]", segment)
+        if match:
+            name, index = match.group(1), int(match.group(2)) + 1
+            name = name.removesuffix("List") or name
+            parts.append(f"{_LIST_ITEMS.get(name, _words(name))} {index}")
+        elif segment.endswith("List") and i + 1 < len(segments):
+            continue  # itemList.item[0]: the list's name says nothing the item does not
+        else:
+            parts.append(_words(segment))
+    return " · ".join(parts) or path
+
+
+def value_text(path: str, value: Any, absent: bool, currency: str | None) -> str:
+    """A diff value for people: amounts formatted with the currency, text as it is."""
+    if absent:
+        return "(none)"
+    leaf = path.rsplit(".", 1)[-1].split("[", 1)[0]
+    amount_like = isinstance(value, str | int | float | Decimal) and not isinstance(value, bool)
+    if _MONEY_FIELD.search(leaf) and amount_like:
+        return money_text(value, currency)
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    if value is None:
+        return "(empty)"
+    return str(value)
+
+
+def labelled_changes(
+    changes: Iterable[dict[str, Any]], currency: str | None
+) -> list[dict[str, Any]]:
+    """The diff entries (``change_out``) with a ``label`` and the values in words."""
+    return [
+        c
+        | {
+            "label": field_label(c["path"]),
+            "old_text": value_text(c["path"], c["old"], c["old_absent"], currency),
+            "new_text": value_text(c["path"], c["new"], c["new_absent"], currency),
+        }
+        for c in changes
+    ]
+
+
+def finance_facts(billing: Engine, row: dict[str, Any]) -> dict[str, Any]:
+    """What an accountant knows the record by, read from billing now: the customer's name and
+    account, the document's date, amount and currency (None where billing has none)."""
+    facts: dict[str, Any] = {
+        "customer_name": None,
+        "customer_account": row["customer_account"],
+        "document_date": row["document_date"],
+        "amount": None,
+        "currency": None,
+        "amount_text": "—",
+    }
+    kind = row["kind"]
+    if kind == "revenue" or not str(row["source_id"]).isdigit():
+        return facts
+    with billing.connect() as conn:
+        page = BillingReader(conn).by_ids(kind, [int(row["source_id"])])
+        record = page.records[0] if page.records else None
+        if record is not None and kind != "customer":
+            amount = getattr(record, "total", None) or getattr(record, "amount", None)
+            facts["amount"] = amount
+            facts["currency"] = getattr(record, "currency", None)
+            facts["amount_text"] = money_text(amount, facts["currency"])
+        if kind == "customer" and record is not None:
+            facts["customer_name"] = getattr(record, "name", None)
+        elif row["customer_account"]:
+            c = billing_schema.customers
+            facts["customer_name"] = conn.execute(
+                sa.select(c.c.name).where(c.c.account_number == row["customer_account"])
+            ).scalar()
+    return facts
 
 
 def _absent(value: Any) -> bool:

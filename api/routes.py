@@ -26,6 +26,7 @@ from api.models import (
     RecordPage,
     ResyncOut,
     ResyncRequest,
+    RunDetail,
     RunPage,
     Status,
     StatusOut,
@@ -142,7 +143,17 @@ def list_runs(
     return {"total": total, "limit": limit, "offset": offset, "items": rows}
 
 
+@router.get("/runs/{run_id}", response_model=RunDetail, responses=_NOT_FOUND)
+def get_run(request: Request, run_id: RecordId, _: Viewer) -> Any:
+    """One run: counts, duration, what it did per target, kind and outcome, its failures."""
+    detail = queries.run_detail(console_of(request).engine.state, run_id)
+    if detail is None:
+        raise HTTPException(404, f"no run {run_id}")
+    return detail
+
+
 def record_filters(
+    request: Request,
     target: Text = None,
     kind: Kind | None = None,
     status: Annotated[list[Status], Query()] = [],  # noqa: B006 - FastAPI copies defaults
@@ -150,18 +161,33 @@ def record_filters(
     date_from: date | None = None,
     date_to: date | None = None,
     q: Annotated[
-        str | None, Query(max_length=200, description="Text in the document number or label")
+        str | None,
+        Query(
+            max_length=200,
+            description="Text in the document number, label, customer account or the "
+            "customer's name in billing",
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            pattern="^-?(" + "|".join(queries.SORTS) + ")$",
+            description="A column, '-' first for descending",
+        ),
     ] = None,
 ) -> queries.RecordFilters:
     """The records list's filters from the query string."""
+    text = _clean(q, "q")
     return queries.RecordFilters(
+        named_accounts=queries.accounts_named(console_of(request).engine.billing, text),
+        sort=sort or "",
         target=_clean(target, "target"),
         kind=kind,
         statuses=tuple(status),
         customer=_clean(customer, "customer"),
         date_from=date_from,
         date_to=date_to,
-        q=_clean(q, "q"),
+        q=text,
     )
 
 
@@ -190,6 +216,10 @@ def record_view(console: Console, record_id: int) -> dict[str, Any]:
         billing=console.engine.billing,
         mapping=console.engine.mapping_for(detail["target"]),
         tables=console.mapping_tables(),
+    )
+    detail["finance"] = queries.finance_facts(console.engine.billing, detail)
+    detail["current"]["changes"] = queries.labelled_changes(
+        detail["current"]["changes"], detail["finance"]["currency"]
     )
     return detail
 
@@ -225,8 +255,7 @@ def run_resync(
         pushed = False
         if push and not dry_run and result.queued:
             try:
-                for target in sorted({i.target for i in result.items if i.outcome == "queued"}):
-                    console.engine.push(target)
+                console.engine.push_resync(result)
                 pushed = True
             except FinsyncError as exc:
                 push_error = str(exc)
@@ -252,6 +281,7 @@ def run_resync(
         )
     return {
         "audit_id": result.audit_id,
+        "run_id": result.run_id,
         "dry_run": result.dry_run,
         "matched": len(result.items),
         "queued": result.queued,

@@ -6,7 +6,11 @@ notifies (e-mail through ``[report.smtp]`` and/or a JSON webhook) until one noti
 out; later calls for the same open incident only refresh its detail. ``Alerts.resolve`` closes
 it when the condition clears, so the next occurrence is a new incident and is announced again.
 
+When an incident that was announced ends, a "resolved" message goes out on the same channels.
+
 Kinds:
+  failed_records   a target has records that failed permanently (incident: the target); the
+                   message groups them by error
   dead_records     a target has records that ran out of retries (incident: the target)
   run_failed       a scheduled job failed (incident: the job, e.g. ``sync:erp``)
   delivery_failed  the monthly workbook could not be e-mailed (incident: the period)
@@ -33,11 +37,15 @@ from sqlalchemy.engine import Connection, Engine
 from finsync.config import AlertSettings, SmtpSettings
 from finsync.db import utcnow
 from sync.state import alerts as alerts_table
-from sync.state import ledger
+from sync.status import FailureGroup
 
 log = logging.getLogger(__name__)
 
-KINDS = ("dead_records", "run_failed", "delivery_failed")
+KINDS = ("failed_records", "dead_records", "run_failed", "delivery_failed")
+#: Record statuses that open an incident of their kind.
+_RECORD_ALERTS = {"failed": "failed_records", "dead": "dead_records"}
+#: How many error groups one alert message lists before it counts the rest.
+_GROUPS_IN_MESSAGE = 10
 #: Advisory lock that serialises opening incidents across processes on PostgreSQL.
 _ALERTS_LOCK_KEY = 0x46534E41
 
@@ -150,25 +158,28 @@ class Alerts:
             return True
 
     def resolve(self, kind: str, incident: str) -> bool:
-        """Close the open incident, if any; returns True when one was open."""
-        with self._lock, self.state.begin() as conn:
-            closed = conn.execute(
-                alerts_table.update()
-                .where(
-                    alerts_table.c.kind == kind,
-                    alerts_table.c.incident == incident,
-                    alerts_table.c.resolved_at.is_(None),
+        """Close the open incident, if any, and tell whoever was told it opened that it
+        ended; returns True when one was open."""
+        with self._lock:
+            with self.state.begin() as conn:
+                self._serialise(conn)
+                current = self._open_row(conn, kind, incident)
+                if current is None:
+                    return False
+                conn.execute(
+                    alerts_table.update()
+                    .where(alerts_table.c.id == current.id)
+                    .values(resolved_at=self.clock())
                 )
-                .values(resolved_at=self.clock())
-            ).rowcount
-        if closed:
             log.info(
                 "alert resolved: %s %s",
                 kind,
                 incident,
                 extra={"kind": kind, "event": "alert_resolved"},
             )
-        return bool(closed)
+            if current.notified_at is not None and self.has_channel:
+                self._notify(current, "", resolved=True)
+        return True
 
     def open_incidents(self) -> list[Incident]:
         """Every incident not resolved yet, oldest first."""
@@ -185,54 +196,59 @@ class Alerts:
                 for r in rows
             ]
 
-    def check_dead_records(self, targets: list[str]) -> None:
-        """Open a ``dead_records`` incident per target that has dead records; resolve the rest."""
-        with self.state.connect() as conn:
-            counts: dict[str, int] = {
-                row[0]: int(row[1])
-                for row in conn.execute(
-                    sa.select(ledger.c.target, sa.func.count())
-                    .where(ledger.c.status == "dead")
-                    .group_by(ledger.c.target)
-                )
-            }
+    def check_record_alerts(self, targets: list[str]) -> None:
+        """Per target: open a ``failed_records`` incident while records failed permanently and
+        a ``dead_records`` one while records ran out of retries (each message groups the
+        records by error); resolve the incidents whose records are all dealt with."""
+        from sync.status import attention
+
+        found = attention(self.state, targets)
         for target in targets:
-            dead = int(counts.get(target, 0))
-            if dead:
-                self.open(
-                    "dead_records",
-                    target,
-                    f"{dead} record(s) for {target} ran out of retries; see `finsync status` "
-                    "and re-sync them once the cause is fixed",
-                )
-            else:
-                self.resolve("dead_records", target)
+            for status, kind in _RECORD_ALERTS.items():
+                groups = [
+                    g
+                    for g in found.groups
+                    if g.status == status and any(t == target for _, t, _ in g.records)
+                ]
+                if groups:
+                    self.open(kind, target, _records_message(target, status, groups))
+                else:
+                    self.resolve(kind, target)
 
     # -- notification ------------------------------------------------------------------------
 
-    def _notify(self, incident: Incident, detail: str) -> bool:
+    def _notify(self, incident: Incident, detail: str, *, resolved: bool = False) -> bool:
         """Send on every channel; True when at least one reached someone."""
         sent = []
         if self.settings.recipients and self.smtp:
-            sent.append(self._email(incident, detail))
+            sent.append(self._email(incident, detail, resolved))
         if self.settings.webhook_url:
-            sent.append(self._webhook(incident, detail))
+            sent.append(self._webhook(incident, detail, resolved))
         return any(sent)
 
-    def _email(self, incident: Incident, detail: str) -> bool:
+    def _email(self, incident: Incident, detail: str, resolved: bool) -> bool:
         smtp = self.smtp
         assert smtp is not None
         msg = EmailMessage()
-        msg["Subject"] = f"[finsync] {incident.kind.replace('_', ' ')}: {incident.incident}"
+        what = f"{incident.kind.replace('_', ' ')}: {incident.incident}"
+        msg["Subject"] = f"[finsync] resolved: {what}" if resolved else f"[finsync] {what}"
         msg["From"] = smtp.sender
         msg["To"] = ", ".join(self.settings.recipients)
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(domain=smtp.sender.rpartition("@")[2] or None)
-        msg.set_content(
-            f"{detail}\n\nIncident {incident.kind} / {incident.incident}, opened "
-            f"{incident.opened_at:%Y-%m-%d %H:%M} UTC on {socket.gethostname()}.\n"
-            "You are told once per incident; the next one after it clears is announced again.\n"
-        )
+        if resolved:
+            msg.set_content(
+                f"Resolved: incident {incident.kind} / {incident.incident}, opened "
+                f"{incident.opened_at:%Y-%m-%d %H:%M} UTC, has ended on "
+                f"{socket.gethostname()}.\nIt said: {incident.detail or ''}\n"
+            )
+        else:
+            msg.set_content(
+                f"{detail}\n\nIncident {incident.kind} / {incident.incident}, opened "
+                f"{incident.opened_at:%Y-%m-%d %H:%M} UTC on {socket.gethostname()}.\n"
+                "You are told once per incident; the next one after it clears is announced "
+                "again.\n"
+            )
         try:
             client: smtplib.SMTP
             if smtp.security == "tls":
@@ -262,14 +278,14 @@ class Alerts:
             return False
         return True
 
-    def _webhook(self, incident: Incident, detail: str) -> bool:
+    def _webhook(self, incident: Incident, detail: str, resolved: bool) -> bool:
         url = self.settings.webhook_url
         assert url is not None
         body = {
-            "event": "alert.opened",
+            "event": "alert.resolved" if resolved else "alert.opened",
             "kind": incident.kind,
             "incident": incident.incident,
-            "detail": detail,
+            "detail": incident.detail if resolved else detail,
             "opened_at": incident.opened_at.isoformat(),
             "host": socket.gethostname(),
         }
@@ -293,3 +309,20 @@ class Alerts:
             if self._http is None:
                 client.close()
         return True
+
+
+def _records_message(target: str, status: str, groups: list[FailureGroup]) -> str:
+    """One alert's text: how many records of ``target`` are ``status``, grouped by error."""
+    records = [(i, label) for g in groups for i, t, label in g.records if t == target]
+    what = "failed permanently" if status == "failed" else "ran out of retries"
+    lines = [f"{len(records)} record(s) for {target} {what}:"]
+    for group in groups[:_GROUPS_IN_MESSAGE]:
+        labels = [label for _, t, label in group.records if t == target]
+        named = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+        lines.append(f"- {len(labels)} x {group.error} ({named})")
+    if len(groups) > _GROUPS_IN_MESSAGE:
+        lines.append(f"- and {len(groups) - _GROUPS_IN_MESSAGE} more error(s)")
+    lines.append(
+        "See `finsync status` or the console's failures page, fix the cause, then re-sync them."
+    )
+    return "\n".join(lines)

@@ -655,10 +655,8 @@ def resync(
                     EXIT_RECORDS_NEED_ATTENTION,
                 )
             if not dry_run and not no_push and result.queued:
-                wanted = sorted({i.target for i in result.items if i.outcome == "queued"})
                 with sync_progress("Sending", total=result.queued) as advance:
-                    for target in wanted:
-                        engine.push(target, progress=advance)
+                    engine.push_resync(result, progress=advance)
                 from sync.status import ledger_rows
 
                 print_records(ledger_rows(engine.state, [i.ledger_id for i in result.items]))

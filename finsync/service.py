@@ -422,6 +422,7 @@ class Service:
         self._http_enabled = http
         self.http: HttpServer | UvicornServer | None = None
         self.unfinished = False
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{self.status.started_at:%H%M%S%f}"
 
     # -- leadership ------------------------------------------------------------------------
 
@@ -494,6 +495,45 @@ class Service:
         self._worker_thread = threading.Thread(target=self._worker.run, name="push-worker")
         self._worker_thread.start()
         self._elect()
+        self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """Record in ``service_processes`` that this process is alive and what role it has
+        (the console's dashboard shows the leader and the workers from it)."""
+        from sync.state import service_processes as table
+
+        now = utcnow()
+        values = {
+            "mode": self.mode,
+            "role": self.status.role,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": self.status.started_at,
+            "seen_at": now,
+            "poll_seconds": self.config.service.leader_poll_seconds,
+        }
+        try:
+            with self.engine.state.begin() as conn:
+                updated = conn.execute(
+                    table.update().where(table.c.name == self.name).values(**values)
+                ).rowcount
+                if not updated:
+                    conn.execute(table.insert().values(name=self.name, **values))
+        except sa.exc.DBAPIError as exc:
+            log.warning(
+                "could not record this process's heartbeat: %s",
+                type(exc.orig).__name__,
+                extra={"event": "heartbeat_failed"},
+            )
+
+    def _forget_heartbeat(self) -> None:
+        from sync.state import service_processes as table
+
+        try:
+            with self.engine.state.begin() as conn:
+                conn.execute(table.delete().where(table.c.name == self.name))
+        except sa.exc.DBAPIError:
+            pass  # the row ages out: the dashboard counts only processes seen lately
 
     def run(self) -> int:
         """Run until ``stop()`` (or SIGTERM/SIGINT when called on the main thread); returns 0."""
@@ -501,6 +541,7 @@ class Service:
         try:
             while not self.stopping.wait(self.config.service.leader_poll_seconds):
                 self._elect()
+                self.heartbeat()
         finally:
             self.shutdown()
         return 0
@@ -532,6 +573,7 @@ class Service:
             self._leader_lock.release()
         if self._process_lock is not None:
             self._process_lock.release()
+        self._forget_heartbeat()
         if not self.unfinished:
             self.engine.close()
         log.info(

@@ -35,6 +35,7 @@ from sync.push import PushCounts, Pusher
 from sync.revrec import CheckResult
 from sync.state import audit_log, ledger_events, runs
 from sync.state import ledger as ledger_table
+from sync.state import metadata as state_metadata
 from sync.status import due_count, last_checks, needs_attention
 from sync.targets import MAPPINGS, TargetMapping
 
@@ -130,11 +131,26 @@ class ResyncResult:
     items: list[ResyncItem]
     audit_id: int | None
     dry_run: bool
+    #: The run (kind ``resync``) that records it; None for a dry run.
+    run_id: int | None = None
 
     @property
     def queued(self) -> int:
         """How many records were (or would be) queued."""
         return sum(1 for i in self.items if i.outcome == "queued")
+
+
+def _requeue_counts(items: Sequence[ResyncItem]) -> dict[str, dict[str, dict[str, int]]]:
+    """A re-sync run's counts: per target, how many records were selected and what became of
+    them (``queued``, ``mapping failed``, ``missing in billing``)."""
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for item in items:
+        requeued = counts.setdefault(item.target, {}).setdefault(
+            "requeued", {"selected": 0, "queued": 0, "mapping failed": 0, "missing in billing": 0}
+        )
+        requeued["selected"] += 1
+        requeued[item.outcome] = requeued.get(item.outcome, 0) + 1
+    return counts
 
 
 def check_billing(billing: Engine) -> None:
@@ -158,8 +174,15 @@ def check_state(state: Engine) -> None:
     Raises UnavailableError or ConfigError naming ``state.url``.
     """
     probe(state, "state.url")
-    if missing_tables(state, [ledger_table.name]):
+    absent = missing_tables(state, sorted(state_metadata.tables))
+    if ledger_table.name in absent:
         raise ConfigError("state.url", "the state store is not initialised: run `finsync init`")
+    if absent:
+        raise ConfigError(
+            "state.url",
+            f"the state store has no {', '.join(absent)} (an older finsync created it): run "
+            "`finsync init` to upgrade it",
+        )
 
 
 def default_actor() -> str:
@@ -364,17 +387,18 @@ class SyncEngine:
 
     def _start_run(self, kind: str, target: str | None) -> int:
         with self.state.begin() as conn:
-            result = conn.execute(
-                runs.insert().values(
-                    kind=kind,
-                    target=target,
-                    actor=self.actor,
-                    status="running",
-                    started_at=self.clock(),
-                    counts="{}",
-                )
+            return self._insert_run(conn, kind, target, self.actor, self.clock())
+
+    @staticmethod
+    def _insert_run(
+        conn: Connection, kind: str, target: str | None, actor: str, now: datetime
+    ) -> int:
+        result = conn.execute(
+            runs.insert().values(
+                kind=kind, target=target, actor=actor, status="running", started_at=now, counts="{}"
             )
-            return int(result.inserted_primary_key[0])  # type: ignore[index]
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def _finish_run(self, run_id: int, summary: SyncSummary) -> None:
         counts: dict[str, Any] = {
@@ -663,6 +687,11 @@ class SyncEngine:
         with self.state.connect() as conn, self.billing.connect() as billing:
             transaction = conn.begin()
             rows = [r for r in self.select(conn, selection) if r["target"] in self._targets]
+            run_id = None
+            if not dry_run:
+                run_id = self._insert_run(
+                    conn, "resync", ",".join(sorted({r["target"] for r in rows})), who, now
+                )
             reader = BillingReader(billing)
             verdicts = self.run_verdicts()
             groups: dict[tuple[str, str], list[RowMapping]] = {}
@@ -672,7 +701,7 @@ class SyncEngine:
                 if kind == "revenue":
                     # revrec: a journal has no billing row of its own and is recomputed on every
                     # sync (sync/revrec.py); a re-sync sends again what the ledger holds.
-                    items += [self._resend_journal(conn, row, now, who) for row in group]
+                    items += [self._resend_journal(conn, row, now, who, run_id) for row in group]
                     continue
                 page = reader.by_ids(kind, [int(r["source_id"]) for r in group])
                 records = {str(r.id): r for r in page.records}
@@ -687,15 +716,59 @@ class SyncEngine:
                             now,
                             who,
                             verdicts.get(),
+                            run_id,
                         )
                     )
             audit_id = None
-            if not dry_run:
+            if run_id is not None:
                 audit_id = self._audit(conn, who, reason, selection, items, now)
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id == run_id)
+                    .values(
+                        status="ok",
+                        finished_at=self.clock(),
+                        counts=json.dumps(_requeue_counts(items), sort_keys=True),
+                    )
+                )
                 transaction.commit()
             else:
                 transaction.rollback()
-        return ResyncResult(items=items, audit_id=audit_id, dry_run=dry_run)
+        return ResyncResult(items=items, audit_id=audit_id, dry_run=dry_run, run_id=run_id)
+
+    def push_resync(
+        self, result: ResyncResult, *, progress: Progress | None = None
+    ) -> dict[str, PushCounts]:
+        """Send what ``result`` queued, target by target, as part of its run.
+
+        The run's counts gain what was pushed per target; a connector error is recorded on the
+        run (status ``failed``) and raised.
+        """
+        pushed: dict[str, PushCounts] = {}
+        error = None
+        try:
+            for target in sorted({i.target for i in result.items if i.outcome == "queued"}):
+                pushed[target] = self.push(target, run_id=result.run_id, progress=progress)
+        except Exception as exc:
+            error = str(exc)
+            raise
+        finally:
+            if result.run_id is not None:
+                counts = _requeue_counts(result.items)
+                for target, target_counts in pushed.items():
+                    counts.setdefault(target, {})["pushed"] = asdict(target_counts)
+                with self.state.begin() as conn:
+                    conn.execute(
+                        runs.update()
+                        .where(runs.c.id == result.run_id)
+                        .values(
+                            status="failed" if error else "ok",
+                            finished_at=self.clock(),
+                            counts=json.dumps(counts, sort_keys=True),
+                            error=error,
+                        )
+                    )
+        return pushed
 
     def _requeue(
         self,
@@ -707,6 +780,7 @@ class SyncEngine:
         now: datetime,
         actor: str,
         verdicts: Verdicts,
+        run_id: int | None,
     ) -> ResyncItem:
         base = {
             "ledger_id": row["id"],
@@ -736,12 +810,12 @@ class SyncEngine:
             target=row["target"],
             kind=row["kind"],
             outcomes=[ledger.MapOutcome(record, result)],
-            run_id=None,
+            run_id=run_id,
             now=now,
         )
         if isinstance(result, MappingError):
             return ResyncItem(**base, outcome="mapping failed", message=str(result), changes=())
-        self._force_pending(conn, row, now, actor)
+        self._force_pending(conn, row, now, actor, run_id)
         return ResyncItem(
             **base,
             outcome="queued",
@@ -750,7 +824,7 @@ class SyncEngine:
         )
 
     def _resend_journal(
-        self, conn: Connection, row: RowMapping, now: datetime, actor: str
+        self, conn: Connection, row: RowMapping, now: datetime, actor: str, run_id: int | None
     ) -> ResyncItem:
         """revrec: queue a revenue journal's current ledger payload to be sent again."""
         base = {
@@ -764,7 +838,7 @@ class SyncEngine:
             return ResyncItem(
                 **base, outcome="mapping failed", message=row["last_error"], changes=()
             )
-        self._force_pending(conn, row, now, actor)
+        self._force_pending(conn, row, now, actor, run_id)
         old = json.loads(row["synced_payload"]) if row["synced_payload"] else None
         return ResyncItem(
             **base,
@@ -773,7 +847,9 @@ class SyncEngine:
             changes=tuple(diff_payloads(old, json.loads(row["payload"]))),
         )
 
-    def _force_pending(self, conn: Connection, row: RowMapping, now: datetime, actor: str) -> None:
+    def _force_pending(
+        self, conn: Connection, row: RowMapping, now: datetime, actor: str, run_id: int | None
+    ) -> None:
         # Force a send even if the payload is unchanged; keep the suspect flag of an unknown
         # outcome so the push looks the record up before writing again.
         ledger.bulk_update(
@@ -790,6 +866,7 @@ class SyncEngine:
             ledger_events.insert().values(
                 ledger_id=row["id"],
                 at=now,
+                run_id=run_id,
                 event="resync",
                 status="pending",
                 detail=f"queued by {actor}",

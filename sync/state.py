@@ -140,6 +140,38 @@ alerts = sa.Table(
     sa.Index("ix_alerts_open", "kind", "incident", "resolved_at"),
 )
 
+#: One row per running ``serve`` or ``worker`` process, refreshed every poll (its heartbeat);
+#: the console's dashboard reads who leads and which workers are alive from it.
+service_processes = sa.Table(
+    "service_processes",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),  # host:pid:start
+    sa.Column("mode", sa.String(20), nullable=False),  # serve | worker
+    sa.Column("role", sa.String(20), nullable=False),  # leader | follower | worker
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("seen_at", UTCDateTime(), nullable=False),
+    sa.Column("poll_seconds", sa.Float, nullable=False),
+)
+
+#: Console sign-in sessions, server side: the cookie holds a random id whose SHA-256 is the
+#: key here, so signing out (or revoking the key) ends the session even if the cookie is kept.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("via", sa.String(10), nullable=False),  # key | jwt
+    sa.Column("token_id", sa.BigInteger),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime()),
+    sa.Column("end_reason", sa.Text),
+    sa.Index("ix_console_sessions_token", "token_id"),
+)
+
 workbooks = sa.Table(
     "workbooks",
     metadata,

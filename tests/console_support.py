@@ -59,6 +59,8 @@ class Seeded:
 
     ids: dict[str, int]
     billing: BillingBuilder
+    #: The run of the seeding sync.
+    run_id: int
 
 
 def seed_ledger(engine: SyncEngine) -> Seeded:
@@ -81,7 +83,8 @@ def seed_ledger(engine: SyncEngine) -> Seeded:
     scripted(engine).clear_rejections()
     with engine.state.connect() as conn:
         rows = conn.execute(sa.select(ledger.c.label, ledger.c.id)).all()
-    return Seeded({label: ledger_id for label, ledger_id in rows}, billing)
+    assert summary.run_id is not None
+    return Seeded({label: ledger_id for label, ledger_id in rows}, billing, summary.run_id)
 
 
 def make_console_engine(setup: Setup, clock: Clock) -> SyncEngine:

@@ -145,17 +145,80 @@ def test_many_dead_records_are_one_incident_announced_once(
         engine.resync(Selection(statuses=("dead",)), reason="ERP back up")
         jobs.run_retry_sweep()
         assert alerts.open_incidents() == []
+        # The end of the incident is announced on both channels.
+        [resolved] = [m for m in _alert_mails(box) if m["Subject"].startswith("[finsync] resolved")]
+        assert resolved["Subject"] == "[finsync] resolved: dead records: erp"
+        assert "3 record(s) for erp ran out of retries" in resolved.get_content()
+        assert [c["body"]["event"] for c in calls] == ["alert.opened", "alert.resolved"]
         builder.customer("C-9")
         engine.connector("erp").fail_next(times=1)
         jobs.run_sync("erp")
         jobs.run_retry_sweep()
-        assert len([m for m in _alert_mails(box) if "dead records" in m["Subject"]]) == 2
-        assert len(calls) == 2
+        opened = [m for m in _alert_mails(box) if m["Subject"] == "[finsync] dead records: erp"]
+        assert len(opened) == 2
+        assert [c["body"]["event"] for c in calls] == [
+            "alert.opened",
+            "alert.resolved",
+            "alert.opened",
+        ]
         with engine.state.connect() as conn:
             rows = conn.execute(
                 sa.select(alerts_table.c.kind, alerts_table.c.resolved_at.is_(None))
             ).all()
         assert sorted(rows) == [("dead_records", False), ("dead_records", True)]
+    finally:
+        jobs.install_context(None)
+        engine.close()
+
+
+def test_permanent_failures_are_one_grouped_alert_and_their_fix_resolves_it(
+    tmp_path, db_url, mailbox, webhook, monkeypatch
+):
+    box, smtp_port = mailbox
+    calls, hook_port = webhook
+    setup = _alerting_setup(tmp_path, db_url, smtp_port, hook_port, monkeypatch)
+    clock = Clock()
+    engine = make_engine(setup, clock)
+    builder = BillingBuilder(engine.billing)
+    customer = builder.customer("ACME-1")
+    for n in range(4):  # four invoices of a SKU the mapping file does not know
+        builder.invoice(customer, number=f"INV-{n}", lines=[{"sku": "cdn-pro"}])
+    builder.invoice(customer, number="INV-OK")
+    config = setup.config()
+    alerts = Alerts(config.alerts, config.report.smtp, engine.state, clock=clock)
+    jobs.install_context(jobs.JobContext(config, engine, alerts, clock=clock))
+    try:
+        jobs.run_sync("erp")
+        jobs.run_sync("erp")
+        jobs.run_retry_sweep()
+        [mail] = _alert_mails(box)
+        assert mail["Subject"] == "[finsync] failed records: erp"
+        text = mail.get_content()
+        assert "4 record(s) for erp failed permanently" in text
+        assert text.count("cdn-pro") >= 1 and "- 4 x " in text  # one group of four
+        assert "INV-OK" not in text
+        assert [(c["body"]["event"], c["body"]["kind"]) for c in calls] == [
+            ("alert.opened", "failed_records")
+        ]
+
+        # The SKU is mapped; the re-sync sends them; the next check says it is over.
+        mapping = setup.mapping_path.read_text()
+        setup.mapping_path.write_text(
+            mapping.replace('plat-pro = "102"', 'plat-pro = "102"\ncdn-pro = "104"')
+        )
+        engine.reload_mapping()
+        from sync.engine import Selection
+
+        result = engine.resync(Selection(statuses=("failed",)), reason="cdn-pro mapped")
+        engine.push_resync(result)
+        jobs.run_retry_sweep()
+        assert alerts.open_incidents() == []
+        assert [m["Subject"] for m in _alert_mails(box)] == [
+            "[finsync] failed records: erp",
+            "[finsync] resolved: failed records: erp",
+        ]
+        assert [c["body"]["event"] for c in calls] == ["alert.opened", "alert.resolved"]
+        assert "4 record(s) for erp failed permanently" in calls[1]["body"]["detail"]
     finally:
         jobs.install_context(None)
         engine.close()

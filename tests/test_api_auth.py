@@ -20,7 +20,7 @@ from api.auth import hash_token
 from api.cli import token as token_cli
 from finsync.config import parse_config
 from finsync.errors import ConfigError
-from sync.state import api_tokens, audit_log
+from sync.state import api_tokens, audit_log, console_sessions
 from tests.console_support import (
     IdentityProvider,
     console_setup,
@@ -37,6 +37,7 @@ RULES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/me"): "viewer",
     ("GET", "/api/status"): "viewer",
     ("GET", "/api/runs"): "viewer",
+    ("GET", "/api/runs/{run_id}"): "viewer",
     ("GET", "/api/records"): "viewer",
     ("GET", "/api/records/{record_id}"): "viewer",
     ("POST", "/api/resync"): "accountant",
@@ -53,10 +54,12 @@ RULES: dict[tuple[str, str], str | None] = {
     ("POST", "/signout"): "viewer",
     ("GET", "/"): "viewer",
     ("GET", "/failures"): "viewer",
+    ("GET", "/failures.csv"): "viewer",
     ("GET", "/records/{record_id}"): "viewer",
     ("POST", "/records/{record_id}/resync"): "accountant",
     ("POST", "/failures/resync"): "accountant",
     ("GET", "/runs"): "viewer",
+    ("GET", "/runs/{run_id}"): "viewer",
     ("GET", "/audit"): "viewer",
     ("GET", "/workbooks"): "viewer",
     ("GET", "/admin"): "admin",
@@ -78,6 +81,7 @@ class World:
     engine: Any
     victim_token_id: int
     workbook: str
+    run_id: int
 
 
 @pytest.fixture
@@ -99,7 +103,16 @@ def world(tmp_path) -> Iterator[World]:
         (out_dir / "finance-2026-01.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
         app = create_app(setup.config(), engine=engine, clock=clock)
         with TestClient(app) as client:
-            yield World(client, keys, idp, seeded.ids, engine, victim.id, "finance-2026-01.xlsx")
+            yield World(
+                client,
+                keys,
+                idp,
+                seeded.ids,
+                engine,
+                victim.id,
+                "finance-2026-01.xlsx",
+                run_id=seeded.run_id,
+            )
         engine.close()
 
 
@@ -126,6 +139,7 @@ def _request(world: World, method: str, path: str, headers: dict[str, str]):
         path.replace("{record_id}", str(world.ids["invoice INV-2"]))
         .replace("{workbook_id}", world.workbook)
         .replace("{token_id}", str(world.victim_token_id))
+        .replace("{run_id}", str(world.run_id))
     )
     if path == "/api/resync":
         body = {"ledger_ids": [world.ids["invoice INV-2"]], "reason": "matrix", "push": False}
@@ -474,3 +488,23 @@ def test_token_commands_on_an_uninitialised_store_say_so(tmp_path):
     result = CliRunner().invoke(token_cli, ["list"], obj={"config_path": setup.config_path})
     assert result.exit_code == 1
     assert "state store is not initialised" in result.output and "finsync init" in result.output
+
+
+def test_a_signed_out_cookie_is_refused(world):
+    assert _signin(world.client, world.keys["viewer"]).status_code == 303
+    kept = world.client.cookies.get("finsync_session")
+    assert world.client.get("/api/me").json()["name"] == "viewer-key"
+    csrf = _csrf(world.client.get("/").text)
+    assert world.client.post("/signout", data={"csrf": csrf}).status_code == 200
+    # Someone kept a copy of the cookie: after the sign-out it opens nothing.
+    world.client.cookies.clear()
+    world.client.cookies.set("finsync_session", kept)
+    refused = world.client.get("/api/me")
+    assert refused.status_code == 401
+    assert "this session ended (signed out); sign in again" in refused.json()["detail"]
+    assert world.client.get("/failures").status_code == 401
+    with world.engine.state.connect() as conn:
+        [(ended, reason)] = conn.execute(
+            sa.select(console_sessions.c.ended_at, console_sessions.c.end_reason)
+        ).all()
+    assert ended is not None and reason == "signed out"

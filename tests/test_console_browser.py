@@ -157,8 +157,17 @@ def test_accountant_fixes_a_failed_invoice_from_the_browser(served, page, tmp_pa
     shoot("audit")
 
     page.get_by_role("link", name="Runs").click()
-    expect(page.locator("tbody tr")).to_have_count(1)
+    rows = page.locator("table.runs tbody tr")
+    expect(rows).to_have_count(2)  # the seeding sync, then the re-sync
+    expect(rows.first).to_contain_text("resync")
+    expect(rows.first).to_contain_text("accountant-key")
+    expect(rows.first).to_contain_text("erp: 1 queued again")
     shoot("runs")
+    rows.first.get_by_role("link").first.click()
+    expect(page.locator("h1")).to_contain_text("ok")
+    expect(page.locator("#activity")).to_contain_text("invoice")
+    expect(page.locator("#run-failures")).to_contain_text("No record failed in this run.")
+    shoot("run")
 
     page.get_by_role("link", name="Workbooks").click()
     expect(page.get_by_text("finance-2026-01.xlsx")).to_be_visible()
@@ -169,10 +178,16 @@ def test_accountant_fixes_a_failed_invoice_from_the_browser(served, page, tmp_pa
     assert saved.read_bytes() == b"PK\x03\x04january"
     shoot("workbooks")
 
+    kept = page.context.cookies()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.goto(f"{base}/failures")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    # A copy of the cookie kept from before the sign-out opens nothing.
+    page.context.add_cookies(kept)
+    page.goto(f"{base}/failures")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_text("this session ended (signed out)")).to_be_visible()
     if shots != REPO / "docs" / "images":
         shutil.rmtree(shots)
 
