@@ -9,7 +9,10 @@ docs/images/console-*.png (the pictures of docs/console.md), otherwise they go t
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -113,6 +116,20 @@ def test_accountant_fixes_a_failed_invoice_from_the_browser(served, page, tmp_pa
     expect(page.get_by_role("link", name="invoice INV-1")).to_be_visible()
     expect(page.locator("#records").get_by_text("no item mapped for SKU 'cdn-pro'")).to_be_visible()
     shoot("failures")
+
+    # A search by document number narrows the list; its CSV holds exactly what is listed.
+    listed_before = rows.count()
+    page.get_by_label("Search").fill("INV-1")
+    page.get_by_label("Search").press("Enter")
+    expect(page.get_by_role("link", name="invoice INV-1")).to_be_visible()
+    listed = [rows.nth(i).inner_text() for i in range(rows.count())]
+    assert 1 <= len(listed) <= listed_before and all("INV-1" in row for row in listed)
+    with page.expect_download() as exported:
+        page.get_by_role("link", name=re.compile(r"as CSV$")).click()
+    table = list(csv.reader(io.StringIO(Path(exported.value.path()).read_text("utf-8"))))
+    assert len(table) == 1 + len(listed)  # a header, then one row per listed record
+    assert any("invoice INV-1" in cell for cell in table[1])
+    page.goto(f"{base}/failures")
 
     page.get_by_role("link", name="Dashboard").click()
     expect(page.locator(".tile.status-failed strong")).to_have_text("2")
