@@ -380,11 +380,11 @@ def print_attention(found: Attention, command: str, *, waiting_limit: int = 20) 
 # -- sync and resync ---------------------------------------------------------------------------
 
 
-def _engine(ctx: click.Context) -> SyncEngine:
+def _engine(ctx: click.Context, *, connectors: bool = True) -> SyncEngine:
     from sync.engine import SyncEngine
 
     engine = SyncEngine(_config(ctx))
-    engine.check()
+    engine.check(connectors=connectors)
     return engine
 
 
@@ -641,7 +641,7 @@ def resync(
             "--reason is required: say why these records are sent again (it goes in the audit log)"
         )
     with friendly_errors():
-        engine = _engine(ctx)
+        engine = _engine(ctx, connectors=not no_push)  # queueing needs no target up
         try:
             result = engine.resync(
                 selection, reason=reason or "(dry run)", dry_run=dry_run, actor=actor

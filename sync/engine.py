@@ -356,12 +356,14 @@ class SyncEngine:
             self._connectors[target] = connector
         return self._connectors[target]
 
-    def check(self) -> None:
+    def check(self, *, connectors: bool = True) -> None:
         """Fail at start, with one line naming the setting: every enabled target's connector
-        settings are valid, both databases answer, billing has the contract's tables, the state
-        store is initialised."""
-        for name in self._targets:
-            self.connector(name)
+        settings are valid (unless ``connectors`` is false: work that only queues needs no
+        target), both databases answer, billing has the contract's tables, the state store is
+        initialised."""
+        if connectors:
+            for name in self._targets:
+                self.connector(name)
         check_billing(self.billing)
         check_state(self.state)
 

@@ -298,3 +298,25 @@ def test_money_in_numeric_sqlite_columns_is_read_exactly(tmp_path):
     state.dispose()
     assert refused.status == "failed"
     assert "line 1.amount" in refused.last_error and "0.30000000000000004" in refused.last_error
+
+
+def test_resync_no_push_queues_while_netsuite_is_down(site):
+    folder, netsuite, _avatax, db_url = site
+    assert run(folder, "sync").exit_code == 0
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        number = conn.execute(
+            sa.select(b.invoices.c.number).order_by(b.invoices.c.id).limit(1)
+        ).scalar_one()
+    netsuite.stop()  # NetSuite is down: nothing can be sent, but the request is kept
+    result = run(folder, "resync", number, "--no-push", "--reason", "customer asked for a copy")
+    no_traceback(result)
+    assert result.exit_code == 0, result.stderr
+    with engine.connect() as conn:
+        status = conn.execute(
+            sa.select(ledger.c.status).where(
+                ledger.c.target == "netsuite", ledger.c.label == f"invoice {number}"
+            )
+        ).scalar_one()
+    engine.dispose()
+    assert status == "pending"  # queued: the next sync sends it
