@@ -266,6 +266,28 @@ def _lock_kind(conn: Connection, target: str, kind: str) -> None:
         conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
 
 
+def _holds(row: RowMapping | None, result: Document | MappingError) -> bool:
+    """The ledger row already holds ``result`` as it is: an enqueue would leave it alone."""
+    if row is None:
+        return False
+    if isinstance(result, MappingError):
+        return bool(row["error_kind"] == "mapping" and row["last_error"] == str(result))
+    digest = hash_payload_text(result.operation, canonical_json(result.payload))
+    return bool(row["payload_hash"] == digest and row["error_kind"] != "mapping")
+
+
+def holds_unchanged(
+    conn: Connection, *, target: str, kind: str, outcomes: Sequence[MapOutcome]
+) -> bool:
+    """True when the ledger holds every outcome as it is, so enqueuing them writes nothing.
+
+    Takes the enqueue lock of (target, kind), so the answer holds until the transaction ends.
+    """
+    _lock_kind(conn, target, kind)
+    existing = _existing(conn, target, kind, [str(o.record.id) for o in outcomes])
+    return all(_holds(existing.get(str(o.record.id)), o.result) for o in outcomes)
+
+
 def enqueue(
     conn: Connection,
     *,
