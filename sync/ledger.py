@@ -10,7 +10,7 @@ payload hash is unchanged is not sent again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -18,6 +18,8 @@ from typing import Any, Protocol, runtime_checkable
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
 
 from billing.records import (
     CreditNote,
@@ -399,13 +401,33 @@ def enqueue(
             )
     if inserts:
         for group in _same_keys(inserts):
-            conn.execute(ledger.insert(), group)
+            _insert(conn, group)
         _record_enqueued(conn, target, kind, [r["source_id"] for r in inserts], now, run_id)
     for group in _same_keys(updates):
         bulk_update(conn, group)
     if events:
         conn.execute(ledger_events.insert(), events)
     return counts
+
+
+def _insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ledger rows that all have the same keys: by COPY on PostgreSQL (about three
+    times the rate of an INSERT per row), by executemany elsewhere. Values go through the
+    columns' types either way (a naive timestamp is refused)."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(ledger.insert(), list(rows))
+        return
+    columns = list(rows[0])
+    processors = [ledger.c[c].type.bind_processor(conn.dialect) for c in columns]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY ledger ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    row[c] if process is None or row[c] is None else process(row[c])
+                    for c, process in zip(columns, processors, strict=True)
+                ]
+            )
 
 
 def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -415,14 +437,49 @@ def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
-def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]], **fixed: Any) -> None:
-    """Update ledger rows by id in one executemany: each row maps ``_id`` and column values.
+def _replaced(expression: sa.ColumnElement[Any], replace: Callable[..., Any]) -> Any:
+    """``expression`` with the elements ``replace`` gives a substitute for replaced."""
+    options: dict[str, Any] = {}
+    return visitors.replacement_traverse(expression, options, replace)
 
-    ``fixed`` values (plain values or SQL expressions) are the same for every row.
+
+def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]], **fixed: Any) -> None:
+    """Update ledger rows by id: each row maps ``_id`` and column values.
+
+    ``fixed`` values (plain values or SQL expressions) are the same for every row; an
+    expression may name a row's new value as ``sa.bindparam("p_<column>")``. On PostgreSQL
+    the whole batch is one ``UPDATE ... FROM (VALUES ...)``; elsewhere one executemany.
     """
     if not rows:
         return
     columns = [c for c in rows[0] if c != "_id"]
+    if conn.dialect.name == "postgresql":
+        new = sa.values(
+            sa.column("id", sa.BigInteger()),
+            *(sa.column(c, ledger.c[c].type) for c in columns),
+            name="new",
+        ).data([(row["_id"], *(row[c] for c in columns)) for row in rows])
+
+        def from_new(element: Any, **_kw: Any) -> Any:
+            if isinstance(element, BindParameter) and element.key[2:] in columns:
+                return new.c[element.key[2:]]
+            return None
+
+        statement = (
+            ledger.update()
+            .where(ledger.c.id == new.c.id)
+            .values(
+                {
+                    **{c: new.c[c] for c in columns},
+                    **{
+                        c: _replaced(v, from_new) if isinstance(v, sa.ColumnElement) else v
+                        for c, v in fixed.items()
+                    },
+                }
+            )
+        )
+        conn.execute(statement)
+        return
     statement = (
         ledger.update()
         .where(ledger.c.id == sa.bindparam("p__id"))
