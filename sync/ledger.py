@@ -470,7 +470,8 @@ def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]], **fixed: An
             .where(ledger.c.id == new.c.id)
             .values(
                 {
-                    **{c: new.c[c] for c in columns},
+                    # cast: a column of NULLs only would be text in VALUES
+                    **{c: sa.cast(new.c[c], ledger.c[c].type) for c in columns},
                     **{
                         c: _replaced(v, from_new) if isinstance(v, sa.ColumnElement) else v
                         for c, v in fixed.items()
