@@ -548,7 +548,7 @@ class ClaimBatch:
     last_id: int | None
 
 
-def _document(row: RowMapping) -> Document:
+def _document(row: RowMapping, known_ids: Mapping[str, str] | None = None) -> Document:
     return Document(
         target=row["target"],
         kind=row["kind"],
@@ -559,27 +559,46 @@ def _document(row: RowMapping) -> Document:
         payload=json.loads(row["payload"]),
         operation=row["operation"],
         depends_on=tuple(DocKey(*k.split(":", 1)) for k in json.loads(row["depends_on"])),
+        known_ids=known_ids or {},
     )
+
+
+@dataclass(frozen=True)
+class _Dependency:
+    """What the ledger holds of a document another one depends on."""
+
+    status: str
+    label: str | None
+    external_id: str | None
+    internal_id: str | None
 
 
 def _dependency_status(
     conn: Connection, target: str, keys: Iterable[DocKey]
-) -> dict[DocKey, tuple[str, str | None]]:
+) -> dict[DocKey, _Dependency]:
     by_kind: dict[str, list[str]] = {}
     for key in keys:
         by_kind.setdefault(key.kind, []).append(key.source_id)
-    found: dict[DocKey, tuple[str, str | None]] = {}
+    found: dict[DocKey, _Dependency] = {}
     for kind, ids in by_kind.items():
         for start in range(0, len(ids), 900):
             rows = conn.execute(
-                sa.select(ledger.c.source_id, ledger.c.status, ledger.c.label).where(
+                sa.select(
+                    ledger.c.source_id,
+                    ledger.c.status,
+                    ledger.c.label,
+                    ledger.c.external_id,
+                    ledger.c.internal_id,
+                ).where(
                     ledger.c.target == target,
                     ledger.c.kind == kind,
                     ledger.c.source_id.in_(ids[start : start + 900]),
                 )
             )
-            for source_id, status, label in rows:
-                found[DocKey(kind, source_id)] = (status, label)
+            for source_id, status, label, external_id, internal_id in rows:
+                found[DocKey(kind, source_id)] = _Dependency(
+                    status, label, external_id, internal_id
+                )
     return found
 
 
@@ -629,15 +648,16 @@ def claim(
     )
     claimed: list[Claimed] = []
     postponed: list[dict[str, Any]] = []
+    missing = _Dependency("missing", None, None, None)
     for row in rows:
-        waiting = [
-            (key, dependencies.get(key, ("missing", None)))
+        needed = [
+            (key, dependencies.get(key, missing))
             for key in (DocKey(*k.split(":", 1)) for k in json.loads(row["depends_on"]))
-            if dependencies.get(key, ("missing", None))[0] != "synced"
         ]
+        waiting = [(key, dep) for key, dep in needed if dep.status != "synced"]
         if waiting:
-            key, (status, label) = waiting[0]
-            note = f"waiting for {label or key} ({status}) to sync first"
+            key, dep = waiting[0]
+            note = f"waiting for {dep.label or key} ({dep.status}) to sync first"
             postponed.append(
                 {
                     "_id": row["id"],
@@ -650,7 +670,14 @@ def claim(
         claimed.append(
             Claimed(
                 ledger_id=row["id"],
-                document=_document(row),
+                document=_document(
+                    row,
+                    {
+                        dep.external_id: dep.internal_id
+                        for _, dep in needed
+                        if dep.external_id and dep.internal_id
+                    },
+                ),
                 attempts=row["attempts"] + 1,
                 suspect=row["status"] == "sending" or row["error_kind"] == "unknown",
                 previously_synced=row["synced_hash"] is not None,
