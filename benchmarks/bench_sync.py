@@ -1,42 +1,62 @@
-"""Benchmark: the sync engine on PostgreSQL.
+"""Benchmark: the sync engine on PostgreSQL, and how its cost scales.
 
-1. Extract + map + enqueue throughput (records per second) for a first sync of the seeded data,
-   next to the raw read rate of the same rows with psycopg (a server-side cursor over the same
-   tables, children included), as a ratio in the same run.
-2. A no-op incremental sync over the ~100,000 already-synced records: wall time and the number
-   of SQL statements issued (billing and state), which must follow the changes, not the history.
-   It is measured after one settling sync, as in steady state: the revenue checks, which read
-   all of billing, rerun only after a sync that changed something.
+1. Extract + map + enqueue of a first sync, next to a raw psycopg read of the same rows (every
+   billing table the pipeline reads, children included, by server-side cursor), as a ratio.
+2. Scaling: the first sync (extract + push to the scripted target) and the no-op incremental
+   sync at N and 4N records, and the no-op sync with the ledger filled to 1,000,000 rows
+   (copies of the synced rows under other source ids, with one history event each, written
+   by ``INSERT ... SELECT``). The no-op sync is measured after one settling sync, as in steady
+   state: the revenue checks, which read all of billing, rerun only after a sync that changed
+   something. Its SQL statements (billing and state) are counted.
 
-The target is the scripted system (SQLite file), so the figures are the engine's own cost.
+Every figure is the median of at least three repetitions, interleaved (N, 4N, N, 4N, ...), with
+the spread (min-max); ratios are taken inside the run. The machine is shared, so absolute times
+are noisy; the ratios are what to compare. The target is the scripted system (a SQLite file),
+so the figures are the engine's own cost.
 
-    .venv/bin/python -m benchmarks.bench_sync [--quick] [--pg URL]
+    .venv/bin/python -m benchmarks.bench_sync [--quick] [--pg URL] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 
 PG = os.environ.get("FINSYNC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parents[1]
-#: The generator makes about 19.5 NetSuite records (customer, invoices, credit notes, payments)
-#: per customer over 12 months.
-RECORDS_PER_CUSTOMER = 19.5
+#: Every billing table a NetSuite sync reads (validation, extract and revenue journals).
+BILLING_TABLES = (
+    "products",
+    "customers",
+    "invoices",
+    "invoice_lines",
+    "credit_notes",
+    "credit_note_lines",
+    "payments",
+    "payment_applications",
+    "refunds",
+    "revenue_schedule_entries",
+)
+BIG_LEDGER = 1_000_000
 
 
-def _database(admin_url: str) -> tuple[str, str]:
+def _create_database(admin_url: str, template: str | None = None) -> tuple[str, str]:
     name = f"finsync_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"{suffix}'))
     admin.dispose()
     url = sa.engine.make_url(admin_url).set(database=name)
     return name, url.render_as_string(hide_password=False)
@@ -49,53 +69,34 @@ def _drop(admin_url: str, name: str) -> None:
     admin.dispose()
 
 
-def _raw_read(url: str) -> tuple[int, float]:
-    """Rows read by psycopg with server-side cursors over the tables a NetSuite sync reads."""
-    dsn = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    tables = (
-        "customers",
-        "invoices",
-        "invoice_lines",
-        "credit_notes",
-        "credit_note_lines",
-        "payments",
-        "payment_applications",
-        "products",
+def _dsn(url: str) -> str:
+    return (
+        sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     )
+
+
+def raw_read(url: str) -> tuple[int, float]:
+    """Rows of every table the pipeline reads, by psycopg server-side cursors."""
     rows = 0
     began = time.perf_counter()
-    with psycopg.connect(dsn) as conn:
-        for table in tables:
+    with psycopg.connect(_dsn(url)) as conn:
+        for table in BILLING_TABLES:
             with conn.cursor(name=f"read_{table}") as cursor:
                 cursor.itersize = 5000
-                cursor.execute(
-                    f"SELECT * FROM {table} ORDER BY updated_at, id"
-                    if table not in ("invoice_lines", "credit_note_lines", "payment_applications")
-                    else f"SELECT * FROM {table}"
-                )
+                cursor.execute(f"SELECT * FROM {table}")
                 for _ in cursor:
                     rows += 1
     return rows, time.perf_counter() - began
 
 
-def run(customers: int, admin_url: str) -> list[tuple[str, str]]:
-    from billing.generator import seed_billing
-    from finsync.config import load_config
-    from finsync.db import make_engine
-    from sync.engine import SyncEngine
-    from sync.migrate import upgrade
-
-    name, url = _database(admin_url)
-    results: list[tuple[str, str]] = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            (folder / "mapping.toml").write_text((REPO / "mapping.example.toml").read_text())
-            (folder / "finsync.toml").write_text(f"""
+def _write_config(folder: Path, billing_url: str, state_url: str) -> Path:
+    (folder / "mapping.toml").write_text((REPO / "mapping.example.toml").read_text())
+    config = folder / "finsync.toml"
+    config.write_text(f"""
 [billing]
-url = "{url}"
+url = "{billing_url}"
 [state]
-url = "{url}"
+url = "{state_url}"
 [mapping]
 file = "mapping.toml"
 [sync]
@@ -105,72 +106,249 @@ system = "scripted"
 store = "{folder / "target.db"}"
 batch_size = 1000
 """)
-            config = load_config(folder / "finsync.toml")
-            billing = make_engine(url)
-            seed_billing(billing, customers=customers, months=12, seed=7)
-            billing.dispose()
-            engine = SyncEngine(config, actor="bench")
-            upgrade(engine.state)
+    return config
 
-            raw_rows, raw_seconds = _raw_read(url)
-            began = time.perf_counter()
-            counts = engine.extract("erp", engine.kinds_for("erp"))
-            extract_seconds = time.perf_counter() - began
-            records = counts.new + counts.failed
-            began = time.perf_counter()
-            pushed = engine.push("erp")
-            push_seconds = time.perf_counter() - began
 
-            engine.sync()  # a first, settling sync runs the revenue checks once
-            statements = {"n": 0}
+def _engine(config: Path) -> Any:
+    from finsync.config import load_config
+    from sync.engine import SyncEngine
 
-            def count(*_args: object) -> None:
-                statements["n"] += 1
+    return SyncEngine(load_config(config), actor="bench")
 
-            for eng in (engine.billing, engine.state):
-                sa.event.listen(eng, "before_cursor_execute", count)
-            began = time.perf_counter()
-            summary = engine.sync()
-            noop_seconds = time.perf_counter() - began
-            sent = summary.targets[0].pushed.sent
-            engine.close()
 
-            pipeline_rate = records / extract_seconds
-            raw_rate = records / raw_seconds
-            results += [
-                ("records (NetSuite documents)", f"{records:,}"),
-                (
-                    "raw psycopg read of the same rows",
-                    f"{raw_rows:,} rows in {raw_seconds:.2f} s = {raw_rate:,.0f} records/s",
-                ),
-                (
-                    "extract + map + enqueue",
-                    f"{extract_seconds:.2f} s = {pipeline_rate:,.0f} records/s",
-                ),
-                ("ratio pipeline / raw read", f"{pipeline_rate / raw_rate:.2f}"),
-                ("push to the scripted target", f"{pushed.sent:,} in {push_seconds:.2f} s"),
-                (
-                    "no-op incremental sync",
-                    f"{noop_seconds * 1000:.0f} ms, {statements['n']} SQL statements, {sent} sent",
-                ),
-            ]
+def _counting(engine: Any) -> dict[str, int]:
+    statements = {"n": 0}
+
+    def count(*_args: object) -> None:
+        statements["n"] += 1
+
+    for eng in (engine.billing, engine.state):
+        sa.event.listen(eng, "before_cursor_execute", count)
+    return statements
+
+
+@contextmanager
+def _state_database(admin_url: str, template: str | None = None) -> Iterator[tuple[str, str]]:
+    name, url = _create_database(admin_url, template)
+    try:
+        yield name, url
     finally:
         _drop(admin_url, name)
+
+
+def first_sync(config: Path, state_url: str) -> dict[str, float]:
+    """A first sync into an empty state store: extract, then push; and the no-op after it."""
+    from finsync.db import make_engine
+    from sync.migrate import upgrade
+
+    state = make_engine(state_url)
+    upgrade(state)
+    state.dispose()
+    engine = _engine(config)
+    began = time.perf_counter()
+    counts = engine.extract("erp", engine.kinds_for("erp"))
+    extracted = time.perf_counter()
+    pushed = engine.push("erp")
+    done = time.perf_counter()
+    engine.sync()  # settling: the revenue checks run once
+    engine.close()
+    return {
+        "records": counts.new + counts.failed,
+        "sent": pushed.sent,
+        "extract": extracted - began,
+        "push": done - extracted,
+        "first": done - began,
+    }
+
+
+def noop_sync(engine: Any, statements: dict[str, int]) -> tuple[float, int, int]:
+    """One no-op incremental sync: seconds, SQL statements, documents sent."""
+    statements["n"] = 0
+    began = time.perf_counter()
+    summary = engine.sync()
+    seconds = time.perf_counter() - began
+    return seconds, statements["n"], summary.targets[0].pushed.sent
+
+
+def fill_ledger(state_url: str, rows: int) -> int:
+    """Grow the ledger to ``rows`` with copies of its synced rows (other source ids), one
+    history event each, as years of history would leave it. Returns the ledger's size."""
+    with psycopg.connect(_dsn(state_url), autocommit=True) as conn:
+        have = conn.execute("SELECT count(*) FROM ledger").fetchone()[0]  # type: ignore[index]
+        base = conn.execute(
+            "SELECT count(*) FROM ledger WHERE status = 'synced' AND kind <> 'revenue'"
+        ).fetchone()[0]  # type: ignore[index]
+        copies = -(-(rows - have) // base)
+        conn.execute(
+            """
+            INSERT INTO ledger (target, kind, source_id, label, customer_account, document_date,
+                external_id, record_type, operation, status, attempts, payload, payload_hash,
+                depends_on, synced_hash, synced_payload, internal_id, result, run_id,
+                source_updated_at, created_at, updated_at, synced_at)
+            SELECT target, kind, source_id || '-h' || g, label || ' (h' || g || ')',
+                customer_account, document_date, external_id || '-h' || g, record_type,
+                operation, status, attempts, payload, payload_hash, depends_on, synced_hash,
+                synced_payload, internal_id, result, run_id, source_updated_at, created_at,
+                updated_at, synced_at
+            FROM ledger CROSS JOIN generate_series(1, %s) AS g
+            WHERE status = 'synced' AND kind <> 'revenue'
+            LIMIT %s
+            """,
+            (copies, rows - have),
+        )
+        conn.execute(
+            """
+            INSERT INTO ledger_events (ledger_id, at, run_id, event, status, detail)
+            SELECT id, updated_at, run_id, 'created', 'synced', 'upsert ok'
+            FROM ledger WHERE source_id LIKE '%-h%'
+            """
+        )
+        conn.execute("VACUUM (ANALYZE) ledger")
+        conn.execute("VACUUM (ANALYZE) ledger_events")
+        return int(conn.execute("SELECT count(*) FROM ledger").fetchone()[0])  # type: ignore[index]
+
+
+def _median(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
+
+
+def _ms(values: list[float]) -> str:
+    low, high = min(values) * 1000, max(values) * 1000
+    return f"{statistics.median(values) * 1000:.0f} ms ({low:.0f}-{high:.0f})"
+
+
+def _ratio(a: list[float], b: list[float]) -> float:
+    return statistics.median(a) / statistics.median(b)
+
+
+def run(customers: int, admin_url: str, repeat: int, big_ledger: int) -> list[tuple[str, str]]:
+    """Seed billing at N and 4N customers, then measure in interleaved repetitions."""
+    from billing.generator import seed_billing
+    from finsync.db import make_engine
+
+    sizes = (customers, 4 * customers)
+    billing_dbs: dict[int, tuple[str, str]] = {}
+    times: dict[tuple[int, str], list[float]] = {}
+    facts: dict[int, dict[str, float]] = {}
+    raw_rows: dict[int, int] = {}
+    results: list[tuple[str, str]] = []
+    kept: dict[int, str] = {}  # a state store per size, synced, for the no-op measures
+    try:
+        for size in sizes:
+            billing_dbs[size] = _create_database(admin_url)
+            billing = make_engine(billing_dbs[size][1])
+            seed_billing(billing, customers=size, months=12, seed=7)
+            billing.dispose()
+        with tempfile.TemporaryDirectory() as tmp:
+            for rep in range(repeat):
+                for size in sizes:
+                    billing_url = billing_dbs[size][1]
+                    raw_rows[size], seconds = raw_read(billing_url)
+                    times.setdefault((size, "raw"), []).append(seconds)
+                    name, state_url = _create_database(admin_url)
+                    folder = Path(tmp) / f"{size}-{rep}"
+                    folder.mkdir()
+                    config = _write_config(folder, billing_url, state_url)
+                    measured = first_sync(config, state_url)
+                    facts[size] = measured
+                    for key in ("extract", "push", "first"):
+                        times.setdefault((size, key), []).append(measured[key])
+                    if size in kept:
+                        _drop(admin_url, name)
+                    else:
+                        kept[size] = name
+            big_name, big_url = _create_database(admin_url, template=kept[sizes[1]])
+            kept[0] = big_name
+            ledger_rows = fill_ledger(big_url, big_ledger)
+            engines: dict[int, tuple[Any, dict[str, int]]] = {}
+            for size in (*sizes, 0):
+                billing_url = billing_dbs[sizes[1] if size == 0 else size][1]
+                state_url = (
+                    sa.engine.make_url(admin_url)
+                    .set(database=kept[size])
+                    .render_as_string(hide_password=False)
+                )
+                folder = Path(tmp) / f"noop-{size}"
+                folder.mkdir()
+                engine = _engine(_write_config(folder, billing_url, state_url))
+                engines[size] = (engine, _counting(engine))
+                engine.sync()  # settle this engine (its first run of the revenue checks)
+            noop_facts: dict[int, tuple[int, int]] = {}
+            for _ in range(repeat):
+                for size in (*sizes, 0):
+                    seconds, statements, sent = noop_sync(*engines[size])
+                    times.setdefault((size, "noop"), []).append(seconds)
+                    noop_facts[size] = (statements, sent)
+            for engine, _ in engines.values():
+                engine.close()
+    finally:
+        for name in kept.values():
+            _drop(admin_url, name)
+        for name, _ in billing_dbs.values():
+            _drop(admin_url, name)
+
+    n, n4 = sizes
+    records = {size: facts[size]["records"] for size in sizes}
+    for size in sizes:
+        raw, extract = times[(size, "raw")], times[(size, "extract")]
+        results += [
+            (
+                f"{records[size]:,.0f} records: raw psycopg read ({raw_rows[size]:,} rows)",
+                _median(raw),
+            ),
+            (f"{records[size]:,.0f} records: extract + map + enqueue", _median(extract)),
+            (
+                f"{records[size]:,.0f} records: ratio pipeline rate / raw read rate",
+                f"{_ratio(raw, extract):.3f}",
+            ),
+            (
+                f"{records[size]:,.0f} records: push to the scripted target",
+                f"{facts[size]['sent']:,.0f} sent, {_median(times[(size, 'push')])}",
+            ),
+            (
+                f"{records[size]:,.0f} records: first sync (extract + push)",
+                _median(times[(size, "first")]),
+            ),
+        ]
+    growth = records[n4] / records[n]
+    results += [
+        (
+            f"first sync 4N / N (records x{growth:.2f})",
+            f"wall x{_ratio(times[(n4, 'first')], times[(n, 'first')]):.2f} "
+            f"(extract x{_ratio(times[(n4, 'extract')], times[(n, 'extract')]):.2f}, "
+            f"push x{_ratio(times[(n4, 'push')], times[(n, 'push')]):.2f})",
+        ),
+    ]
+    for size, label in ((n, f"{records[n]:,.0f}"), (n4, f"{records[n4]:,.0f}"), (0, "")):
+        statements, sent = noop_facts[size]
+        name = f"no-op sync, {ledger_rows:,} ledger rows" if size == 0 else f"no-op sync, {label}"
+        results.append(
+            (name, f"{_ms(times[(size, 'noop')])}, {statements} SQL statements, {sent} sent")
+        )
+    results += [
+        ("no-op sync 4N / N", f"x{_ratio(times[(n4, 'noop')], times[(n, 'noop')]):.2f}"),
+        (
+            f"no-op sync {ledger_rows:,} ledger rows / 4N",
+            f"x{_ratio(times[(0, 'noop')], times[(n4, 'noop')]):.2f}",
+        ),
+    ]
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="about 10,000 records")
+    parser.add_argument("--quick", action="store_true", help="N = about 2,500 records")
     parser.add_argument("--pg", default=PG, help="admin URL of the PostgreSQL server")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions (at least 3)")
     args = parser.parse_args()
-    customers = 520 if args.quick else 5200
+    customers = 130 if args.quick else 520
+    big = 200_000 if args.quick else BIG_LEDGER
     print(
-        f"### Sync engine on PostgreSQL ({customers:,} customers x 12 months, "
-        f"~{customers * RECORDS_PER_CUSTOMER:,.0f} records)\n"
+        f"### Sync engine on PostgreSQL (N = {customers:,} customers x 12 months, "
+        f"4N = {4 * customers:,}; median of {args.repeat} interleaved runs, (min-max))\n"
     )
     print("| measure | result |\n|---|---|")
-    for measure, value in run(customers, args.pg):
+    for measure, value in run(customers, args.pg, max(args.repeat, 3), big):
         print(f"| {measure} | {value} |")
 
 

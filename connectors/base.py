@@ -38,7 +38,9 @@ class Document:
     ``payload`` is JSON-compatible: amounts are decimal strings (exact), dates ISO strings.
     ``record_type`` is the vendor's record type (``invoice``, ``customerPayment``,
     ``SalesInvoice`` ...). ``external_id`` is the idempotency key derived from the billing
-    record. ``depends_on`` lists the documents that must be synced before this one.
+    record. ``depends_on`` lists the documents that must be synced before this one;
+    ``known_ids`` the internal ids (by external id) of those the target already holds, as the
+    ledger recorded them, so a connector need not look them up.
     """
 
     target: str
@@ -50,6 +52,7 @@ class Document:
     payload: Mapping[str, Any]
     operation: Operation = "upsert"
     depends_on: tuple[DocKey, ...] = ()
+    known_ids: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> DocKey:

@@ -172,10 +172,15 @@ def missing_applied(
 def documents_written(
     documents: Sequence[Document], results: Mapping[int, WriteResult]
 ) -> dict[str, str]:
-    """External id -> internal id of the documents this batch already wrote (no look-up needed
-    for the payments, credit memos and refunds applied to them)."""
-    return {
-        documents[i].external_id: r.internal_id
-        for i, r in results.items()
-        if r.ok and r.internal_id
-    }
+    """External id -> internal id of documents NetSuite holds that need no look-up for the
+    payments, credit memos and refunds applied to them: those the ledger recorded as written
+    (``Document.known_ids``) and those this batch already wrote."""
+    known = {ext: iid for d in documents for ext, iid in d.known_ids.items()}
+    known.update(
+        {
+            documents[i].external_id: r.internal_id
+            for i, r in results.items()
+            if r.ok and r.internal_id
+        }
+    )
+    return known

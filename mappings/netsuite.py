@@ -39,7 +39,7 @@ Every ``map_*`` raises one ``MappingError`` listing every problem with its field
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 from billing.records import (
@@ -120,16 +120,29 @@ def _ext(external_id: str) -> dict[str, str]:
     return {"externalId": external_id}
 
 
+#: Exact enough for any billing amount and quantity: rates are computed and checked here.
+_RATE_CONTEXT = Context(prec=50)
+_RATE_QUANTUM = Decimal(1).scaleb(-RATE_DECIMALS)
+
+
 def _rate(amount: Decimal, quantity: Decimal, unit_price: Decimal) -> str:
-    """The rate NetSuite multiplies by the quantity: exact when it can be, else rounded."""
+    """The rate NetSuite multiplies by the quantity: exact when it can be, else rounded.
+
+    The usual line (no discount) has amount = quantity x unit price: its rate is the unit
+    price, with no division.
+    """
     if quantity == _ZERO:
         return _dec(unit_price)
-    with localcontext() as ctx:
-        ctx.prec = 50
-        rate = amount / quantity
-        if rate * quantity == amount and -rate.as_tuple().exponent <= RATE_DECIMALS:  # type: ignore[operator]
-            return _dec(rate)
-        return _dec(rate.quantize(Decimal(1).scaleb(-RATE_DECIMALS), rounding=ROUND_HALF_UP))
+    exact = _RATE_CONTEXT
+    if (
+        exact.multiply(unit_price, quantity) == amount
+        and unit_price.normalize().as_tuple().exponent >= -RATE_DECIMALS  # type: ignore[operator]
+    ):
+        return _dec(unit_price)
+    rate = exact.divide(amount, quantity)
+    if exact.multiply(rate, quantity) == amount and -rate.as_tuple().exponent <= RATE_DECIMALS:  # type: ignore[operator]
+        return _dec(rate)
+    return _dec(rate.quantize(_RATE_QUANTUM, rounding=ROUND_HALF_UP))
 
 
 class _Lookups:

@@ -42,6 +42,8 @@ from sync.targets import MAPPINGS, TargetMapping
 Progress = Callable[[str, int], None]
 #: After enqueuing this many new rows, refresh the planner's statistics of the ledger: later
 #: pages and the push that follows must not be planned as if the ledger were still empty.
+#: Within one extract the next refresh waits until the rows enqueued have doubled, so a first
+#: sync of n records pays for log2(n / 10,000) ANALYZEs, not n / 10,000.
 _ANALYZE_AFTER_NEW_ROWS = 10_000
 #: How ledger labels name documents (see the ``label`` properties of billing.records).
 _LABEL_PREFIXES = ("customer", "invoice", "credit note", "payment", "refund")
@@ -204,6 +206,10 @@ class RunVerdicts:
         self._entities = tuple(entities)
         self._verdicts: Verdicts | None = None
 
+    def known(self) -> Verdicts | None:
+        """The verdicts if this run has computed them already, else None (nothing is read)."""
+        return self._verdicts
+
     def get(self) -> Verdicts:
         """The verdicts of this run (billing is read on the first call)."""
         if self._verdicts is None:
@@ -236,6 +242,24 @@ def map_record(
         return MappingError(
             record.label, [Problem("record", f"cannot be mapped ({type(exc).__name__}: {exc})")]
         )
+
+
+def judged(
+    kind: str,
+    mapped: Sequence[tuple[SourceRecord, Document | MappingError | None]],
+    verdicts: Verdicts | None,
+) -> list[ledger.MapOutcome]:
+    """What to enqueue for mapped records of ``kind``: a record ``verdicts`` rejects is
+    quarantined with validation's message; a record the target takes no document for is left
+    out. ``verdicts=None`` judges by the mapping alone."""
+    outcomes = []
+    for record, result in mapped:
+        rejection = verdicts.rejected(kind, record.id) if verdicts is not None else None
+        if rejection is not None:
+            result = MappingError(rejection.label, rejection.problems)
+        if result is not None:
+            outcomes.append(ledger.MapOutcome(record, result))
+    return outcomes
 
 
 def _without_unsent_failures(
@@ -537,6 +561,7 @@ class SyncEngine:
         lookback = timedelta(seconds=self.config.sync.lookback_seconds)
         total = ledger.EnqueueCounts()
         new_since_analyze = 0
+        analyze_after = _ANALYZE_AFTER_NEW_ROWS
         with self.billing.connect() as billing:
             reader = BillingReader(billing)
             for kind in kinds:
@@ -551,6 +576,7 @@ class SyncEngine:
                             dry_run=dry_run,
                             full=full,
                             excluded_entries=lambda: verdicts.get().ids("revenue_entry"),
+                            validated=lambda: verdicts.known() is not None,
                         )
                     )
                     continue
@@ -559,21 +585,19 @@ class SyncEngine:
                 for page in reader.changes(
                     kind, since, lookback=lookback, page_size=self.config.sync.page_size
                 ):
-                    judged = verdicts.get() if page.records else None
-                    outcomes = [
-                        ledger.MapOutcome(record, result)
+                    mapped = [
+                        (record, map_record(mapping, record, page, self.tables))
                         for record in page.records
-                        if (result := map_record(mapping, record, page, self.tables, judged))
-                        is not None
                     ]
                     counts = self._enqueue_page(
-                        target, kind, page, outcomes, run_id, dry_run, preview
+                        target, kind, page, mapped, verdicts, run_id, dry_run, preview
                     )
                     total.add(counts)
                     new_since_analyze += counts.new
-                    if not dry_run and new_since_analyze >= _ANALYZE_AFTER_NEW_ROWS:
+                    if not dry_run and new_since_analyze >= analyze_after:
                         ledger.analyze(self.state)
                         new_since_analyze = 0
+                        analyze_after = total.new
                     if progress:
                         progress("extracted", len(page.records))
         if not dry_run and total.new >= _ANALYZE_AFTER_NEW_ROWS:
@@ -585,31 +609,47 @@ class SyncEngine:
         target: str,
         kind: str,
         page: Page,
-        outcomes: list[ledger.MapOutcome],
+        mapped: Sequence[tuple[SourceRecord, Document | MappingError | None]],
+        verdicts: RunVerdicts,
         run_id: int | None,
         dry_run: bool,
         preview: list[dict[str, Any]] | None = None,
     ) -> ledger.EnqueueCounts:
+        """Enqueue one page in one transaction that also advances the cursor.
+
+        Billing validation reads all of billing, so it runs only once a page holds something
+        the ledger does not (a new or changed record): a page the look-back re-read unchanged
+        costs its ledger look-up, not a pass over billing.
+        """
         now = self.clock()
-        with self.state.connect() as conn:
-            transaction = conn.begin()
-            try:
-                outcomes = _without_unsent_failures(conn, target, kind, outcomes)
-                counts = ledger.enqueue(
-                    conn, target=target, kind=kind, outcomes=outcomes, run_id=run_id, now=now
-                )
-                if dry_run:
-                    if preview is not None:
-                        preview += _touched(conn, target, kind, outcomes, now)
+        while True:
+            with self.state.connect() as conn:
+                transaction = conn.begin()
+                try:
+                    known = verdicts.known()
+                    outcomes = judged(kind, mapped, known)
+                    outcomes = _without_unsent_failures(conn, target, kind, outcomes)
+                    if known is None and not ledger.holds_unchanged(
+                        conn, target=target, kind=kind, outcomes=outcomes
+                    ):
+                        transaction.rollback()
+                        verdicts.get()  # validate billing, then enqueue the page judged
+                        continue
+                    counts = ledger.enqueue(
+                        conn, target=target, kind=kind, outcomes=outcomes, run_id=run_id, now=now
+                    )
+                    if dry_run:
+                        if preview is not None:
+                            preview += _touched(conn, target, kind, outcomes, now)
+                        transaction.rollback()
+                        return counts
+                    if page.end is not None:
+                        ledger.save_cursor(conn, target, kind, page.end, now)
+                    transaction.commit()
+                except BaseException:
                     transaction.rollback()
-                    return counts
-                if page.end is not None:
-                    ledger.save_cursor(conn, target, kind, page.end, now)
-                transaction.commit()
-            except BaseException:
-                transaction.rollback()
-                raise
-        return counts
+                    raise
+            return counts
 
     def push(
         self,

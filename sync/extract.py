@@ -77,6 +77,9 @@ class BillingReader:
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
         self._products: dict[int, Product] | None = None
+        # Customers live across pages: a page reads only those it has not seen (the reader
+        # lives for one pass, so a customer changed meanwhile is read again by the next one).
+        self._customers: dict[int, Customer] = {}
 
     # -- related rows -----------------------------------------------------------------------
 
@@ -87,11 +90,16 @@ class BillingReader:
             self._products = {r["id"]: Product(**dict(r)) for r in rows}
         return self._products
 
-    def _rows_by_id(self, table: sa.Table, ids: Iterable[int]) -> dict[int, RowMapping]:
+    def _rows_by_id(
+        self, table: sa.Table, ids: Iterable[int], *columns: str
+    ) -> dict[int, RowMapping]:
+        """Rows of ``table`` by id (only ``columns`` and the id, when given)."""
         wanted = sorted({i for i in ids if i is not None})
+        selected = [table.c.id, *(table.c[c] for c in columns)] if columns else [table]
         found: dict[int, RowMapping] = {}
         for chunk in _chunks(wanted):
-            for row in self._conn.execute(sa.select(table).where(table.c.id.in_(chunk))).mappings():
+            query = sa.select(*selected).where(table.c.id.in_(chunk))
+            for row in self._conn.execute(query).mappings():
                 found[row["id"]] = row
         return found
 
@@ -106,8 +114,12 @@ class BillingReader:
         return out
 
     def customers_by_id(self, ids: Iterable[int]) -> dict[int, Customer]:
-        """Customers by id, for the ids that exist."""
-        return {i: Customer(**dict(r)) for i, r in self._rows_by_id(b.customers, ids).items()}
+        """Customers by id, for the ids that exist (each read once per reader)."""
+        wanted = {i for i in ids if i is not None}
+        unseen = wanted - self._customers.keys()
+        for i, r in self._rows_by_id(b.customers, unseen).items():
+            self._customers[i] = Customer(**dict(r))
+        return {i: self._customers[i] for i in wanted if i in self._customers}
 
     # -- builders ---------------------------------------------------------------------------
 
@@ -261,7 +273,7 @@ class BillingReader:
             b.payment_applications.c.id,
         )
         invoices = self._rows_by_id(
-            b.invoices, (a["invoice_id"] for group in apps.values() for a in group)
+            b.invoices, (a["invoice_id"] for group in apps.values() for a in group), "number"
         )
         out = []
         for r in rows:
@@ -302,8 +314,8 @@ class BillingReader:
     def _refunds(
         self, rows: Sequence[RowMapping], customers: Mapping[int, Customer]
     ) -> list[Refund]:
-        payments = self._rows_by_id(b.payments, (r["payment_id"] for r in rows))
-        notes = self._rows_by_id(b.credit_notes, (r["credit_note_id"] for r in rows))
+        payments = self._rows_by_id(b.payments, (r["payment_id"] for r in rows), "reference")
+        notes = self._rows_by_id(b.credit_notes, (r["credit_note_id"] for r in rows), "number")
         out = []
         for r in rows:
             customer = customers.get(r["customer_id"])
@@ -331,8 +343,16 @@ class BillingReader:
 
     def _revenue(self, rows: Sequence[RowMapping]) -> list[RevenueEntry]:
         products = self.products()
-        lines = self._rows_by_id(b.invoice_lines, (r["invoice_line_id"] for r in rows))
-        invoices = self._rows_by_id(b.invoices, (li["invoice_id"] for li in lines.values()))
+        lines = self._rows_by_id(
+            b.invoice_lines, (r["invoice_line_id"] for r in rows), "invoice_id", "product_id"
+        )
+        invoices = self._rows_by_id(
+            b.invoices,
+            (li["invoice_id"] for li in lines.values()),
+            "number",
+            "billing_entity",
+            "currency",
+        )
         out = []
         for r in rows:
             line = lines.get(r["invoice_line_id"])
@@ -369,7 +389,14 @@ class BillingReader:
         elif kind == "invoice":
             records = list(self._invoices(rows, customers))
         elif kind == "credit_note":
-            invoices = self._rows_by_id(b.invoices, (r["invoice_id"] for r in rows))
+            invoices = self._rows_by_id(
+                b.invoices,
+                (r["invoice_id"] for r in rows),
+                "number",
+                "billing_entity",
+                "total",
+                "issue_date",
+            )
             invoice_dates = {i: r["issue_date"] for i, r in invoices.items()}
             records = list(self._credit_notes(rows, customers, invoices))
         elif kind == "payment":

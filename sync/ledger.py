@@ -10,7 +10,7 @@ payload hash is unchanged is not sent again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -18,6 +18,8 @@ from typing import Any, Protocol, runtime_checkable
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
 
 from billing.records import (
     CreditNote,
@@ -266,6 +268,28 @@ def _lock_kind(conn: Connection, target: str, kind: str) -> None:
         conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
 
 
+def _holds(row: RowMapping | None, result: Document | MappingError) -> bool:
+    """The ledger row already holds ``result`` as it is: an enqueue would leave it alone."""
+    if row is None:
+        return False
+    if isinstance(result, MappingError):
+        return bool(row["error_kind"] == "mapping" and row["last_error"] == str(result))
+    digest = hash_payload_text(result.operation, canonical_json(result.payload))
+    return bool(row["payload_hash"] == digest and row["error_kind"] != "mapping")
+
+
+def holds_unchanged(
+    conn: Connection, *, target: str, kind: str, outcomes: Sequence[MapOutcome]
+) -> bool:
+    """True when the ledger holds every outcome as it is, so enqueuing them writes nothing.
+
+    Takes the enqueue lock of (target, kind), so the answer holds until the transaction ends.
+    """
+    _lock_kind(conn, target, kind)
+    existing = _existing(conn, target, kind, [str(o.record.id) for o in outcomes])
+    return all(_holds(existing.get(str(o.record.id)), o.result) for o in outcomes)
+
+
 def enqueue(
     conn: Connection,
     *,
@@ -377,13 +401,33 @@ def enqueue(
             )
     if inserts:
         for group in _same_keys(inserts):
-            conn.execute(ledger.insert(), group)
+            _insert(conn, group)
         _record_enqueued(conn, target, kind, [r["source_id"] for r in inserts], now, run_id)
     for group in _same_keys(updates):
         bulk_update(conn, group)
     if events:
         conn.execute(ledger_events.insert(), events)
     return counts
+
+
+def _insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ledger rows that all have the same keys: by COPY on PostgreSQL (about three
+    times the rate of an INSERT per row), by executemany elsewhere. Values go through the
+    columns' types either way (a naive timestamp is refused)."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(ledger.insert(), list(rows))
+        return
+    columns = list(rows[0])
+    processors = [ledger.c[c].type.bind_processor(conn.dialect) for c in columns]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY ledger ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    row[c] if process is None or row[c] is None else process(row[c])
+                    for c, process in zip(columns, processors, strict=True)
+                ]
+            )
 
 
 def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -393,14 +437,50 @@ def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
-def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]], **fixed: Any) -> None:
-    """Update ledger rows by id in one executemany: each row maps ``_id`` and column values.
+def _replaced(expression: sa.ColumnElement[Any], replace: Callable[..., Any]) -> Any:
+    """``expression`` with the elements ``replace`` gives a substitute for replaced."""
+    options: dict[str, Any] = {}
+    return visitors.replacement_traverse(expression, options, replace)
 
-    ``fixed`` values (plain values or SQL expressions) are the same for every row.
+
+def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]], **fixed: Any) -> None:
+    """Update ledger rows by id: each row maps ``_id`` and column values.
+
+    ``fixed`` values (plain values or SQL expressions) are the same for every row; an
+    expression may name a row's new value as ``sa.bindparam("p_<column>")``. On PostgreSQL
+    the whole batch is one ``UPDATE ... FROM (VALUES ...)``; elsewhere one executemany.
     """
     if not rows:
         return
     columns = [c for c in rows[0] if c != "_id"]
+    if conn.dialect.name == "postgresql":
+        new = sa.values(
+            sa.column("id", sa.BigInteger()),
+            *(sa.column(c, ledger.c[c].type) for c in columns),
+            name="new",
+        ).data([(row["_id"], *(row[c] for c in columns)) for row in rows])
+
+        def from_new(element: Any, **_kw: Any) -> Any:
+            if isinstance(element, BindParameter) and element.key[2:] in columns:
+                return new.c[element.key[2:]]
+            return None
+
+        statement = (
+            ledger.update()
+            .where(ledger.c.id == new.c.id)
+            .values(
+                {
+                    # cast: a column of NULLs only would be text in VALUES
+                    **{c: sa.cast(new.c[c], ledger.c[c].type) for c in columns},
+                    **{
+                        c: _replaced(v, from_new) if isinstance(v, sa.ColumnElement) else v
+                        for c, v in fixed.items()
+                    },
+                }
+            )
+        )
+        conn.execute(statement)
+        return
     statement = (
         ledger.update()
         .where(ledger.c.id == sa.bindparam("p__id"))
@@ -468,7 +548,7 @@ class ClaimBatch:
     last_id: int | None
 
 
-def _document(row: RowMapping) -> Document:
+def _document(row: RowMapping, known_ids: Mapping[str, str] | None = None) -> Document:
     return Document(
         target=row["target"],
         kind=row["kind"],
@@ -479,27 +559,46 @@ def _document(row: RowMapping) -> Document:
         payload=json.loads(row["payload"]),
         operation=row["operation"],
         depends_on=tuple(DocKey(*k.split(":", 1)) for k in json.loads(row["depends_on"])),
+        known_ids=known_ids or {},
     )
+
+
+@dataclass(frozen=True)
+class _Dependency:
+    """What the ledger holds of a document another one depends on."""
+
+    status: str
+    label: str | None
+    external_id: str | None
+    internal_id: str | None
 
 
 def _dependency_status(
     conn: Connection, target: str, keys: Iterable[DocKey]
-) -> dict[DocKey, tuple[str, str | None]]:
+) -> dict[DocKey, _Dependency]:
     by_kind: dict[str, list[str]] = {}
     for key in keys:
         by_kind.setdefault(key.kind, []).append(key.source_id)
-    found: dict[DocKey, tuple[str, str | None]] = {}
+    found: dict[DocKey, _Dependency] = {}
     for kind, ids in by_kind.items():
         for start in range(0, len(ids), 900):
             rows = conn.execute(
-                sa.select(ledger.c.source_id, ledger.c.status, ledger.c.label).where(
+                sa.select(
+                    ledger.c.source_id,
+                    ledger.c.status,
+                    ledger.c.label,
+                    ledger.c.external_id,
+                    ledger.c.internal_id,
+                ).where(
                     ledger.c.target == target,
                     ledger.c.kind == kind,
                     ledger.c.source_id.in_(ids[start : start + 900]),
                 )
             )
-            for source_id, status, label in rows:
-                found[DocKey(kind, source_id)] = (status, label)
+            for source_id, status, label, external_id, internal_id in rows:
+                found[DocKey(kind, source_id)] = _Dependency(
+                    status, label, external_id, internal_id
+                )
     return found
 
 
@@ -549,15 +648,16 @@ def claim(
     )
     claimed: list[Claimed] = []
     postponed: list[dict[str, Any]] = []
+    missing = _Dependency("missing", None, None, None)
     for row in rows:
-        waiting = [
-            (key, dependencies.get(key, ("missing", None)))
+        needed = [
+            (key, dependencies.get(key, missing))
             for key in (DocKey(*k.split(":", 1)) for k in json.loads(row["depends_on"]))
-            if dependencies.get(key, ("missing", None))[0] != "synced"
         ]
+        waiting = [(key, dep) for key, dep in needed if dep.status != "synced"]
         if waiting:
-            key, (status, label) = waiting[0]
-            note = f"waiting for {label or key} ({status}) to sync first"
+            key, dep = waiting[0]
+            note = f"waiting for {dep.label or key} ({dep.status}) to sync first"
             postponed.append(
                 {
                     "_id": row["id"],
@@ -570,7 +670,14 @@ def claim(
         claimed.append(
             Claimed(
                 ledger_id=row["id"],
-                document=_document(row),
+                document=_document(
+                    row,
+                    {
+                        dep.external_id: dep.internal_id
+                        for _, dep in needed
+                        if dep.external_id and dep.internal_id
+                    },
+                ),
                 attempts=row["attempts"] + 1,
                 suspect=row["status"] == "sending" or row["error_kind"] == "unknown",
                 previously_synced=row["synced_hash"] is not None,

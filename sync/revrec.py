@@ -291,6 +291,7 @@ def enqueue_journals(
     dry_run: bool = False,
     full: bool = False,
     excluded_entries: Callable[[], Collection[int]] = frozenset,
+    validated: Callable[[], bool] = lambda: True,
 ) -> ledger.EnqueueCounts:
     """Recompute the journals of every period touched since the last sync and enqueue them.
 
@@ -299,6 +300,10 @@ def enqueue_journals(
     planned again under the policy). ``full`` (or no cursor yet) recomputes every period.
     ``dry_run`` plans and counts but writes nothing. Raises the connector's errors when the
     accounting periods cannot be read.
+
+    ``excluded_entries`` gives the schedule entries billing validation rejected (a pass over
+    billing); until ``validated()`` says it ran, journals are planned without exclusions and
+    validation runs only when those differ from what the ledger holds.
     """
     lookback = timedelta(seconds=engine.config.sync.lookback_seconds)
     with engine.state.connect() as state:
@@ -312,40 +317,62 @@ def enqueue_journals(
             scope |= {
                 rr.JournalKey.parse(s).period for s, r in rows.items() if r["status"] != "synced"
             }
-        totals = (
-            recognized_totals(billing, scope, excluded_entries()) if scope is None or scope else []
-        )
+    judged = validated()
+    outcomes = _plan(engine, target, rows, scope, excluded_entries() if judged else (), now)
+    while True:
+        with engine.state.connect() as conn:
+            transaction = conn.begin()
+            try:
+                if not judged and not ledger.holds_unchanged(
+                    conn, target=target, kind=KIND, outcomes=outcomes
+                ):
+                    transaction.rollback()
+                    judged = True
+                    outcomes = _plan(engine, target, rows, scope, excluded_entries(), now)
+                    continue
+                counts = ledger.enqueue(
+                    conn, target=target, kind=KIND, outcomes=outcomes, run_id=run_id, now=now
+                )
+                if dry_run:
+                    transaction.rollback()
+                    return counts
+                if latest is not None:
+                    ledger.save_cursor(conn, target, KIND, latest, now)
+                transaction.commit()
+            except BaseException:
+                transaction.rollback()
+                raise
+        return counts
+
+
+def _plan(
+    engine: SyncEngine,
+    target: str,
+    rows: Mapping[str, Mapping[Any, Any]],
+    scope: set[date] | None,
+    excluded: Collection[int],
+    now: datetime,
+) -> list[ledger.MapOutcome]:
+    """The journals of the periods in ``scope`` (None: every period), from billing's sums."""
+    totals: list[rr.RevenueTotal] = []
+    if scope is None or scope:
+        with engine.billing.connect() as billing:
+            totals = recognized_totals(billing, scope, excluded)
     keys = {t.key for t in totals}
     keys |= {
         k for k in (rr.JournalKey.parse(s) for s in rows) if scope is None or k.period in scope
     }
-    outcomes: list[ledger.MapOutcome] = []
-    if keys:
-        outcomes = plan_journals(
-            keys,
-            totals,
-            rows,
-            engine.tables,
-            periods=_periods_of(engine.connector(target)),
-            policy=engine.closed_period_policies.get(target, "next_open"),
-            today=now.astimezone(engine.config.timezone).date(),
-        )
-    with engine.state.connect() as conn:
-        transaction = conn.begin()
-        try:
-            counts = ledger.enqueue(
-                conn, target=target, kind=KIND, outcomes=outcomes, run_id=run_id, now=now
-            )
-            if dry_run:
-                transaction.rollback()
-                return counts
-            if latest is not None:
-                ledger.save_cursor(conn, target, KIND, latest, now)
-            transaction.commit()
-        except BaseException:
-            transaction.rollback()
-            raise
-    return counts
+    if not keys:
+        return []
+    return plan_journals(
+        keys,
+        totals,
+        rows,
+        engine.tables,
+        periods=_periods_of(engine.connector(target)),
+        policy=engine.closed_period_policies.get(target, "next_open"),
+        today=now.astimezone(engine.config.timezone).date(),
+    )
 
 
 # -- checks ----------------------------------------------------------------------------------

@@ -160,3 +160,34 @@ def test_each_malformed_record_is_quarantined_and_the_rest_sync(tmp_path, db_url
     stored = {r["external_id"] for r in engine.connector("erp").records()}
     assert "finsync:inv:GOOD-JPY" in stored and "finsync:inv:BAD-JPY" not in stored
     engine.close()
+
+
+def test_a_full_re_read_keeps_every_quarantine_and_sends_nothing(tmp_path, db_url):
+    """Validation runs only when a page differs from the ledger: a re-read of unchanged
+    billing must still hold every rejected record back with its message."""
+    setup = write_config(tmp_path, db_url)
+    engine = make_engine(setup, Clock())
+    builder = BillingBuilder(engine.billing)
+    _build(builder)
+    # Sound on its own; only validation across records rejects it (its customer is rejected).
+    builder.invoice(builder.customer("BAD-NONAME", name=""), number="BAD-OF-BAD-CUSTOMER")
+    engine.sync()
+
+    def ledger_now() -> dict[str, tuple[str, str | None]]:
+        with engine.state.connect() as conn:
+            return {
+                r["label"]: (r["status"], r["last_error"])
+                for r in conn.execute(sa.select(ledger)).mappings()
+            }
+
+    before = ledger_now()
+    again = engine.sync(full=True)
+
+    assert ledger_now() == before
+    assert sum(1 for status, _ in before.values() if status == "failed") == len(EXPECTED) + 2
+    status, message = before["invoice BAD-OF-BAD-CUSTOMER"]
+    assert status == "failed" and "customer BAD-NONAME is rejected" in (message or "")
+    extracted = again.targets[0].extracted
+    assert (extracted.new, extracted.changed, extracted.failed) == (0, 0, 0)
+    assert again.targets[0].pushed.sent == 0
+    engine.close()

@@ -200,6 +200,27 @@ def test_mixed_batch_goes_out_in_dependency_order(sandbox, connect, make):
 
 
 @TRANSPORTS
+def test_payment_applies_by_the_internal_id_the_ledger_holds_without_a_lookup(
+    sandbox, connect, make
+):
+    docs = chain()
+    connector = connect(make)
+    written = connector.send(docs[:3])  # customer, invoice, credit memo
+    assert all(r.ok for r in written), [r.error for r in written]
+    invoice_id = written[1].internal_id
+    requests_before = len(sandbox.request_log)
+
+    (result,) = connector.send([replace(docs[3], known_ids={docs[1].external_id: invoice_id})])
+
+    assert result.ok, result.error
+    # One write request and nothing else: the invoice was not looked up.
+    assert len(sandbox.request_log) == requests_before + 1
+    held = sandbox.get("customerPayment", docs[3].external_id)
+    assert held["applyList"][0]["doc"] == invoice_id
+    assert held["applyList"][0]["amount"] == Decimal(docs[3].payload["applyList"][0]["amount"])
+
+
+@TRANSPORTS
 def test_failed_dependency_holds_back_its_dependents(sandbox, connect, make):
     docs = chain()
     sandbox.reject_external_id(docs[1].external_id, "USER_ERROR", "Invoice refused for the test.")
