@@ -284,6 +284,12 @@ def _document_date(payload: Mapping[str, Any], sign: int) -> str:
     )
 
 
+def _voided_in_a_later_month(payload: Mapping[str, Any]) -> bool:
+    """True when a void document's void falls in a later month than the document's date."""
+    void_date = payload.get("void_date")
+    return bool(void_date) and str(void_date)[:7] > str(payload["invoice_date"])[:7]
+
+
 @dataclass
 class _Chart:
     """One company's accounts (code -> id) and currency."""
@@ -679,6 +685,23 @@ class TrytonConnector:
         jobs: list[tuple[int, Document, str, int]] = []
         for i, doc in items:
             found = originals.get(doc.external_id)
+            if doc.operation == "void" and _voided_in_a_later_month(doc.payload):
+                # The month it was issued in keeps it (docs/accounting.md, Voids): book it
+                # there, if it is not yet, and reverse it in the void's month.
+                if found is not None and found["state"] == "cancelled":
+                    results[i] = WriteResult(
+                        doc.external_id, ok=True, created=False, details={"void": "cancelled"}
+                    )
+                    continue
+                if found is None and doc.payload["party"] not in parties:
+                    results[i] = WriteResult(
+                        doc.external_id, ok=False, error=self._missing_party(doc)
+                    )
+                    continue
+                if found is None or found["state"] not in _POSTED:
+                    jobs.append((i, doc, doc.external_id, 1))
+                jobs.append((i, doc, f"{doc.external_id}:void", -1))
+                continue
             if doc.operation == "void":
                 if found is None or found["state"] == "cancelled":
                     results[i] = WriteResult(
@@ -727,17 +750,7 @@ class TrytonConnector:
                 )
                 continue
             if doc.payload["party"] not in parties:
-                results[i] = WriteResult(
-                    doc.external_id,
-                    ok=False,
-                    error=PermanentError(
-                        SYSTEM,
-                        "upsert",
-                        f"{doc.label}: party {doc.payload['party']} is not in Tryton; sync the "
-                        "customer first",
-                        code="MissingParty",
-                    ),
-                )
+                results[i] = WriteResult(doc.external_id, ok=False, error=self._missing_party(doc))
                 continue
             jobs.append((i, doc, doc.external_id, 1))
         existing = {**originals, **reversals}
@@ -749,6 +762,8 @@ class TrytonConnector:
             found = existing.get(reference)
             if found is not None:
                 invoice_ids[n] = found["id"]
+                continue
+            if i in results:  # a void's original failed: its reversal waits
                 continue
             try:
                 values = self._invoice_values(
@@ -769,14 +784,16 @@ class TrytonConnector:
             for (n, _), invoice in zip(batch, ids, strict=True):
                 invoice_ids[n] = invoice
 
+        # A document's first failure is its error (a void's reversal never posts without
+        # its original).
         for m, failure in self._batched(to_create, create, lambda item: create([item])).items():
             i, doc, _, _ = jobs[to_create[m][0]]
-            results[i] = WriteResult(doc.external_id, ok=False, error=failure)
+            results.setdefault(i, WriteResult(doc.external_id, ok=False, error=failure))
         states = {r["id"]: r["state"] for r in existing.values()}
         to_post = [
             (n, invoice)
             for n, invoice in sorted(invoice_ids.items())
-            if states.get(invoice, "draft") not in _POSTED
+            if states.get(invoice, "draft") not in _POSTED and jobs[n][0] not in results
         ]
 
         def post(batch: list[tuple[int, int]]) -> None:
@@ -787,9 +804,21 @@ class TrytonConnector:
                 writes=True,
             )
 
-        for m, failure in self._batched(to_post, post, lambda item: post([item])).items():
+        refused: set[int] = set()
+
+        def post_one(item: tuple[int, int]) -> None:
+            i, doc, _, _ = jobs[item[0]]
+            if i in refused:
+                raise PermanentError(SYSTEM, "post", f"{doc.label}: its original was refused")
+            try:
+                post([item])
+            except PermanentError:
+                refused.add(i)
+                raise
+
+        for m, failure in self._batched(to_post, post, post_one).items():
             i, doc, _, _ = jobs[to_post[m][0]]
-            results[i] = WriteResult(doc.external_id, ok=False, error=failure)
+            results.setdefault(i, WriteResult(doc.external_id, ok=False, error=failure))
         # Deferrals of ratable lines, once their invoice is posted.
         done = [
             (n, job) for n, job in enumerate(jobs) if job[0] not in results and n in invoice_ids
@@ -807,7 +836,7 @@ class TrytonConnector:
             ],
         ).items():
             i, doc, _, _ = jobs[moves[m][0]]
-            results[i] = WriteResult(doc.external_id, ok=False, error=failure)
+            results.setdefault(i, WriteResult(doc.external_id, ok=False, error=failure))
         for n, (i, doc, reference, _) in enumerate(jobs):
             if i not in results:
                 results[i] = WriteResult(
@@ -817,6 +846,15 @@ class TrytonConnector:
                     created=reference not in existing,
                 )
         return results
+
+    @staticmethod
+    def _missing_party(doc: Document) -> PermanentError:
+        return PermanentError(
+            SYSTEM,
+            "upsert",
+            f"{doc.label}: party {doc.payload['party']} is not in Tryton; sync the customer first",
+            code="MissingParty",
+        )
 
     def _deferral_move(
         self, company: int, doc: Document, description: str, sign: int
