@@ -81,6 +81,9 @@ class TrytonSettings:
     retry_attempts: int = 4
     retry_deadline_seconds: float = 60.0
     backoff_seconds: float = 0.5
+    #: What a revenue journal dated in a closed Tryton period does: ``next_open`` posts it in
+    #: the company's next open period, ``fail`` fails it with the fix.
+    closed_period_policy: str = "next_open"
 
     @property
     def rpc_url(self) -> str:
@@ -114,6 +117,9 @@ class TrytonSettings:
             retry_attempts=section.int("retry_attempts", 4, minimum=1, maximum=20),
             retry_deadline_seconds=section.float("retry_deadline_seconds", 60.0, minimum=1.0),
             backoff_seconds=section.float("backoff_seconds", 0.5, minimum=0.0),
+            closed_period_policy=section.str(
+                "closed_period_policy", "next_open", choices=("next_open", "fail")
+            ),
         )
         section.done()
         return settings
@@ -1235,25 +1241,66 @@ class TrytonConnector:
         description = f"{doc.external_id}@{doc.payload_hash[:12]}"
         if all(v == _ZERO for v in delta.values()):
             return WriteResult(doc.external_id, ok=True, created=False)
+        period, day, moved = self._journal_period(company, _day(move["date"]))
         lines = [
-            self._line(company, code, max(v, _ZERO), max(-v, _ZERO), move["description"])
+            self._line(company, code, max(v, _ZERO), max(-v, _ZERO), move["description"] + moved)
             for code, v in delta.items()
             if v != _ZERO
         ]
-        failures = self._ensure_moves(
-            company,
-            [
-                (
-                    description,
-                    self._move_values(company, move["journal"], move["date"], description, lines),
-                )
-            ],
-        )
+        values = self._move_values(company, move["journal"], day.isoformat(), description, lines)
+        failures = self._ensure_moves(company, [(description, {**values, "period": period})])
         if failures:
             raise failures[0]
         found = self._find_moves(company, [description])
         internal = str(found[description]["id"]) if description in found else None
         return WriteResult(doc.external_id, ok=True, internal_id=internal, created=True)
+
+    def _journal_period(self, company: int, day: date) -> tuple[int, date, str]:
+        """(period id, move date, note) of a revenue journal dated ``day`` in ``company``.
+
+        An open period holding ``day`` takes it as it is. A closed one follows the target's
+        ``closed_period_policy``: ``next_open`` moves it to the first day of the company's next
+        open period (the note says so); ``fail`` raises PermanentError with the fix.
+        """
+        periods = self.rpc.call(
+            "model.account.period.search_read",
+            [("company", "=", company), ("type", "=", "standard")],
+            0,
+            None,
+            [("start_date", "ASC")],
+            ["name", "start_date", "end_date", "state"],
+            company=company,
+        )
+        holding = next((p for p in periods if p["start_date"] <= day <= p["end_date"]), None)
+        if holding is None:
+            return self._period(company, day), day, ""  # raises NoPeriod
+        if holding["state"] == "open":
+            return int(holding["id"]), day, ""
+        name = holding["name"]
+        if self.settings.closed_period_policy == "fail":
+            raise PermanentError(
+                SYSTEM,
+                "create",
+                f'period "{name}" of Tryton company {company} is {holding["state"]} and the '
+                'closed-period policy is "fail": reopen the period in Tryton, or set '
+                'closed_period_policy = "next_open" in the target\'s section of the config to '
+                "post into the next open period",
+                code="ClosedPeriod",
+            )
+        following = next(
+            (p for p in periods if p["start_date"] > holding["end_date"] and p["state"] == "open"),
+            None,
+        )
+        if following is None:
+            raise PermanentError(
+                SYSTEM,
+                "create",
+                f'period "{name}" of Tryton company {company} is {holding["state"]} and no '
+                "open period follows it: create or reopen the next period in Tryton",
+                code="ClosedPeriod",
+            )
+        note = f" (period {name} is closed; posted in {following['name']})"
+        return int(following["id"]), following["start_date"], note
 
     # -- look-ups -------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from connectors.tryton import TrytonConnector
 from finsync.config import load_config
 from finsync.db import make_engine
 from finsync.errors import AuthError, ConfigError
+from mappings.revrec import JournalKey
 from sandbox.tryton import TrytonServer
 from sync.engine import Selection, SyncEngine
 from sync.migrate import upgrade
@@ -218,7 +219,8 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
 
     # Support revenue mapped to a cash account (it exists, but Tryton refuses it on invoice
     # lines), and acme-uk's October closed in Tryton (company 3): those records fail with
-    # Tryton's own words.
+    # Tryton's own words; its October revenue journals follow the closed-period policy, here
+    # "fail".
     wrong = example.replace('"4300" = "4.2.2"', '"4300" = "1.1.1"')
     books = TrytonBooks(tryton_server)
     (october,) = books.call(
@@ -230,7 +232,9 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
         company=3,
     )
     books.call("model.account.period.close", [october], company=3)
-    engine = engine_for(write_setup(tmp_path, db_url, tryton_server, mapping_text=wrong))
+    fail = 'closed_period_policy = "fail"'
+    config = write_setup(tmp_path, db_url, tryton_server, mapping_text=wrong, target_extra=fail)
+    engine = engine_for(config)
     try:
         engine.sync()
         with engine.state.connect() as conn:
@@ -308,6 +312,49 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
             else:
                 assert row["status"] == "synced", (row["label"], row["last_error"])
         assert uk_customers
+
+        for row in by_kind["revenue"]:
+            key = JournalKey.parse(row["source_id"])
+            if key.entity == "acme-uk" and key.period == date(2026, 10, 1):
+                assert row["status"] == "failed", row["label"]
+                assert 'period "2026-10" of Tryton company 3 is closed' in row["last_error"]
+                assert 'closed_period_policy = "next_open"' in row["last_error"]
+            else:
+                assert row["status"] == "synced", (row["label"], row["last_error"])
+        closed = [r for r in by_kind["revenue"] if r["status"] == "failed"]
+        assert closed
+
+        # With the policy "next_open" (the default) they post on the first day of November.
+        engine.close()
+        config.write_text(config.read_text().replace(fail, ""))
+        engine = engine_for(config)
+        engine.resync(
+            Selection(targets=("tryton",), ledger_ids=tuple(r["id"] for r in closed)),
+            reason="October is closed in Tryton",
+        )
+        engine.sync()
+        with engine.state.connect() as conn:
+            statuses = {
+                r.id: r.status for r in conn.execute(sa.select(ledger.c.id, ledger.c.status))
+            }
+        assert {statuses[r["id"]] for r in closed} == {"synced"}
+        moved = [
+            m
+            for m in books.moves()
+            if (m["description"] or "").startswith("finsync:je:2026-10:acme-uk:")
+        ]
+        assert len(moved) == len(closed)
+        assert {(m["date"], m["company"], m["state"]) for m in moved} == {
+            (date(2026, 11, 1), 3, "posted")
+        }
+        assert all(m["debit"] == m["credit"] > 0 for m in moved)
+        notes = books.search_read(
+            "account.move.line", [("move", "in", [m["id"] for m in moved])], ["description"]
+        )
+        assert {
+            n["description"].endswith("(period 2026-10 is closed; posted in 2026-11)")
+            for n in notes
+        } == {True}
 
         # An expired session is renewed with one new login; a refused login is an AuthError.
         connector = engine.connector("tryton")

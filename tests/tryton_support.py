@@ -184,8 +184,12 @@ def write_setup(
     *,
     mapping_text: str | None = None,
     sync_extra: str = "",
+    target_extra: str = "",
 ) -> Path:
-    """finsync.toml and mapping.toml for a 'tryton' target on ``server``; returns the config."""
+    """finsync.toml and mapping.toml for a 'tryton' target on ``server``; returns the config.
+
+    ``sync_extra`` and ``target_extra`` are more lines of ``[sync]`` and ``[targets.tryton]``.
+    """
     mapping = tmp_path / "mapping.toml"
     mapping.write_text(mapping_text or (REPO / "mapping.example.toml").read_text())
     (tmp_path / "tryton.password").write_text(ADMIN_PASSWORD)
@@ -211,6 +215,7 @@ url = "{server.url}"
 database = "finsync"
 username = "admin"
 password = {{ file = "{tmp_path / "tryton.password"}" }}
+{target_extra}
 """)
     return config
 
