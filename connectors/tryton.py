@@ -81,6 +81,9 @@ class TrytonSettings:
     retry_attempts: int = 4
     retry_deadline_seconds: float = 60.0
     backoff_seconds: float = 0.5
+    #: What a revenue journal dated in a closed Tryton period does: ``next_open`` posts it in
+    #: the company's next open period, ``fail`` fails it with the fix.
+    closed_period_policy: str = "next_open"
 
     @property
     def rpc_url(self) -> str:
@@ -114,6 +117,9 @@ class TrytonSettings:
             retry_attempts=section.int("retry_attempts", 4, minimum=1, maximum=20),
             retry_deadline_seconds=section.float("retry_deadline_seconds", 60.0, minimum=1.0),
             backoff_seconds=section.float("backoff_seconds", 0.5, minimum=0.0),
+            closed_period_policy=section.str(
+                "closed_period_policy", "next_open", choices=("next_open", "fail")
+            ),
         )
         section.done()
         return settings
@@ -282,6 +288,12 @@ def _document_date(payload: Mapping[str, Any], sign: int) -> str:
     return str(
         payload["invoice_date"] if sign > 0 else payload.get("void_date") or payload["invoice_date"]
     )
+
+
+def _voided_in_a_later_month(payload: Mapping[str, Any]) -> bool:
+    """True when a void document's void falls in a later month than the document's date."""
+    void_date = payload.get("void_date")
+    return bool(void_date) and str(void_date)[:7] > str(payload["invoice_date"])[:7]
 
 
 @dataclass
@@ -679,6 +691,23 @@ class TrytonConnector:
         jobs: list[tuple[int, Document, str, int]] = []
         for i, doc in items:
             found = originals.get(doc.external_id)
+            if doc.operation == "void" and _voided_in_a_later_month(doc.payload):
+                # The month it was issued in keeps it (docs/accounting.md, Voids): book it
+                # there, if it is not yet, and reverse it in the void's month.
+                if found is not None and found["state"] == "cancelled":
+                    results[i] = WriteResult(
+                        doc.external_id, ok=True, created=False, details={"void": "cancelled"}
+                    )
+                    continue
+                if found is None and doc.payload["party"] not in parties:
+                    results[i] = WriteResult(
+                        doc.external_id, ok=False, error=self._missing_party(doc)
+                    )
+                    continue
+                if found is None or found["state"] not in _POSTED:
+                    jobs.append((i, doc, doc.external_id, 1))
+                jobs.append((i, doc, f"{doc.external_id}:void", -1))
+                continue
             if doc.operation == "void":
                 if found is None or found["state"] == "cancelled":
                     results[i] = WriteResult(
@@ -727,17 +756,7 @@ class TrytonConnector:
                 )
                 continue
             if doc.payload["party"] not in parties:
-                results[i] = WriteResult(
-                    doc.external_id,
-                    ok=False,
-                    error=PermanentError(
-                        SYSTEM,
-                        "upsert",
-                        f"{doc.label}: party {doc.payload['party']} is not in Tryton; sync the "
-                        "customer first",
-                        code="MissingParty",
-                    ),
-                )
+                results[i] = WriteResult(doc.external_id, ok=False, error=self._missing_party(doc))
                 continue
             jobs.append((i, doc, doc.external_id, 1))
         existing = {**originals, **reversals}
@@ -749,6 +768,8 @@ class TrytonConnector:
             found = existing.get(reference)
             if found is not None:
                 invoice_ids[n] = found["id"]
+                continue
+            if i in results:  # a void's original failed: its reversal waits
                 continue
             try:
                 values = self._invoice_values(
@@ -769,14 +790,16 @@ class TrytonConnector:
             for (n, _), invoice in zip(batch, ids, strict=True):
                 invoice_ids[n] = invoice
 
+        # A document's first failure is its error (a void's reversal never posts without
+        # its original).
         for m, failure in self._batched(to_create, create, lambda item: create([item])).items():
             i, doc, _, _ = jobs[to_create[m][0]]
-            results[i] = WriteResult(doc.external_id, ok=False, error=failure)
+            results.setdefault(i, WriteResult(doc.external_id, ok=False, error=failure))
         states = {r["id"]: r["state"] for r in existing.values()}
         to_post = [
             (n, invoice)
             for n, invoice in sorted(invoice_ids.items())
-            if states.get(invoice, "draft") not in _POSTED
+            if states.get(invoice, "draft") not in _POSTED and jobs[n][0] not in results
         ]
 
         def post(batch: list[tuple[int, int]]) -> None:
@@ -787,9 +810,21 @@ class TrytonConnector:
                 writes=True,
             )
 
-        for m, failure in self._batched(to_post, post, lambda item: post([item])).items():
+        refused: set[int] = set()
+
+        def post_one(item: tuple[int, int]) -> None:
+            i, doc, _, _ = jobs[item[0]]
+            if i in refused:
+                raise PermanentError(SYSTEM, "post", f"{doc.label}: its original was refused")
+            try:
+                post([item])
+            except PermanentError:
+                refused.add(i)
+                raise
+
+        for m, failure in self._batched(to_post, post, post_one).items():
             i, doc, _, _ = jobs[to_post[m][0]]
-            results[i] = WriteResult(doc.external_id, ok=False, error=failure)
+            results.setdefault(i, WriteResult(doc.external_id, ok=False, error=failure))
         # Deferrals of ratable lines, once their invoice is posted.
         done = [
             (n, job) for n, job in enumerate(jobs) if job[0] not in results and n in invoice_ids
@@ -807,7 +842,7 @@ class TrytonConnector:
             ],
         ).items():
             i, doc, _, _ = jobs[moves[m][0]]
-            results[i] = WriteResult(doc.external_id, ok=False, error=failure)
+            results.setdefault(i, WriteResult(doc.external_id, ok=False, error=failure))
         for n, (i, doc, reference, _) in enumerate(jobs):
             if i not in results:
                 results[i] = WriteResult(
@@ -817,6 +852,15 @@ class TrytonConnector:
                     created=reference not in existing,
                 )
         return results
+
+    @staticmethod
+    def _missing_party(doc: Document) -> PermanentError:
+        return PermanentError(
+            SYSTEM,
+            "upsert",
+            f"{doc.label}: party {doc.payload['party']} is not in Tryton; sync the customer first",
+            code="MissingParty",
+        )
 
     def _deferral_move(
         self, company: int, doc: Document, description: str, sign: int
@@ -1197,25 +1241,66 @@ class TrytonConnector:
         description = f"{doc.external_id}@{doc.payload_hash[:12]}"
         if all(v == _ZERO for v in delta.values()):
             return WriteResult(doc.external_id, ok=True, created=False)
+        period, day, moved = self._journal_period(company, _day(move["date"]))
         lines = [
-            self._line(company, code, max(v, _ZERO), max(-v, _ZERO), move["description"])
+            self._line(company, code, max(v, _ZERO), max(-v, _ZERO), move["description"] + moved)
             for code, v in delta.items()
             if v != _ZERO
         ]
-        failures = self._ensure_moves(
-            company,
-            [
-                (
-                    description,
-                    self._move_values(company, move["journal"], move["date"], description, lines),
-                )
-            ],
-        )
+        values = self._move_values(company, move["journal"], day.isoformat(), description, lines)
+        failures = self._ensure_moves(company, [(description, {**values, "period": period})])
         if failures:
             raise failures[0]
         found = self._find_moves(company, [description])
         internal = str(found[description]["id"]) if description in found else None
         return WriteResult(doc.external_id, ok=True, internal_id=internal, created=True)
+
+    def _journal_period(self, company: int, day: date) -> tuple[int, date, str]:
+        """(period id, move date, note) of a revenue journal dated ``day`` in ``company``.
+
+        An open period holding ``day`` takes it as it is. A closed one follows the target's
+        ``closed_period_policy``: ``next_open`` moves it to the first day of the company's next
+        open period (the note says so); ``fail`` raises PermanentError with the fix.
+        """
+        periods = self.rpc.call(
+            "model.account.period.search_read",
+            [("company", "=", company), ("type", "=", "standard")],
+            0,
+            None,
+            [("start_date", "ASC")],
+            ["name", "start_date", "end_date", "state"],
+            company=company,
+        )
+        holding = next((p for p in periods if p["start_date"] <= day <= p["end_date"]), None)
+        if holding is None:
+            return self._period(company, day), day, ""  # raises NoPeriod
+        if holding["state"] == "open":
+            return int(holding["id"]), day, ""
+        name = holding["name"]
+        if self.settings.closed_period_policy == "fail":
+            raise PermanentError(
+                SYSTEM,
+                "create",
+                f'period "{name}" of Tryton company {company} is {holding["state"]} and the '
+                'closed-period policy is "fail": reopen the period in Tryton, or set '
+                'closed_period_policy = "next_open" in the target\'s section of the config to '
+                "post into the next open period",
+                code="ClosedPeriod",
+            )
+        following = next(
+            (p for p in periods if p["start_date"] > holding["end_date"] and p["state"] == "open"),
+            None,
+        )
+        if following is None:
+            raise PermanentError(
+                SYSTEM,
+                "create",
+                f'period "{name}" of Tryton company {company} is {holding["state"]} and no '
+                "open period follows it: create or reopen the next period in Tryton",
+                code="ClosedPeriod",
+            )
+        note = f" (period {name} is closed; posted in {following['name']})"
+        return int(following["id"]), following["start_date"], note
 
     # -- look-ups -------------------------------------------------------------------------
 

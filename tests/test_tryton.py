@@ -9,7 +9,6 @@ and on PostgreSQL (``db_url``); Tryton runs on its own SQLite copy per test.
 from __future__ import annotations
 
 import base64
-import calendar
 import random
 import signal
 import subprocess
@@ -17,7 +16,6 @@ import sys
 import time
 import tomllib
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -31,54 +29,22 @@ from connectors.tryton import TrytonConnector
 from finsync.config import load_config
 from finsync.db import make_engine
 from finsync.errors import AuthError, ConfigError
-from sandbox.tryton import ADMIN_PASSWORD, TrytonServer
+from mappings.revrec import JournalKey
+from sandbox.tryton import TrytonServer
 from sync.engine import Selection, SyncEngine
 from sync.migrate import upgrade
 from sync.state import ledger
 from tests.engine_support import REPO
-from tests.tryton_support import TrytonBooks
+from tests.tryton_support import (
+    Figures,
+    TrytonBooks,
+    months_between,
+    tryton_figures,
+    write_setup,
+)
 
 ZERO = Decimal(0)
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
-KINDS = '["customer", "invoice", "credit_note", "payment", "refund", "revenue"]'
-
-
-def write_setup(
-    tmp_path: Path,
-    db_url: str,
-    server: TrytonServer,
-    *,
-    mapping_text: str | None = None,
-    sync_extra: str = "",
-) -> Path:
-    """finsync.toml and mapping.toml for a 'tryton' target on ``server``; returns the config."""
-    mapping = tmp_path / "mapping.toml"
-    mapping.write_text(mapping_text or (REPO / "mapping.example.toml").read_text())
-    (tmp_path / "tryton.password").write_text(ADMIN_PASSWORD)
-    config = tmp_path / "finsync.toml"
-    config.write_text(f"""
-[billing]
-url = "{db_url}"
-
-[state]
-url = "{db_url}"
-
-[mapping]
-file = "mapping.toml"
-
-[sync]
-kinds = {KINDS}
-backoff_base_seconds = 1
-{sync_extra}
-
-[targets.tryton]
-system = "tryton"
-url = "{server.url}"
-database = "finsync"
-username = "admin"
-password = {{ file = "{tmp_path / "tryton.password"}" }}
-""")
-    return config
 
 
 def engine_for(config: Path) -> SyncEngine:
@@ -95,27 +61,6 @@ def seed(db_url: str, *, customers: int, months: int, start: date) -> None:
 
 def month_of(day: date) -> date:
     return day.replace(day=1)
-
-
-@dataclass
-class Figures:
-    """What the books must show, per Tryton company id (as a string)."""
-
-    receivable: dict[tuple[str, str], Decimal] = field(default_factory=dict)
-    revenue: dict[tuple[str, str, date], Decimal] = field(default_factory=dict)  # credit - debit
-    deferred: dict[tuple[str, str, date], Decimal] = field(default_factory=dict)
-    tax: dict[str, Decimal] = field(default_factory=dict)
-    cash_in: dict[str, Decimal] = field(default_factory=dict)
-    cash_out: dict[str, Decimal] = field(default_factory=dict)
-
-    def add(self, table: dict, key: object, amount: Decimal) -> None:  # type: ignore[type-arg]
-        table[key] = table.get(key, ZERO) + amount
-
-    def nonzero(self) -> Figures:
-        def clean(table: dict) -> dict:  # type: ignore[type-arg]
-            return {k: v for k, v in table.items() if v != ZERO}
-
-        return Figures(*(clean(t) for t in self.__dict__.values()))
 
 
 def billing_figures(db_url: str, mapping: dict) -> Figures:  # type: ignore[type-arg]
@@ -205,40 +150,6 @@ def billing_figures(db_url: str, mapping: dict) -> Figures:  # type: ignore[type
     return out.nonzero()
 
 
-def months_between(first: date, last: date) -> list[date]:
-    months, day = [], first
-    while day <= last:
-        months.append(day)
-        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
-    return months
-
-
-def tryton_figures(books: TrytonBooks, mapping: dict, months: list[date]) -> Figures:  # type: ignore[type-arg]
-    """The same figures from Tryton's own party receivables and account totals."""
-    out = Figures()
-    tryton = mapping["tryton"]
-    revenue_codes = {c for c in tryton["accounts"].values() if c.startswith("4.")}
-    deferred_codes = {c for c in tryton["accounts"].values() if c.startswith("2.2.2")}
-    tax_codes = set(tryton["taxes"].values())
-    cash_codes = set(tryton["payment_methods"].values()) | {tryton["refund_account"]}
-    for company in sorted(set(tryton["companies"].values())):
-        for code, amount in books.receivable_by_party(int(company)).items():
-            out.add(out.receivable, (company, code), amount)
-        for month in months:
-            last = month.replace(day=calendar.monthrange(month.year, month.month)[1])
-            for code, (debit, credit) in books.account_totals(int(company), month, last).items():
-                if code in revenue_codes:
-                    out.add(out.revenue, (company, code, month), credit - debit)
-                if code in deferred_codes:
-                    out.add(out.deferred, (company, code, month), credit - debit)
-                if code in tax_codes:
-                    out.add(out.tax, company, credit - debit)
-                if code in cash_codes:
-                    out.add(out.cash_in, company, debit)
-                    out.add(out.cash_out, company, credit)
-    return out.nonzero()
-
-
 def ledger_statuses(engine: SyncEngine) -> Counter[str]:
     with engine.state.connect() as conn:
         return Counter(r.status for r in conn.execute(sa.select(ledger.c.status)))
@@ -308,7 +219,8 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
 
     # Support revenue mapped to a cash account (it exists, but Tryton refuses it on invoice
     # lines), and acme-uk's October closed in Tryton (company 3): those records fail with
-    # Tryton's own words.
+    # Tryton's own words; its October revenue journals follow the closed-period policy, here
+    # "fail".
     wrong = example.replace('"4300" = "4.2.2"', '"4300" = "1.1.1"')
     books = TrytonBooks(tryton_server)
     (october,) = books.call(
@@ -320,7 +232,9 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
         company=3,
     )
     books.call("model.account.period.close", [october], company=3)
-    engine = engine_for(write_setup(tmp_path, db_url, tryton_server, mapping_text=wrong))
+    fail = 'closed_period_policy = "fail"'
+    config = write_setup(tmp_path, db_url, tryton_server, mapping_text=wrong, target_extra=fail)
+    engine = engine_for(config)
     try:
         engine.sync()
         with engine.state.connect() as conn:
@@ -398,6 +312,49 @@ def test_tryton_rejections_fail_that_record_with_tryton_message_and_the_rest_syn
             else:
                 assert row["status"] == "synced", (row["label"], row["last_error"])
         assert uk_customers
+
+        for row in by_kind["revenue"]:
+            key = JournalKey.parse(row["source_id"])
+            if key.entity == "acme-uk" and key.period == date(2026, 10, 1):
+                assert row["status"] == "failed", row["label"]
+                assert 'period "2026-10" of Tryton company 3 is closed' in row["last_error"]
+                assert 'closed_period_policy = "next_open"' in row["last_error"]
+            else:
+                assert row["status"] == "synced", (row["label"], row["last_error"])
+        closed = [r for r in by_kind["revenue"] if r["status"] == "failed"]
+        assert closed
+
+        # With the policy "next_open" (the default) they post on the first day of November.
+        engine.close()
+        config.write_text(config.read_text().replace(fail, ""))
+        engine = engine_for(config)
+        engine.resync(
+            Selection(targets=("tryton",), ledger_ids=tuple(r["id"] for r in closed)),
+            reason="October is closed in Tryton",
+        )
+        engine.sync()
+        with engine.state.connect() as conn:
+            statuses = {
+                r.id: r.status for r in conn.execute(sa.select(ledger.c.id, ledger.c.status))
+            }
+        assert {statuses[r["id"]] for r in closed} == {"synced"}
+        moved = [
+            m
+            for m in books.moves()
+            if (m["description"] or "").startswith("finsync:je:2026-10:acme-uk:")
+        ]
+        assert len(moved) == len(closed)
+        assert {(m["date"], m["company"], m["state"]) for m in moved} == {
+            (date(2026, 11, 1), 3, "posted")
+        }
+        assert all(m["debit"] == m["credit"] > 0 for m in moved)
+        notes = books.search_read(
+            "account.move.line", [("move", "in", [m["id"] for m in moved])], ["description"]
+        )
+        assert {
+            n["description"].endswith("(period 2026-10 is closed; posted in 2026-11)")
+            for n in notes
+        } == {True}
 
         # An expired session is renewed with one new login; a refused login is an AuthError.
         connector = engine.connector("tryton")

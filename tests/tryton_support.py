@@ -12,9 +12,11 @@ Never skipped: when Tryton cannot be built or started the test fails with one cl
 from __future__ import annotations
 
 import base64
+import calendar
 import json
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +26,14 @@ import httpx
 import pytest
 
 from sandbox import tryton as sandbox_tryton
-from sandbox.tryton import TrytonServer, TrytonStartError
+from sandbox.tryton import ADMIN_PASSWORD, TrytonServer, TrytonStartError
+from tests.engine_support import REPO
+
+_ZERO = Decimal(0)
+#: Every kind a Tryton target syncs.
+
+
+KINDS = '["customer", "invoice", "credit_note", "payment", "refund", "revenue"]'
 
 
 def template_database() -> Path:
@@ -166,3 +175,101 @@ def _decode(obj: dict[str, Any]) -> Any:
     if obj.get("__class__") == "date":
         return date(obj["year"], obj["month"], obj["day"])
     return obj
+
+
+def write_setup(
+    tmp_path: Path,
+    db_url: str,
+    server: TrytonServer,
+    *,
+    mapping_text: str | None = None,
+    sync_extra: str = "",
+    target_extra: str = "",
+) -> Path:
+    """finsync.toml and mapping.toml for a 'tryton' target on ``server``; returns the config.
+
+    ``sync_extra`` and ``target_extra`` are more lines of ``[sync]`` and ``[targets.tryton]``.
+    """
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(mapping_text or (REPO / "mapping.example.toml").read_text())
+    (tmp_path / "tryton.password").write_text(ADMIN_PASSWORD)
+    config = tmp_path / "finsync.toml"
+    config.write_text(f"""
+[billing]
+url = "{db_url}"
+
+[state]
+url = "{db_url}"
+
+[mapping]
+file = "mapping.toml"
+
+[sync]
+kinds = {KINDS}
+backoff_base_seconds = 1
+{sync_extra}
+
+[targets.tryton]
+system = "tryton"
+url = "{server.url}"
+database = "finsync"
+username = "admin"
+password = {{ file = "{tmp_path / "tryton.password"}" }}
+{target_extra}
+""")
+    return config
+
+
+@dataclass
+class Figures:
+    """What the books must show, per Tryton company id (as a string)."""
+
+    receivable: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    revenue: dict[tuple[str, str, date], Decimal] = field(default_factory=dict)  # credit - debit
+    deferred: dict[tuple[str, str, date], Decimal] = field(default_factory=dict)
+    tax: dict[str, Decimal] = field(default_factory=dict)
+    cash_in: dict[str, Decimal] = field(default_factory=dict)
+    cash_out: dict[str, Decimal] = field(default_factory=dict)
+
+    def add(self, table: dict, key: object, amount: Decimal) -> None:  # type: ignore[type-arg]
+        table[key] = table.get(key, _ZERO) + amount
+
+    def nonzero(self) -> Figures:
+        def clean(table: dict) -> dict:  # type: ignore[type-arg]
+            return {k: v for k, v in table.items() if v != _ZERO}
+
+        return Figures(*(clean(t) for t in self.__dict__.values()))
+
+
+def months_between(first: date, last: date) -> list[date]:
+    months, day = [], first
+    while day <= last:
+        months.append(day)
+        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return months
+
+
+def tryton_figures(books: TrytonBooks, mapping: dict, months: list[date]) -> Figures:  # type: ignore[type-arg]
+    """The same figures from Tryton's own party receivables and account totals."""
+    out = Figures()
+    tryton = mapping["tryton"]
+    revenue_codes = {c for c in tryton["accounts"].values() if c.startswith("4.")}
+    deferred_codes = {c for c in tryton["accounts"].values() if c.startswith("2.2.2")}
+    tax_codes = set(tryton["taxes"].values())
+    cash_codes = set(tryton["payment_methods"].values()) | {tryton["refund_account"]}
+    for company in sorted(set(tryton["companies"].values())):
+        for code, amount in books.receivable_by_party(int(company)).items():
+            out.add(out.receivable, (company, code), amount)
+        for month in months:
+            last = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+            for code, (debit, credit) in books.account_totals(int(company), month, last).items():
+                if code in revenue_codes:
+                    out.add(out.revenue, (company, code, month), credit - debit)
+                if code in deferred_codes:
+                    out.add(out.deferred, (company, code, month), credit - debit)
+                if code in tax_codes:
+                    out.add(out.tax, company, credit - debit)
+                if code in cash_codes:
+                    out.add(out.cash_in, company, debit)
+                    out.add(out.cash_out, company, credit)
+    return out.nonzero()
