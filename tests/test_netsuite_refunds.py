@@ -125,8 +125,9 @@ def test_a_refund_above_what_is_left_is_refused(sandbox, connect, make, build, o
     connector = connect(make)
     assert all(r.ok for r in connector.send(_sources()))
     documents = build()
-    results = connector.send(documents)
-    *accepted, refused = results
+    # One send per refund: a REST batch goes out concurrently, so within one batch which of two
+    # refunds of the same credit memo arrives first is not fixed (NetSuite would race too).
+    *accepted, refused = [result for d in documents for result in connector.send([d])]
     assert all(r.ok for r in accepted)
     assert not refused.ok, over
     assert refused.error.code == "INVALID_AMT"
