@@ -34,9 +34,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from api.auth import AuthenticationError, Authenticator, Principal
+from core.errors import ConfigError
 from finsync.config import Config
 from finsync.db import utcnow
-from finsync.errors import ConfigError
 from mappings.tables import MappingTables
 from sync.engine import SyncEngine
 

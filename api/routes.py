@@ -35,8 +35,8 @@ from api.models import (
     TokenOut,
     WorkbookList,
 )
+from core.errors import ConfigError, FinsyncError
 from finsync.config import Config
-from finsync.errors import ConfigError, FinsyncError
 from sync.engine import ResyncResult, Selection
 from sync.state import audit_log
 from sync.status import ledger_counts, ledger_rows

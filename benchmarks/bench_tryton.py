@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from billing.records import Customer, Invoice, InvoiceLine, Product
-from connectors.base import Document
 from connectors.tryton import TrytonConnector, TrytonSettings
+from core.documents import Document
 from finsync.config import Secret
 from mappings import tryton as tm
 from mappings.tables import MappingTables, load_mapping_file

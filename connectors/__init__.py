@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from connectors.base import Connector
+from core.errors import ConfigError
 from finsync.config import TargetConfig
-from finsync.errors import ConfigError
 
 #: Builds a connector from a target's section. ``state_url`` is the state store's database, where
 #: connectors that limit concurrency across processes keep their slots.

@@ -43,10 +43,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-from connectors.base import Connector, Document, WriteResult
+from connectors.base import Connector
 from connectors.http import RetryPolicy, classify_status, classify_transport_error
-from finsync.config import Secret, Section, TargetConfig
-from finsync.errors import (
+from core.documents import Document, WriteResult
+from core.errors import (
     AuthError,
     ConfigError,
     ConnectorError,
@@ -55,6 +55,7 @@ from finsync.errors import (
     PermanentError,
     RetryableError,
 )
+from finsync.config import Secret, Section, TargetConfig
 from mappings.tables import MappingTables
 from mappings.tryton import journal_move
 

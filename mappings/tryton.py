@@ -42,9 +42,9 @@ from billing.validation import (
     payment_problems,
     refund_problems,
 )
-from connectors.base import DocKey, Document
-from finsync.errors import MappingError, Problem
-from finsync.money import quantum
+from core.documents import DocKey, Document
+from core.errors import MappingError, Problem
+from core.money import quantum
 from mappings.netsuite import (
     credit_note_external_id,
     customer_external_id,

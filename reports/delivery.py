@@ -28,8 +28,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from core.errors import ConfigError
 from finsync.config import ReportSettings, SmtpSettings
-from finsync.errors import ConfigError
 
 if TYPE_CHECKING:
     from reports.workbook import ReportResult

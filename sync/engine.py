@@ -23,10 +23,11 @@ from billing import schema as billing_schema
 from billing.records import KIND_ORDER, Payment, SourceRecord
 from billing.validation import Verdicts, validate_billing
 from connectors import build_connector
-from connectors.base import Connector, Document
+from connectors.base import Connector
+from core.documents import Document
+from core.errors import ConfigError, ConnectorError, MappingError, Problem
 from finsync.config import Config, TargetConfig
 from finsync.db import make_engine, missing_tables, probe, utcnow
-from finsync.errors import ConfigError, ConnectorError, MappingError, Problem
 from mappings.tables import MappingTables, load_mapping_file
 from sync import ledger, revrec
 from sync.diff import Change, diff_payloads

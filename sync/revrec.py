@@ -29,11 +29,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from billing import schema as b
-from connectors.base import Document
-from connectors.netsuite_common import AccountingPeriod
+from core.documents import Document
+from core.errors import MappingError
+from core.money import is_known_currency, quantum
+from core.periods import AccountingPeriod
 from finsync.config import TargetConfig
-from finsync.errors import MappingError
-from finsync.money import is_known_currency, quantum
 from mappings import revrec as rr
 from mappings.tables import MappingTables
 from sync import ledger

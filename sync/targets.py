@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from billing.records import CreditNote, Customer, Invoice, Payment, Refund, SourceRecord
-from connectors.base import Document
+from core.documents import Document
 from mappings import avatax, netsuite, tryton
 from mappings.tables import MappingTables
 from sync.extract import Page
