@@ -1,5 +1,9 @@
 """Connectors: one module per external system and transport. They know nothing of the ledger.
 
+May import: ``core`` (the documents they send, the errors they raise) and ``finsync.config`` /
+``finsync.db`` (settings, the slots' database); never ``sync``, ``mappings``, the reports or the
+console (import-linter checks it).
+
 ``build_connector`` turns a target's config section into a connector, through a registry of
 factories keyed by system name. Factories import their module lazily, so a run that only talks
 to AvaTax never loads zeep.
