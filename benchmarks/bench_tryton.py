@@ -112,7 +112,7 @@ class _Run:
             password=Secret(ADMIN_PASSWORD),
         )
         self.connector = TrytonConnector(settings)
-        self.connector.check_mapping(tables)
+        self.connector.check_mapping(tm.ConnectorTables(tables))
         parties = [tm.map_customer(_customer(i), tables) for i in range(CUSTOMERS)]
         assert all(r.ok for r in self.connector.send(parties))
 
