@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from rich.console import Console as RichConsole
 from rich.table import Table
 
+from core.errors import ConfigError, FinsyncError
 from finsync.config import API_ROLES, Config, load_config
 from finsync.db import make_engine, utcnow
-from finsync.errors import ConfigError, FinsyncError
 from finsync.terminal import console_width
 
 
@@ -178,7 +178,7 @@ def console(ctx: click.Context, host: str, port: int) -> None:
     import uvicorn
 
     from api.app import create_app
-    from finsync.errors import ConfigError
+    from core.errors import ConfigError
     from sync.engine import check_state
 
     try:

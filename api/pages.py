@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Reques
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from api import queries
-from api.app import check_csrf, console_of, csrf_token, require
 from api.auth import (
     AuthenticationError,
     Principal,
@@ -25,6 +24,7 @@ from api.auth import (
     open_session,
     revoke_token,
 )
+from api.console import check_csrf, console_of, csrf_token, require
 from api.models import MAX_ID
 from api.routes import config_view, record_audit, record_view, run_resync
 from finsync.config import API_ROLES

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from billing import schema as billing_schema
-from connectors.base import canonical_json
-from finsync.errors import ConfigError, MappingError
-from finsync.money import is_known_currency, minor_units, round_money
+from core.documents import canonical_json
+from core.errors import ConfigError, MappingError
+from core.money import is_known_currency, minor_units, round_money
 from mappings.tables import MappingTables
 from sync.diff import Change, diff_payloads
 from sync.engine import map_record

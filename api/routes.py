@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from api import queries
-from api.app import CSRF_HEADER, Console, check_csrf, console_of, require
 from api.auth import Principal, create_token, list_tokens, revoke_token
+from api.console import CSRF_HEADER, Console, check_csrf, console_of, require
 from api.models import (
     MAX_ID,
     AuditPage,
@@ -35,8 +35,8 @@ from api.models import (
     TokenOut,
     WorkbookList,
 )
+from core.errors import ConfigError, FinsyncError
 from finsync.config import Config
-from finsync.errors import ConfigError, FinsyncError
 from sync.engine import ResyncResult, Selection
 from sync.state import audit_log
 from sync.status import ledger_counts, ledger_rows

@@ -31,9 +31,10 @@ from pathlib import Path
 import zeep
 
 from billing.records import Customer, Invoice, InvoiceLine, Product
-from connectors.base import Connector, Document
+from connectors.base import Connector
 from connectors.netsuite_rest import NetSuiteRestConnector, NetSuiteRestSettings
 from connectors.netsuite_soap import NetSuiteSoapConnector, NetSuiteSoapSettings
+from core.documents import Document
 from finsync.config import Secret
 from mappings import netsuite as ns
 from mappings.tables import MappingTables, load_mapping_file

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from billing.records import Customer, Invoice, InvoiceLine, Product
-from connectors.base import Document
 from connectors.tryton import TrytonConnector, TrytonSettings
+from core.documents import Document
 from finsync.config import Secret
 from mappings import tryton as tm
 from mappings.tables import MappingTables, load_mapping_file
@@ -112,7 +112,7 @@ class _Run:
             password=Secret(ADMIN_PASSWORD),
         )
         self.connector = TrytonConnector(settings)
-        self.connector.check_mapping(tables)
+        self.connector.check_mapping(tm.ConnectorTables(tables))
         parties = [tm.map_customer(_customer(i), tables) for i in range(CUSTOMERS)]
         assert all(r.ok for r in self.connector.send(parties))
 

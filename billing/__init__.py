@@ -1,1 +1,6 @@
-"""The billing source contract (tables finsync reads) and a deterministic demo data generator."""
+"""The billing side: the source contract (``schema``: the tables finsync reads), the frozen
+source records (``records``), the contract's invariants (``validation``) and a deterministic
+demo data generator (``generator``, ``catalog``).
+
+May import: ``core`` and ``finsync.db`` (column types). Nothing of the targets.
+"""

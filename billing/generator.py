@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from billing import schema
 from billing.catalog import ENTITIES, PRODUCTS, TAX_RATES, CatalogProduct, Entity
-from finsync.money import quantum, round_money, split_evenly
+from core.money import quantum, round_money, split_evenly
 
 #: Rows per INSERT executemany call.
 CHUNK_ROWS = 5000

@@ -39,8 +39,8 @@ from billing.records import (
     RevenueEntry,
     SourceRecord,
 )
-from finsync.errors import Problem
-from finsync.money import is_known_currency, is_rounded, quantum, round_money
+from core.errors import Problem
+from core.money import is_known_currency, is_rounded, quantum, round_money
 
 #: Rejection kinds, in the order rejections are listed.
 REJECTION_KINDS = (

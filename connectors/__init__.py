@@ -1,5 +1,9 @@
 """Connectors: one module per external system and transport. They know nothing of the ledger.
 
+May import: ``core`` (the documents they send, the errors they raise) and ``finsync.config`` /
+``finsync.db`` (settings, the slots' database); never ``sync``, ``mappings``, the reports or the
+console (import-linter checks it).
+
 ``build_connector`` turns a target's config section into a connector, through a registry of
 factories keyed by system name. Factories import their module lazily, so a run that only talks
 to AvaTax never loads zeep.
@@ -10,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from connectors.base import Connector
+from core.errors import ConfigError
 from finsync.config import TargetConfig
-from finsync.errors import ConfigError
 
 #: Builds a connector from a target's section. ``state_url`` is the state store's database, where
 #: connectors that limit concurrency across processes keep their slots.

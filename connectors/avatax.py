@@ -46,10 +46,10 @@ from tenacity import (
     stop_after_delay,
 )
 
-from connectors.base import Connector, Document, WriteResult
+from connectors.base import Connector
 from connectors.http import RetryCount
-from finsync.config import Secret, Section, TargetConfig
-from finsync.errors import (
+from core.documents import Document, WriteResult
+from core.errors import (
     AuthError,
     ConfigError,
     OutcomeUnknownError,
@@ -57,6 +57,7 @@ from finsync.errors import (
     RateLimitedError,
     RetryableError,
 )
+from finsync.config import Secret, Section, TargetConfig
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import TypeVar
 import httpx
 import tenacity
 
-from finsync.errors import (
+from core.errors import (
     AuthError,
     ConnectorError,
     OutcomeUnknownError,

@@ -32,8 +32,8 @@ from typing import IO, Protocol
 
 import sqlalchemy as sa
 
+from core.errors import RetryableError
 from finsync.db import make_engine
-from finsync.errors import RetryableError
 
 #: How long to wait between attempts to find a free slot held by another process.
 _POLL_SECONDS = (0.01, 0.05)

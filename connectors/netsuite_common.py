@@ -15,37 +15,11 @@ transport looks those up for their internal ids, except what the batch itself ju
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
-from connectors.base import Document, WriteResult
+from core.documents import Document, WriteResult
+from core.errors import RetryableError
 from finsync.config import Section
-from finsync.errors import RetryableError
-
-
-@dataclass(frozen=True)
-class AccountingPeriod:
-    """One posting period of the account: internal id, name (``Mar 2024``), first and last day.
-
-    ``closed`` is True when finsync's transactions cannot post there: the period is closed, or
-    locked for accounts receivable or for everything.
-    """
-
-    internal_id: str
-    name: str
-    start: date
-    end: date
-    closed: bool
-
-    def contains(self, day: date) -> bool:
-        """True when ``day`` falls within the period."""
-        return self.start <= day <= self.end
-
-
-def period_order(period: AccountingPeriod) -> tuple[date, date, str]:
-    """Sort key: by first day, then last day, then internal id (adjustment periods)."""
-    return (period.start, period.end, period.internal_id)
 
 
 def dependency_waves(documents: Sequence[Document]) -> list[list[int]]:

@@ -39,20 +39,17 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import httpx
 import jwt
 
-from connectors.base import Document, WriteResult
 from connectors.http import RetryCount, RetryPolicy, classify_status, classify_transport_error
 from connectors.limits import Limiter, ThreadLimiter
 from connectors.netsuite_common import (
-    AccountingPeriod,
     applied_documents,
     documents_written,
     missing_applied,
-    period_order,
     send_in_waves,
     transport_settings,
 )
-from finsync.config import Secret, Section
-from finsync.errors import (
+from core.documents import Document, WriteResult
+from core.errors import (
     AuthError,
     ConfigError,
     ConnectorError,
@@ -60,6 +57,8 @@ from finsync.errors import (
     RateLimitedError,
     RetryableError,
 )
+from core.periods import AccountingPeriod, period_order
+from finsync.config import Secret, Section
 
 SYSTEM = "netsuite"
 RECORD_PATH = "/services/rest/record/v1"

@@ -15,7 +15,7 @@ connector (``connectors.http``). Replies are read with lxml: only status, ids an
   upsertList each, so an invoice in the same batch is written (and its id known) before the
   payment applied to it.
 - Countries: ISO codes become the 2023_2 ``Country`` enumeration through the table generated
-  from the XSD (``connectors/netsuite_countries.py``), never from display names.
+  from the XSD (``core/netsuite_countries.py``), never from display names.
 - ``accounting_periods()`` searches with ``AccountingPeriodSearch``.
 - Voids: the 2023_2 endpoint has no void operation; a ``void`` document carries the voided
   (zeroed) payload and is written with the same upsert.
@@ -45,21 +45,18 @@ import zeep
 import zeep.exceptions
 from lxml import etree
 
-from connectors.base import Connector, Document, WriteResult
+from connectors.base import Connector
 from connectors.http import RetryCount, RetryPolicy, classify_status, classify_transport_error
 from connectors.limits import Limiter, ThreadLimiter, build_limiter
 from connectors.netsuite_common import (
-    AccountingPeriod,
     applied_documents,
     documents_written,
     missing_applied,
-    period_order,
     send_in_waves,
     transport_settings,
 )
-from connectors.netsuite_countries import NETSUITE_COUNTRIES
-from finsync.config import Secret, Section, TargetConfig
-from finsync.errors import (
+from core.documents import Document, WriteResult
+from core.errors import (
     AuthError,
     ConfigError,
     ConnectorError,
@@ -67,6 +64,9 @@ from finsync.errors import (
     RateLimitedError,
     RetryableError,
 )
+from core.netsuite_countries import NETSUITE_COUNTRIES
+from core.periods import AccountingPeriod, period_order
+from finsync.config import Secret, Section, TargetConfig
 
 SYSTEM = "netsuite"
 #: The SOAP endpoint version this connector speaks.

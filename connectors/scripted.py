@@ -18,14 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from connectors.base import Document, WriteResult, canonical_json
+from core.documents import Document, WriteResult, canonical_json
+from core.errors import OutcomeUnknownError, PermanentError, RateLimitedError, RetryableError
 from finsync.config import Section
-from finsync.errors import (
-    OutcomeUnknownError,
-    PermanentError,
-    RateLimitedError,
-    RetryableError,
-)
 
 Mode = Literal["upsert", "create"]
 _SCHEMA = """

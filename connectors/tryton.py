@@ -28,6 +28,9 @@ receivable, and posts revenue journals as account moves (payload shapes: ``mappi
   retried one by one so only the bad record fails.
 - The mapping is checked at start (``check_mapping``): every company, journal and account code
   of the mapping file's ``[tryton]`` section must exist in Tryton, or finsync stops with one line.
+  The sync hands the mapping over as a ``TrytonMapping`` (``mappings.tryton.ConnectorTables``),
+  which also translates revenue journals into Tryton moves: that is mapping code, so the
+  connector imports none of it.
 """
 
 from __future__ import annotations
@@ -39,14 +42,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from connectors.base import Connector, Document, WriteResult
+from connectors.base import Connector
 from connectors.http import RetryPolicy, classify_status, classify_transport_error
-from finsync.config import Secret, Section, TargetConfig
-from finsync.errors import (
+from core.documents import Document, WriteResult
+from core.errors import (
     AuthError,
     ConfigError,
     ConnectorError,
@@ -55,8 +58,7 @@ from finsync.errors import (
     PermanentError,
     RetryableError,
 )
-from mappings.tables import MappingTables
-from mappings.tryton import journal_move
+from finsync.config import Secret, Section, TargetConfig
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +306,74 @@ class _Chart:
     currency: str
 
 
+class TrytonCodes(Protocol):
+    """The mapping file's ``[tryton]`` section, as the start-up check reads it."""
+
+    @property
+    def companies(self) -> Mapping[str, str]:
+        """Billing entity -> Tryton company id."""
+        ...
+
+    @property
+    def accounts(self) -> Mapping[str, str]:
+        """GL account id -> Tryton account code."""
+        ...
+
+    @property
+    def taxes(self) -> Mapping[str, str]:
+        """Billing tax code -> Tryton account code."""
+        ...
+
+    @property
+    def payment_methods(self) -> Mapping[str, str]:
+        """Billing payment method -> Tryton account code."""
+        ...
+
+    @property
+    def receivable_account(self) -> str:
+        """The receivable account code."""
+        ...
+
+    @property
+    def refund_account(self) -> str:
+        """The account code refunds are paid from."""
+        ...
+
+    @property
+    def invoice_journal(self) -> str:
+        """The journal code of invoices and credit notes."""
+        ...
+
+    @property
+    def cash_journal(self) -> str:
+        """The journal code of payments and refunds."""
+        ...
+
+    @property
+    def general_journal(self) -> str:
+        """The journal code of revenue moves."""
+        ...
+
+
+class TrytonMapping(Protocol):
+    """What the connector needs of the mapping file: where it came from, its ``[tryton]``
+    codes (checked at start) and the Tryton move of a revenue journal document."""
+
+    @property
+    def source(self) -> str:
+        """The mapping file, for messages."""
+        ...
+
+    @property
+    def tryton(self) -> TrytonCodes | None:
+        """The ``[tryton]`` section, or None when the file has none."""
+        ...
+
+    def journal_move(self, document: Document) -> dict[str, Any]:
+        """The Tryton move of a revenue journal. Raises MappingError."""
+        ...
+
+
 class TrytonConnector:
     """Writes parties, invoices, credit notes, cash moves and revenue moves to Tryton."""
 
@@ -313,7 +383,7 @@ class TrytonConnector:
         self.settings = settings
         self.max_batch = settings.batch_size
         self.rpc = TrytonRpc(settings, client)
-        self._tables: MappingTables | None = None
+        self._tables: TrytonMapping | None = None
         self._charts: dict[int, _Chart] = {}
         self._journals: dict[str, int] | None = None
         self._currencies: dict[str, int] | None = None
@@ -324,7 +394,7 @@ class TrytonConnector:
 
     # -- start-up check -------------------------------------------------------------------
 
-    def check_mapping(self, tables: MappingTables) -> None:
+    def check_mapping(self, tables: TrytonMapping) -> None:
         """Check the mapping file's [tryton] section against Tryton's companies, journals and
         charts. Raises ConfigError naming the first unknown code and what exists."""
         tryton = tables.tryton
@@ -1223,7 +1293,7 @@ class TrytonConnector:
     def _send_journal(self, doc: Document) -> WriteResult:
         if self._tables is None:
             raise PermanentError(SYSTEM, "upsert", "the mapping was not checked at start")
-        move = journal_move(doc, self._tables)
+        move = self._tables.journal_move(doc)
         company = int(move["company"])
         _, drafts = self._journal_lines(company, doc.external_id)
         if drafts:  # a crash between create and post: post what is there first
@@ -1319,7 +1389,7 @@ class TrytonConnector:
         if doc.record_type == "journalEntry":
             if self._tables is None:
                 return None
-            company = int(journal_move(doc, self._tables)["company"])
+            company = int(self._tables.journal_move(doc)["company"])
             description = f"{doc.external_id}@{doc.payload_hash[:12]}"
             move = self._find_moves(company, [description]).get(description)
             return str(move["id"]) if move and move["state"] == "posted" else None

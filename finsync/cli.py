@@ -28,10 +28,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from core.errors import ConfigError, FinsyncError
 from finsync import __version__
 from finsync.config import Config, load_config
 from finsync.db import make_engine, utcnow
-from finsync.errors import ConfigError, FinsyncError
 from finsync.terminal import console_width
 
 if TYPE_CHECKING:
@@ -824,7 +824,7 @@ def build_report(
 
 def print_report_summary(result: ReportResult) -> None:
     """The workbook's figures per currency, as its Summary sheet shows them."""
-    from finsync.money import quantum
+    from core.money import quantum
     from reports.workbook import SUMMARY_FIGURES
 
     table = Table(title=f"Monthly report {result.period} ({result.entity or 'all entities'})")

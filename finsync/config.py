@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from finsync.errors import ConfigError
+from core.errors import ConfigError
 
 
 class Secret:

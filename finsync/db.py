@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 
-from finsync.errors import ConfigError, UnavailableError
+from core.errors import ConfigError, UnavailableError
 
 
 class ExactDecimal(TypeDecorator[Decimal]):

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from core.errors import ConfigError
 from finsync.config import Config, Secret, read_secret
-from finsync.errors import ConfigError
 
 MASK = "***"
 

@@ -41,9 +41,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import click
 import sqlalchemy as sa
 
+from core.errors import ConfigError, FinsyncError
 from finsync.config import Config, load_config
 from finsync.db import make_engine, utcnow
-from finsync.errors import ConfigError, FinsyncError
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler

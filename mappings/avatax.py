@@ -28,8 +28,8 @@ from typing import Any
 
 from billing.records import CreditNote, Customer, Invoice
 from billing.validation import credit_note_problems, invoice_problems
-from connectors.base import DocKey, Document
-from finsync.errors import MappingError, Problem
+from core.documents import DocKey, Document
+from core.errors import MappingError, Problem
 from mappings.limits import avatax_problems
 from mappings.tables import MappingTables
 

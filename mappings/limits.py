@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from finsync.errors import Problem
+from core.errors import Problem
 
 #: NetSuite: most characters per string field, by field name (the same on every record type).
 NETSUITE_MAX_LENGTHS: dict[str, int] = {

@@ -58,10 +58,10 @@ from billing.validation import (
     payment_problems,
     refund_problems,
 )
-from connectors.base import DocKey, Document
-from connectors.netsuite_countries import NETSUITE_COUNTRIES
-from finsync.errors import MappingError, Problem
-from finsync.money import quantum
+from core.documents import DocKey, Document
+from core.errors import MappingError, Problem
+from core.money import quantum
+from core.netsuite_countries import NETSUITE_COUNTRIES
 from mappings.limits import netsuite_problems
 from mappings.tables import MappingTables
 

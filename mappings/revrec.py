@@ -31,10 +31,10 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from billing.records import RevenueEntry
-from connectors.base import Document
-from connectors.netsuite_common import AccountingPeriod, period_order
-from finsync.errors import MappingError, Problem
-from finsync.money import is_known_currency, is_rounded, quantum
+from core.documents import Document
+from core.errors import MappingError, Problem
+from core.money import is_known_currency, is_rounded, quantum
+from core.periods import AccountingPeriod, period_order
 from mappings.tables import MappingTables
 
 #: The target name of every document this module builds.

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from finsync.errors import ConfigError
+from core.errors import ConfigError
 
 
 @dataclass(frozen=True)

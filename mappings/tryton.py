@@ -31,6 +31,7 @@ Every ``map_*`` raises one ``MappingError`` listing every problem with its field
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -42,9 +43,9 @@ from billing.validation import (
     payment_problems,
     refund_problems,
 )
-from connectors.base import DocKey, Document
-from finsync.errors import MappingError, Problem
-from finsync.money import quantum
+from core.documents import DocKey, Document
+from core.errors import MappingError, Problem
+from core.money import quantum
 from mappings.netsuite import (
     credit_note_external_id,
     customer_external_id,
@@ -506,6 +507,28 @@ def map_refund(r: Refund, t: MappingTables) -> Document:
         payload,
         tuple(deps),
     )
+
+
+@dataclass(frozen=True)
+class ConnectorTables:
+    """The mapping tables as the Tryton connector takes them (``check_mapping``): the
+    ``[tryton]`` section, and the translation of revenue journals, which is mapping code."""
+
+    tables: MappingTables
+
+    @property
+    def source(self) -> str:
+        """The mapping file, for messages."""
+        return self.tables.source
+
+    @property
+    def tryton(self) -> TrytonTables | None:
+        """The ``[tryton]`` section, or None when the file has none."""
+        return self.tables.tryton
+
+    def journal_move(self, document: Document) -> dict[str, Any]:
+        """``journal_move`` of ``document`` with these tables."""
+        return journal_move(document, self.tables)
 
 
 def journal_move(document: Document, t: MappingTables) -> dict[str, Any]:

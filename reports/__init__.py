@@ -1,4 +1,10 @@
-"""The monthly finance workbook: figures (``monthly``), writer (``workbook``), delivery."""
+"""The monthly finance workbook: figures (``monthly``, ``tax``), writer (``workbook``), atomic
+files (``files``) and delivery by e-mail (``delivery``).
+
+May import: the sync's state store and everything below it (``sync``, ``mappings``,
+``billing``, ``core``, ``finsync.config``/``db``). Never a connector's call to the ERP, the
+console or the CLI.
+"""
 
 from __future__ import annotations
 

@@ -1,24 +1,19 @@
-"""Getting the workbook to finance: an atomic file write, then e-mail over SMTP.
+"""Getting the workbook to finance: e-mail over SMTP (``reports.files`` wrote it atomically).
 
-The file is written to a temporary name in the same folder, fsynced and renamed over the final
-name, so a reader never sees half a workbook. Mail goes out with smtplib (STARTTLS, TLS or
-plain), retried with bounded exponential backoff; a delivery that still fails is reported in the
-``DeliveryResult`` (never with a secret in it) and the file stays where it is.
+Mail goes out with smtplib (STARTTLS, TLS or plain), retried with bounded exponential backoff; a
+delivery that still fails is reported in the ``DeliveryResult`` (never with a secret in it) and
+the file stays where it is.
 """
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
-import tempfile
-from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from tenacity import (
     RetryError,
@@ -28,35 +23,13 @@ from tenacity import (
     wait_exponential,
 )
 
+from core.errors import ConfigError
 from finsync.config import ReportSettings, SmtpSettings
-from finsync.errors import ConfigError
 
 if TYPE_CHECKING:
     from reports.workbook import ReportResult
 
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through ``write(file)`` so that it appears complete or not at all."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    # The rename is durable only once the directory entry is on disk too.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from billing import schema as b
 from billing.validation import Rejection, validate_billing
-from finsync.errors import ConfigError
+from core.errors import ConfigError
 from mappings import revrec as rr
 from mappings.tables import MappingTables
 from reports.tax import InvoiceTax, TaxTotal, tax_reconciliation

@@ -35,11 +35,11 @@ from openpyxl.utils import get_column_letter
 from openpyxl.workbook.properties import CalcProperties
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+from core.money import is_known_currency, minor_units
 from finsync.config import Config
-from finsync.money import is_known_currency, minor_units
 from mappings.tables import MappingTables
 from reports import monthly as m
-from reports.delivery import atomic_write
+from reports.files import atomic_write
 
 _HEADER_FONT = Font(bold=True, color="FFFFFF")
 _HEADER_FILL = PatternFill("solid", fgColor="1F4E78")

@@ -23,10 +23,11 @@ from billing import schema as billing_schema
 from billing.records import KIND_ORDER, Payment, SourceRecord
 from billing.validation import Verdicts, validate_billing
 from connectors import build_connector
-from connectors.base import Connector, Document
+from connectors.base import Connector
+from core.documents import Document
+from core.errors import ConfigError, ConnectorError, MappingError, Problem
 from finsync.config import Config, TargetConfig
 from finsync.db import make_engine, missing_tables, probe, utcnow
-from finsync.errors import ConfigError, ConnectorError, MappingError, Problem
 from mappings.tables import MappingTables, load_mapping_file
 from sync import ledger, revrec
 from sync.diff import Change, diff_payloads
@@ -37,7 +38,7 @@ from sync.state import audit_log, ledger_events, runs
 from sync.state import ledger as ledger_table
 from sync.state import metadata as state_metadata
 from sync.status import due_count, last_checks, needs_attention
-from sync.targets import MAPPINGS, TargetMapping
+from sync.targets import MAPPINGS, TargetMapping, connector_tables
 
 Progress = Callable[[str, int], None]
 #: After enqueuing this many new rows, refresh the planner's statistics of the ledger: later
@@ -342,7 +343,7 @@ class SyncEngine:
         for connector in self._connectors.values():
             check_mapping = getattr(connector, "check_mapping", None)
             if check_mapping is not None:
-                check_mapping(tables)
+                check_mapping(connector_tables(connector.system, tables))
         self.tables = tables
         return self.tables
 
@@ -376,7 +377,7 @@ class SyncEngine:
             # Connectors that can check the mapping against the system's own data do it now.
             check_mapping = getattr(connector, "check_mapping", None)
             if check_mapping is not None:
-                check_mapping(self.tables)
+                check_mapping(connector_tables(connector.system, self.tables))
             self._connectors[target] = connector
         return self._connectors[target]
 

@@ -30,9 +30,9 @@ from billing.records import (
     RevenueEntry,
     SourceRecord,
 )
-from connectors.base import DocKey, Document, canonical_json, hash_payload_text
+from core.documents import DocKey, Document, canonical_json, hash_payload_text
+from core.errors import MappingError
 from finsync.db import UTCDateTime
-from finsync.errors import MappingError
 from sync.extract import Cursor
 from sync.state import cursors, ledger, ledger_events
 

@@ -23,10 +23,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from connectors.base import Connector, WriteResult
-from finsync.config import SyncSettings
-from finsync.db import utcnow
-from finsync.errors import (
+from connectors.base import Connector
+from core.documents import WriteResult
+from core.errors import (
     AuthError,
     ConnectorError,
     OutcomeUnknownError,
@@ -34,6 +33,8 @@ from finsync.errors import (
     RateLimitedError,
     RetryableError,
 )
+from finsync.config import SyncSettings
+from finsync.db import utcnow
 from sync import ledger
 
 log = logging.getLogger(__name__)

@@ -23,28 +23,61 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from billing import schema as b
-from connectors.base import Document
-from connectors.netsuite_common import AccountingPeriod
-from finsync.config import TargetConfig
-from finsync.errors import MappingError
-from finsync.money import is_known_currency, quantum
+from core.documents import Document
+from core.errors import MappingError
+from core.money import is_known_currency, quantum
+from core.periods import AccountingPeriod
+from finsync.config import Config, TargetConfig
 from mappings import revrec as rr
 from mappings.tables import MappingTables
 from sync import ledger
 from sync.extract import Cursor
 from sync.state import ledger as ledger_table
 
-if TYPE_CHECKING:
-    from sync.engine import SyncEngine
-
 KIND = rr.KIND
 _ZERO = Decimal(0)
+
+
+class JournalContext(Protocol):
+    """What planning journals needs of the sync engine (``sync.engine.SyncEngine`` is one):
+    the configuration, both databases, the mapping tables, each target's connector (for its
+    accounting periods) and closed-period policy.
+    """
+
+    @property
+    def config(self) -> Config:
+        """The configuration (look-back, time zone)."""
+        ...
+
+    @property
+    def billing(self) -> Engine:
+        """The billing database (read-only)."""
+        ...
+
+    @property
+    def state(self) -> Engine:
+        """The state store (ledger and cursors)."""
+        ...
+
+    @property
+    def tables(self) -> MappingTables:
+        """The mapping tables now in use."""
+        ...
+
+    @property
+    def closed_period_policies(self) -> Mapping[str, rr.Policy]:
+        """Each revenue target's closed-period policy, by target name."""
+        ...
+
+    def connector(self, target: str) -> object:
+        """The connector of ``target`` (asked for its ``accounting_periods()`` if it has them)."""
+        ...
 
 
 def closed_period_policy(target: TargetConfig) -> rr.Policy:
@@ -283,7 +316,7 @@ def _periods_of(connector: object) -> list[AccountingPeriod] | None:
 
 
 def enqueue_journals(
-    engine: SyncEngine,
+    engine: JournalContext,
     target: str,
     *,
     run_id: int | None,
@@ -346,7 +379,7 @@ def enqueue_journals(
 
 
 def _plan(
-    engine: SyncEngine,
+    engine: JournalContext,
     target: str,
     rows: Mapping[str, Mapping[Any, Any]],
     scope: set[date] | None,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from billing.records import CreditNote, Customer, Invoice, Payment, Refund, SourceRecord
-from connectors.base import Document
+from core.documents import Document
 from mappings import avatax, netsuite, tryton
 from mappings.tables import MappingTables
 from sync.extract import Page
@@ -86,3 +86,12 @@ MAPPINGS: dict[str, TargetMapping] = {
         _map_tryton,
     ),
 }
+
+
+def connector_tables(system: str, tables: MappingTables) -> object:
+    """The mapping tables as the connector of ``system`` takes them in ``check_mapping``.
+
+    Tryton's connector also translates revenue journals into moves with them; that is mapping
+    code, handed over here so that the connector imports nothing of ``mappings``.
+    """
+    return tryton.ConnectorTables(tables) if system == "tryton" else tables

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from billing import schema as b
-from finsync.money import round_money
+from core.money import round_money
 
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 

@@ -18,15 +18,10 @@ import jsonschema
 import pytest
 
 from connectors.avatax import AvaTaxConnector, AvaTaxSettings, build_avatax
-from connectors.base import Connector, Document
+from connectors.base import Connector
+from core.documents import Document
+from core.errors import AuthError, ConfigError, OutcomeUnknownError, PermanentError, RetryableError
 from finsync.config import Secret, Section, TargetConfig
-from finsync.errors import (
-    AuthError,
-    ConfigError,
-    OutcomeUnknownError,
-    PermanentError,
-    RetryableError,
-)
 from mappings import avatax
 from sandbox.avatax import AvaTaxSandbox
 from tests.avatax_records import credit_note, customer, invoice, line, tables

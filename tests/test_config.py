@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 from connectors import build_connector
 from connectors.netsuite_soap import NetSuiteSoapSettings
+from core.errors import ConfigError
 from finsync.cli import cli
 from finsync.config import Secret, load_config
-from finsync.errors import ConfigError
 from mappings.tables import load_mapping_file
 
 REPO = Path(__file__).resolve().parents[1]

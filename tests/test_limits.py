@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from connectors.limits import FileSlotLimiter, PostgresSlotLimiter, ThreadLimiter, build_limiter
-from finsync.errors import RetryableError
+from core.errors import RetryableError
 
 
 def _peak(limiters, workers: int = 8, rounds: int = 5) -> int:

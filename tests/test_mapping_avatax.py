@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import DocKey
-from finsync.errors import MappingError
+from core.documents import DocKey
+from core.errors import MappingError
 from mappings import avatax
 from mappings.tables import EntityMapping
 from tests.avatax_records import credit_note, customer, invoice, line, tables

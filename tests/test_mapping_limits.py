@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from finsync.errors import MappingError
+from core.errors import MappingError
 from mappings import avatax, netsuite
 from mappings.limits import AVATAX_MAX_LENGTHS, NETSUITE_MAX_LENGTHS
 from sandbox.avatax.engine import MAX_LENGTHS as SANDBOX_AVATAX_LENGTHS

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import DocKey, Document, canonical_json
-from finsync.errors import MappingError
+from core.documents import DocKey, Document, canonical_json
+from core.errors import MappingError
 from mappings import netsuite as ns
 from tests.netsuite_records import (
     PRODUCTS,

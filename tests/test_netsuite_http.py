@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from billing.generator import seed_billing
 from billing.records import CreditNote
-from connectors.base import Document
 from connectors.netsuite_rest import NetSuiteRestConnector, NetSuiteRestSettings
+from core.documents import Document
+from core.errors import AuthError, OutcomeUnknownError, PermanentError, RetryableError
 from finsync.config import Secret
 from finsync.db import make_engine
-from finsync.errors import AuthError, OutcomeUnknownError, PermanentError, RetryableError
 from mappings import netsuite as ns
 from sandbox.netsuite import NetSuiteSandbox, SandboxCredentials
 from sync.extract import BillingReader

@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from connectors.netsuite_common import AccountingPeriod
-from finsync.errors import PermanentError
+from core.errors import PermanentError
+from core.periods import AccountingPeriod
 from mappings import netsuite as ns
 from sandbox.netsuite import NetSuiteSandbox
 from tests.netsuite_records import customer, tables, usd_invoice

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from connectors.base import Document
+from core.documents import Document
 from mappings import netsuite as ns
 from sandbox.netsuite import NetSuiteSandbox
 from tests.netsuite_records import credit_note, customer, payment, refund, tables, usd_invoice

@@ -21,8 +21,8 @@ from connectors.netsuite_rest import (
     dumps_exact,
     oauth1_header,
 )
+from core.errors import AuthError, ConfigError, PermanentError, RateLimitedError
 from finsync.config import Secret, Section
-from finsync.errors import AuthError, ConfigError, PermanentError, RateLimitedError
 from mappings import netsuite as ns
 from tests.netsuite_records import customer, payment, tables, usd_invoice
 

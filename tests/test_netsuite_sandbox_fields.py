@@ -16,7 +16,7 @@ import pytest
 from lxml import etree
 
 from connectors.netsuite_soap import _country
-from finsync.errors import MappingError, PermanentError
+from core.errors import MappingError, PermanentError
 from mappings import netsuite as ns
 from sandbox.netsuite import NetSuiteSandbox
 from sandbox.netsuite.countries import ISO_TO_ENUM
@@ -222,7 +222,7 @@ def test_country_table_is_what_the_generator_makes_from_the_xsd(specs_dir):
 
     table, unpaired = pair(enumeration(specs_dir / "netsuite" / "xsd" / "platform.commonTypes.xsd"))
     assert unpaired == []
-    module = Path(__file__).resolve().parents[1] / "connectors" / "netsuite_countries.py"
+    module = Path(__file__).resolve().parents[1] / "core" / "netsuite_countries.py"
     committed = module.read_text(encoding="utf-8")
     assert render(table, "xsd/platform.commonTypes.xsd") == committed
 

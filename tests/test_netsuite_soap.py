@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from finsync.errors import AuthError
+from core.errors import AuthError
 from sandbox.netsuite import NetSuiteSandbox
 from tests.netsuite_sandbox_helpers import chain, rest, soap
 

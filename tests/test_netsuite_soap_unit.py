@@ -14,14 +14,13 @@ import httpx
 import pytest
 from lxml import etree
 
-from connectors.base import Document
 from connectors.netsuite_soap import (
     NetSuiteSoapConnector,
     NetSuiteSoapSettings,
     default_endpoint,
 )
-from finsync.config import Secret, Section
-from finsync.errors import (
+from core.documents import Document
+from core.errors import (
     AuthError,
     ConfigError,
     OutcomeUnknownError,
@@ -29,6 +28,7 @@ from finsync.errors import (
     RateLimitedError,
     RetryableError,
 )
+from finsync.config import Secret, Section
 from mappings import netsuite as ns
 from tests.netsuite_records import (
     credit_note,

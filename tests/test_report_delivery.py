@@ -16,8 +16,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from core.errors import ConfigError
 from finsync.config import ReportSettings, Secret, SmtpSettings
-from finsync.errors import ConfigError
 from reports import deliver_report
 from reports.workbook import CurrencyTotals, ReportResult
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from billing import schema as b
-from finsync.errors import ConfigError
+from core.errors import ConfigError
 from reports import build_monthly_report
 from reports import monthly as m
 from reports.workbook import ReportResult

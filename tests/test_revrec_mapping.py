@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.records import Product, RevenueEntry
-from connectors.base import canonical_json
-from connectors.netsuite_common import AccountingPeriod
-from finsync.errors import MappingError
-from finsync.money import quantum
+from core.documents import canonical_json
+from core.errors import MappingError
+from core.money import quantum
+from core.periods import AccountingPeriod
 from mappings import revrec as rr
 from sync.revrec import plan_journals
 from tests.netsuite_records import tables

@@ -274,8 +274,8 @@ def test_two_workers_push_what_is_queued_once(tmp_path, pg_url):
 def test_bad_service_and_alert_settings_fail_at_start_naming_the_key(
     tmp_path, section, key, problem
 ):
+    from core.errors import ConfigError
     from finsync.config import load_config
-    from finsync.errors import ConfigError
     from tests.engine_support import write_config
 
     setup = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")

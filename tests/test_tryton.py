@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from billing import schema as b
 from billing.generator import seed_billing
 from connectors.tryton import TrytonConnector
+from core.errors import AuthError, ConfigError
 from finsync.config import load_config
 from finsync.db import make_engine
-from finsync.errors import AuthError, ConfigError
 from mappings.revrec import JournalKey
 from sandbox.tryton import TrytonServer
 from sync.engine import Selection, SyncEngine

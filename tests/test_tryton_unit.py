@@ -13,7 +13,7 @@ import pytest
 
 from billing.records import Customer, Invoice, InvoiceLine, Product
 from connectors.tryton import classify_rpc_error, dumps, loads
-from finsync.errors import AuthError, MappingError, PermanentError, RetryableError
+from core.errors import AuthError, MappingError, PermanentError, RetryableError
 from mappings import tryton as tm
 from mappings.tables import load_mapping_file, parse_mapping
 from tests.engine_support import REPO

@@ -1,4 +1,4 @@
-"""Write connectors/netsuite_countries.py from NetSuite's 2023_2 ``Country`` enumeration.
+"""Write core/netsuite_countries.py from NetSuite's 2023_2 ``Country`` enumeration.
 
 The XSD is the truth: every value of the table is a value of the enumeration in
 ``../shared/specs/netsuite/xsd/platform.commonTypes.xsd``. The XSD lists values only
@@ -22,7 +22,7 @@ from pathlib import Path
 from babel import Locale
 from lxml import etree
 
-OUTPUT = Path(__file__).resolve().parent.parent / "connectors" / "netsuite_countries.py"
+OUTPUT = Path(__file__).resolve().parent.parent / "core" / "netsuite_countries.py"
 XS = "{http://www.w3.org/2001/XMLSchema}"
 
 #: Codes whose NetSuite value is not CLDR's English short name in camel case (NetSuite mostly

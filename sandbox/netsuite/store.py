@@ -24,7 +24,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from finsync.money import is_rounded
+from core.money import is_rounded
 from sandbox.netsuite.account import AccountSetup, Period
 from sandbox.netsuite.records import (
     ADDRESS_BY_NAME,
