@@ -40,7 +40,14 @@ from billing.records import (
     SourceRecord,
 )
 from core.errors import Problem
-from core.money import is_known_currency, is_rounded, quantum, round_money
+from core.money import (
+    amount_text,
+    decimal_text,
+    is_known_currency,
+    is_rounded,
+    quantum,
+    round_money,
+)
 
 #: Rejection kinds, in the order rejections are listed.
 REJECTION_KINDS = (
@@ -126,9 +133,8 @@ def money_text(amount: Decimal, currency: str | None) -> str:
     """``amount`` as people read it: at the currency's scale when it is rounded to it, else
     exactly as billing holds it (without a database column's trailing zeros)."""
     if currency and is_known_currency(currency) and is_rounded(amount, currency):
-        return str(amount.quantize(quantum(currency)))
-    text = format(amount.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
+        return amount_text(amount, currency)
+    return decimal_text(amount)
 
 
 def _plain(value: Decimal) -> str:

@@ -55,6 +55,17 @@ def is_rounded(amount: Decimal, currency: str) -> bool:
     return amount == amount.quantize(quantum(currency))
 
 
+def decimal_text(value: Decimal) -> str:
+    """Exact plain decimal string without exponent or trailing zeros ("1.5", "100", "0")."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def amount_text(amount: Decimal, currency: str) -> str:
+    """Exact amount string with exactly the currency's minor units ("1234.50", JPY "7400")."""
+    return str(amount.quantize(quantum(currency)))
+
+
 def split_evenly(total: Decimal, parts: int, currency: str) -> list[Decimal]:
     """Split ``total`` into ``parts`` amounts that differ by at most one minor unit and sum to it.
 

@@ -60,7 +60,7 @@ from billing.validation import (
 )
 from core.documents import DocKey, Document
 from core.errors import MappingError, Problem
-from core.money import quantum
+from core.money import amount_text, decimal_text
 from core.netsuite_countries import NETSUITE_COUNTRIES
 from mappings.limits import netsuite_problems
 from mappings.tables import MappingTables
@@ -101,17 +101,6 @@ def refund_external_id(reference: str) -> str:
     return f"finsync:ref:{reference}"
 
 
-def _dec(value: Decimal) -> str:
-    """Exact plain decimal string without exponent or trailing zeros ("1.5", "100")."""
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
-
-
-def _money(amount: Decimal, currency: str) -> str:
-    """Exact amount string with exactly the currency's minor units."""
-    return str(amount.quantize(quantum(currency)))
-
-
 def _ref(internal_id: str) -> dict[str, str]:
     return {"internalId": internal_id}
 
@@ -132,17 +121,17 @@ def _rate(amount: Decimal, quantity: Decimal, unit_price: Decimal) -> str:
     price, with no division.
     """
     if quantity == _ZERO:
-        return _dec(unit_price)
+        return decimal_text(unit_price)
     exact = _RATE_CONTEXT
     if (
         exact.multiply(unit_price, quantity) == amount
         and unit_price.normalize().as_tuple().exponent >= -RATE_DECIMALS  # type: ignore[operator]
     ):
-        return _dec(unit_price)
+        return decimal_text(unit_price)
     rate = exact.divide(amount, quantity)
     if exact.multiply(rate, quantity) == amount and -rate.as_tuple().exponent <= RATE_DECIMALS:  # type: ignore[operator]
-        return _dec(rate)
-    return _dec(rate.quantize(_RATE_QUANTUM, rounding=ROUND_HALF_UP))
+        return decimal_text(rate)
+    return decimal_text(rate.quantize(_RATE_QUANTUM, rounding=ROUND_HALF_UP))
 
 
 class _Lookups:
@@ -351,7 +340,7 @@ def map_customer(c: Customer, t: MappingTables) -> Document:
 
 
 def _tax_percent(rate: Decimal) -> str:
-    return _dec(rate * 100)
+    return decimal_text(rate * 100)
 
 
 def _invoice_line(
@@ -363,18 +352,18 @@ def _invoice_line(
     out: dict[str, Any] = {k: refs[k] for k in ("item",) if k in refs}
     out["description"] = line.description
     if void:
-        out.update(quantity="0", rate="0", amount=_money(_ZERO, currency))
+        out.update(quantity="0", rate="0", amount=amount_text(_ZERO, currency))
     else:
         out.update(
-            quantity=_dec(line.quantity),
+            quantity=decimal_text(line.quantity),
             rate=_rate(line.amount, line.quantity, line.unit_price),
-            amount=_money(line.amount, currency),
+            amount=amount_text(line.amount, currency),
         )
     for key in ("taxCode", "department", "class"):
         if key in refs:
             out[key] = refs[key]
     out["taxRate1"] = _tax_percent(line.tax_rate)
-    out["tax1Amt"] = _money(_ZERO if void else line.tax_amount, currency)
+    out["tax1Amt"] = amount_text(_ZERO if void else line.tax_amount, currency)
     if line.service_start is not None and line.service_end is not None:
         # Both sides inclusive: pass the dates through unchanged.
         out["revRecStartDate"] = line.service_start.isoformat()
@@ -477,11 +466,11 @@ def map_credit_note(
             line["item"] = refs["item"]
         line["description"] = li.description
         amount = _ZERO if void else li.amount
-        line.update(quantity="1", rate=_money(amount, cur), amount=_money(amount, cur))
+        line.update(quantity="1", rate=amount_text(amount, cur), amount=amount_text(amount, cur))
         for key in ("taxCode", "department", "class"):
             if key in refs:
                 line[key] = refs[key]
-        line["tax1Amt"] = _money(_ZERO if void else li.tax_amount, cur)
+        line["tax1Amt"] = amount_text(_ZERO if void else li.tax_amount, cur)
         lines.append(line)
     reason = _void_memo(note.reason) if void else note.reason
     payload: dict[str, Any] = {
@@ -503,7 +492,7 @@ def map_credit_note(
     payload["applyList"] = (
         []
         if void or applied == _ZERO
-        else [{"doc": invoice_ref, "apply": True, "amount": _money(applied, cur)}]
+        else [{"doc": invoice_ref, "apply": True, "amount": amount_text(applied, cur)}]
     )
     numbers = [li.line_no for li in note.lines]
     _raise_if(
@@ -555,7 +544,7 @@ def map_payment(p: Payment, t: MappingTables) -> Document:
         "subsidiary": subsidiary,
         "currency": currency,
         "tranDate": p.received_on.isoformat(),
-        "payment": _money(_ZERO if void else p.amount, cur),
+        "payment": amount_text(_ZERO if void else p.amount, cur),
         "memo": (
             f"{_VOID_MEMO}: payment {p.status} ({p.method})"
             if void
@@ -565,7 +554,11 @@ def map_payment(p: Payment, t: MappingTables) -> Document:
         "applyList": []
         if void
         else [
-            {"doc": _ext(invoice_external_id(number)), "apply": True, "amount": _money(amount, cur)}
+            {
+                "doc": _ext(invoice_external_id(number)),
+                "apply": True,
+                "amount": amount_text(amount, cur),
+            }
             for number, amount in applied.items()
         ],
     }
@@ -621,7 +614,7 @@ def map_refund(r: Refund, t: MappingTables) -> Document:
         "currency": currency,
         "tranDate": r.refunded_on.isoformat(),
         "memo": f"refund {r.reference} of {what}",
-        "applyList": [{"doc": source, "apply": True, "amount": _money(r.amount, r.currency)}],
+        "applyList": [{"doc": source, "apply": True, "amount": amount_text(r.amount, r.currency)}],
     }
     _raise_if(
         r.label,

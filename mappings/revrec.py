@@ -33,7 +33,7 @@ from typing import Any, Literal
 from billing.records import RevenueEntry
 from core.documents import Document
 from core.errors import MappingError, Problem
-from core.money import is_known_currency, is_rounded, quantum
+from core.money import amount_text, is_known_currency, is_rounded
 from core.periods import AccountingPeriod, period_order
 from mappings.tables import MappingTables
 
@@ -263,10 +263,6 @@ def choose_period(
     return following, None
 
 
-def _money(amount: Decimal, currency: str) -> str:
-    return str(amount.quantize(quantum(currency)))
-
-
 def _ref(internal_id: str) -> dict[str, str]:
     return {"internalId": internal_id}
 
@@ -286,7 +282,7 @@ def _pair(
     line: LineKey, amount: Decimal, currency: str, memo: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     # Debit deferred / credit revenue; a negative net (reversals) swaps the sides.
-    text = _money(abs(amount), currency)
+    text = amount_text(abs(amount), currency)
     deferred_side, revenue_side = ("debit", "credit") if amount >= 0 else ("credit", "debit")
     segments: dict[str, Any] = {}
     if line.department is not None:

@@ -45,12 +45,13 @@ from billing.validation import (
 )
 from core.documents import DocKey, Document
 from core.errors import MappingError, Problem
-from core.money import quantum
+from core.money import amount_text, decimal_text
 from mappings.netsuite import (
     credit_note_external_id,
     customer_external_id,
     invoice_external_id,
     payment_external_id,
+    refund_external_id,
 )
 from mappings.revrec import JournalKey
 from mappings.tables import MappingTables, TrytonTables
@@ -60,20 +61,6 @@ TARGET = "tryton"
 #: Decimal places of a Tryton unit price (its ``price_decimal`` default).
 PRICE_DECIMALS = 4
 _ZERO = Decimal(0)
-
-
-def refund_external_id(reference: str) -> str:
-    """The external id of the refund with billing reference ``reference``."""
-    return f"finsync:ref:{reference}"
-
-
-def _dec(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
-
-
-def _money(amount: Decimal, currency: str) -> str:
-    return str(amount.quantize(quantum(currency)))
 
 
 def _quantity_price(amount: Decimal, quantity: Decimal) -> tuple[str, str]:
@@ -89,8 +76,8 @@ def _quantity_price(amount: Decimal, quantity: Decimal) -> tuple[str, str]:
                 and isinstance(exponent, int)
                 and -exponent <= PRICE_DECIMALS
             ):
-                return _dec(quantity), _dec(price)
-    return "1", _dec(amount)
+                return decimal_text(quantity), decimal_text(price)
+    return "1", decimal_text(amount)
 
 
 class _Look:
@@ -240,8 +227,8 @@ def _tax_lines(
     return [
         {
             "description": description,
-            "base": _money(base, currency),
-            "amount": _money(tax, currency),
+            "base": amount_text(base, currency),
+            "amount": amount_text(tax, currency),
             "account": account,
         }
         for (account, description), (base, tax) in sorted(sums.items())
@@ -260,7 +247,7 @@ def _invoice_payload(inv: Invoice, t: MappingTables, problems: list[Problem]) ->
             continue  # validate.py reported it
         accounts = look.family(line.product, where)
         if line.tax_amount != _ZERO:
-            percent = _dec(line.tax_rate * 100)
+            percent = decimal_text(line.tax_rate * 100)
             taxes.append(
                 (
                     look.tax_account(line.product, where),
@@ -274,8 +261,8 @@ def _invoice_payload(inv: Invoice, t: MappingTables, problems: list[Problem]) ->
         revenue, deferred = accounts
         quantity, price = _quantity_price(line.amount, line.quantity)
         description = line.description or line.product.name
-        if quantity != _dec(line.quantity):
-            description += f" ({_dec(line.quantity)} x {_dec(line.unit_price)})"
+        if quantity != decimal_text(line.quantity):
+            description += f" ({decimal_text(line.quantity)} x {decimal_text(line.unit_price)})"
         lines.append(
             {
                 "sequence": line.line_no,
@@ -300,11 +287,11 @@ def _invoice_payload(inv: Invoice, t: MappingTables, problems: list[Problem]) ->
         "lines": lines,
         "taxes": _tax_lines(taxes, inv.currency),
         "deferrals": [
-            {"revenue_account": r, "deferred_account": d, "amount": _money(a, inv.currency)}
+            {"revenue_account": r, "deferred_account": d, "amount": amount_text(a, inv.currency)}
             for (r, d), a in sorted(deferrals.items())
         ],
         "deferral_journal": look.tryton.general_journal,
-        "total": _money(inv.total, inv.currency),
+        "total": amount_text(inv.total, inv.currency),
     }
 
 
@@ -367,7 +354,7 @@ def map_credit_note(note: CreditNote, t: MappingTables) -> Document:
                 "sequence": line.line_no,
                 "description": line.description or line.product.name,
                 "quantity": "-1",
-                "unit_price": _dec(line.amount),
+                "unit_price": decimal_text(line.amount),
                 "account": revenue,
             }
         )
@@ -389,11 +376,11 @@ def map_credit_note(note: CreditNote, t: MappingTables) -> Document:
         "lines": lines,
         "taxes": _tax_lines(taxes, note.currency),
         "deferrals": [
-            {"revenue_account": r, "deferred_account": d, "amount": _money(a, note.currency)}
+            {"revenue_account": r, "deferred_account": d, "amount": amount_text(a, note.currency)}
             for (r, d), a in sorted(deferrals.items())
         ],
         "deferral_journal": look.tryton.general_journal,
-        "total": _money(-note.total, note.currency),
+        "total": amount_text(-note.total, note.currency),
     }
     if note.status == "void":
         payload["void_date"] = note.updated_at.date().isoformat()
@@ -441,11 +428,11 @@ def map_payment(p: Payment, t: MappingTables) -> Document:
         "description": f"{p.method} payment {p.reference}",
         "cash_account": cash,
         "receivable_account": look.tryton.receivable_account,
-        "amount": _money(p.amount, p.currency),
+        "amount": amount_text(p.amount, p.currency),
         "applications": [
             {
                 "invoice": invoice_external_id(a.invoice_number or ""),
-                "amount": _money(a.amount, p.currency),
+                "amount": amount_text(a.amount, p.currency),
             }
             for a in sorted(p.applications, key=lambda a: a.id)
         ],
@@ -490,7 +477,7 @@ def map_refund(r: Refund, t: MappingTables) -> Document:
         "description": f"refund {r.reference} of {what}",
         "cash_account": look.tryton.refund_account,
         "receivable_account": look.tryton.receivable_account,
-        "amount": _money(-r.amount, r.currency),
+        "amount": amount_text(-r.amount, r.currency),
         "applications": [],
     }
     deps: list[DocKey] = [DocKey("customer", str(r.customer_id))]
