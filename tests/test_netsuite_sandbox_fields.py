@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from connectors.netsuite_soap import _country
+from connectors.netsuite_soap.messages import _country
 from core.errors import MappingError, PermanentError
 from mappings import netsuite as ns
 from sandbox.netsuite import NetSuiteSandbox
