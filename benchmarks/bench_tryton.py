@@ -9,8 +9,9 @@ Tryton's own rate, over JSON-RPC with invoices of two lines and a manual tax:
 with the time spent in ``create`` and in ``post`` reported apart (posting numbers the invoice,
 writes its move and checks the period and dates). Then finsync's push: the connector's ``send``
 in batches of its ``batch_size`` (search by reference, batched create, batched post), and the
-ratio of finsync's rate to Tryton's batched one. Every phase uses fresh invoices on a fresh
-server copy, so no phase pays for another's rows.
+ratio of finsync's rate to Tryton's batched one (the baseline). Every phase uses fresh invoices
+on a fresh server copy, so no phase pays for another's rows; the three phases run in three
+interleaved repetitions, reported as medians with (min-max).
 
     .venv/bin/python -m benchmarks.bench_tryton [--quick] [--invoices N]
 """
@@ -18,6 +19,8 @@ server copy, so no phase pays for another's rows.
 from __future__ import annotations
 
 import argparse
+import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -38,6 +41,7 @@ TS = datetime(2026, 9, 1, tzinfo=UTC)
 _PRO = Product(2, "plat-pro", "Platform Pro", "platform", "ratable", "SW054000", TS)
 _ONBOARDING = Product(6, "onboarding", "Onboarding", "services", "point_in_time", "S0000000", TS)
 CUSTOMERS = 20
+REPEATS = 3
 
 
 def _customer(i: int) -> Customer:
@@ -134,78 +138,99 @@ class _Run:
         self.server.stop()
 
 
-def _rate(count: int, seconds: float) -> str:
-    return f"{count / seconds:,.1f}" if seconds > 0 else "-"
+def _spread(values: list[float], digits: int = 2) -> str:
+    return (
+        f"{statistics.median(values):,.{digits}f} "
+        f"({min(values):,.{digits}f}-{max(values):,.{digits}f})"
+    )
+
+
+def _one_by_one(run: _Run, values: list[dict[str, Any]]) -> tuple[float, float]:
+    create = post = 0.0
+    for value in values:
+        began = time.perf_counter()
+        (invoice,) = run.call("model.account.invoice.create", [value])
+        created = time.perf_counter()
+        run.call("model.account.invoice.post", [invoice])
+        create += created - began
+        post += time.perf_counter() - created
+    return create, post
+
+
+def _batched(run: _Run, values: list[dict[str, Any]]) -> tuple[float, float]:
+    began = time.perf_counter()
+    invoices = run.call("model.account.invoice.create", values)
+    created = time.perf_counter()
+    run.call("model.account.invoice.post", invoices)
+    return created - began, time.perf_counter() - created
+
+
+def _finsync(run: _Run, documents: list[Document]) -> float:
+    batch = run.connector.max_batch
+    began = time.perf_counter()
+    for start in range(0, len(documents), batch):
+        results = run.connector.send(documents[start : start + batch])
+        assert all(r.ok for r in results), [str(r.error) for r in results if not r.ok][:3]
+    return time.perf_counter() - began
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Run the benchmark and print the markdown section."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--invoices", type=int, default=None)
     args = parser.parse_args()
-    n = args.invoices or (20 if args.quick else 100)
+    n = args.invoices or (10 if args.quick else 40)
     tables = load_mapping_file(ROOT / "mapping.example.toml")
     template = ensure_template(Path(tempfile.gettempdir()))
     work = Path(tempfile.mkdtemp(prefix="finsync-bench-tryton-"))
-    rows = []
-
-    run = _Run(template, work / "one", tables)
-    try:
-        values = run.values(_documents(n, tables, 0))
-        create = post = 0.0
-        for value in values:
-            began = time.perf_counter()
-            (invoice,) = run.call("model.account.invoice.create", [value])
-            created = time.perf_counter()
-            run.call("model.account.invoice.post", [invoice])
-            create += created - began
-            post += time.perf_counter() - created
-        rows.append(("Tryton, one call per document", n, create, post))
-    finally:
-        run.close()
-
-    run = _Run(template, work / "batched", tables)
-    try:
-        values = run.values(_documents(n, tables, n))
-        began = time.perf_counter()
-        invoices = run.call("model.account.invoice.create", values)
-        created = time.perf_counter()
-        run.call("model.account.invoice.post", invoices)
-        rows.append(("Tryton, batched", n, created - began, time.perf_counter() - created))
-    finally:
-        run.close()
-
-    run = _Run(template, work / "finsync", tables)
-    try:
-        documents = _documents(n, tables, 2 * n)
-        batch = run.connector.max_batch
-        began = time.perf_counter()
-        for start in range(0, n, batch):
-            results = run.connector.send(documents[start : start + batch])
-            assert all(r.ok for r in results), [str(r.error) for r in results if not r.ok][:3]
-        finsync_seconds = time.perf_counter() - began
-    finally:
-        run.close()
+    times: dict[str, list[tuple[float, float]]] = {"one": [], "batched": []}
+    finsync: list[float] = []
+    batch = 0
+    for rep in range(REPEATS):
+        for phase in ("one", "batched", "finsync"):
+            run = _Run(template, work / f"{phase}-{rep}", tables)
+            try:
+                documents = _documents(n, tables, 0)
+                if phase == "finsync":
+                    batch = run.connector.max_batch
+                    finsync.append(_finsync(run, documents))
+                else:
+                    measure = _one_by_one if phase == "one" else _batched
+                    times[phase].append(measure(run, run.values(documents)))
+            finally:
+                run.close()
+        print(f"round {rep + 1} done", file=sys.stderr, flush=True)
 
     print("### Tryton: invoices created and posted\n")
     print(
         f"{n} customer invoices (2 lines, a manual tax; the ratable line also posts its "
         "deferral move in finsync's push) into company 1 of a fresh `finsync sandbox tryton` "
-        "copy each time (trytond 8.2, SQLite, one server process).\n"
+        f"copy each time (trytond 8.2, SQLite, one server process). Median of {REPEATS} "
+        "interleaved repetitions (min-max).\n"
     )
     print("| how | invoices | create s | post s | invoices/s (create+post) |")
     print("|---|---:|---:|---:|---:|")
-    for name, count, create, post in rows:
-        print(f"| {name} | {count} | {create:.2f} | {post:.2f} | {_rate(count, create + post)} |")
+    rates = {}
+    for phase, name in (("one", "Tryton, one call per document"), ("batched", "Tryton, batched")):
+        creates = [c for c, _ in times[phase]]
+        posts = [p for _, p in times[phase]]
+        rates[phase] = [n / (c + p) for c, p in times[phase]]
+        print(
+            f"| {name} | {n} | {_spread(creates)} | {_spread(posts)} | {_spread(rates[phase], 1)} |"
+        )
+    rates["finsync"] = [n / s for s in finsync]
     print(
-        f"| finsync push (`send`, batches of {batch}) | {n} | - | - | {_rate(n, finsync_seconds)} |"
+        f"| finsync push (`send`, batches of {batch}) | {n} | - | - "
+        f"| {_spread(rates['finsync'], 1)} |"
     )
-    batched = rows[1][2] + rows[1][3]
+    one_post = statistics.median(p / (c + p) for c, p in times["one"])
+    batched_post = statistics.median(p / (c + p) for c, p in times["batched"])
+    ratio = statistics.median(rates["finsync"]) / statistics.median(rates["batched"])
     print(
-        f"\nPosting's share: {rows[0][3] / (rows[0][2] + rows[0][3]):.0%} of one-by-one time, "
-        f"{rows[1][3] / batched:.0%} of batched time. finsync's push runs at "
-        f"{batched / finsync_seconds:.0%} of Tryton's batched rate (it also searches every "
-        "reference before creating, and posts a deferral move per invoice)."
+        f"\nPosting's share: {one_post:.0%} of one-by-one time, {batched_post:.0%} of batched "
+        f"time. **finsync's push runs at {ratio:.2f} of Tryton's batched rate** (it also "
+        "searches every reference before creating, and posts a deferral move per invoice)."
     )
 
 
