@@ -15,7 +15,7 @@ import pytest
 from core.errors import MappingError
 from mappings import avatax, netsuite
 from mappings.limits import AVATAX_MAX_LENGTHS, NETSUITE_MAX_LENGTHS
-from sandbox.avatax.engine import MAX_LENGTHS as SANDBOX_AVATAX_LENGTHS
+from sandbox.avatax.faults import MAX_LENGTHS as SANDBOX_AVATAX_LENGTHS
 from sandbox.netsuite.records import FIELD_LENGTHS as SANDBOX_NETSUITE_LENGTHS
 from tests import avatax_records as at
 from tests import netsuite_records as ns

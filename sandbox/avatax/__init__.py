@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from sandbox.avatax.engine import COMPANIES, RATES, AvaTaxFault
+from sandbox.avatax.faults import AvaTaxFault
+from sandbox.avatax.rates import COMPANIES, RATES
 from sandbox.avatax.server import AvaTaxSandbox
 
 __all__ = ["COMPANIES", "RATES", "AvaTaxFault", "AvaTaxSandbox"]

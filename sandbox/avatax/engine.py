@@ -1,4 +1,5 @@
-"""The tax engine behind the AvaTax sandbox: companies, rates, documents and their states.
+"""The tax engine behind the AvaTax sandbox: documents and their states (the account's
+companies and rates are in ``rates``, what it refuses in ``faults``).
 
 It checks what arrives the way AvaTax does (required fields, known company, a usable address,
 numbers where the API wants numbers), computes tax from a small rate table, honours tax
@@ -15,125 +16,14 @@ import copy
 import itertools
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from babel.numbers import get_currency_precision, list_currencies
 
-#: Companies the sandbox account holds: company code -> company id.
-COMPANIES: dict[str, int] = {
-    "ACME_US": 101,
-    "ACME_DE": 102,
-    "ACME_UK": 103,
-    "ACME_JP": 104,
-    "ACME_KW": 105,
-}
-
-
-@dataclass(frozen=True)
-class Jurisdiction:
-    """One taxing jurisdiction of the rate table."""
-
-    country: str
-    region: str
-    juris_type: str  # TransactionSummary.jurisType: "State" or "Country"
-    juris_code: str
-    juris_name: str
-    tax_type: str  # "Sales" (US sales tax) or "Output" (VAT/GST)
-    tax_name: str
-    rate: Decimal
-
-
-def _us(region: str, name: str, rate: str) -> Jurisdiction:
-    return Jurisdiction(
-        "US", region, "State", region, name, "Sales", f"{region} STATE TAX", Decimal(rate)
-    )
-
-
-def _vat(country: str, name: str, rate: str, tax_name: str = "VAT") -> Jurisdiction:
-    return Jurisdiction(
-        country, "", "Country", country, name, "Output", f"{country} {tax_name}", Decimal(rate)
-    )
-
-
-#: Rates by country, and by region where the region decides (US states).
-RATES: dict[tuple[str, str], Jurisdiction] = {
-    ("US", "CA"): _us("CA", "CALIFORNIA", "0.0725"),
-    ("US", "NY"): _us("NY", "NEW YORK", "0.08875"),
-    ("US", "TX"): _us("TX", "TEXAS", "0.0625"),
-    ("US", "WA"): _us("WA", "WASHINGTON", "0.065"),
-    ("DE", ""): _vat("DE", "GERMANY", "0.19"),
-    ("GB", ""): _vat("GB", "UNITED KINGDOM", "0.20"),
-    ("JP", ""): _vat("JP", "JAPAN", "0.10", "CONSUMPTION TAX"),
-    ("KW", ""): _vat("KW", "KUWAIT", "0"),
-}
-_REGIONAL = frozenset(country for country, region in RATES if region)
-
-#: AvaTax's ErrorCodeId numbers of the codes the sandbox answers (error details[].number).
-ERROR_NUMBERS: dict[str, int] = {
-    "EntityNotFoundError": 4,
-    "ValueRequiredError": 5,
-    "StringLengthError": 13,
-    "DateFormatError": 26,
-    "AuthenticationException": 30,
-    "ModelRequiredException": 38,
-    "JsonFormatError": 47,
-    "InvalidDecimalValue": 48,
-    "ModelStateInvalid": 70,
-    "InvalidCountry": 125,
-    "InvalidCountryRegion": 126,
-    "InvalidEnumValue": 164,
-    "TransactionAlreadyCancelled": 198,
-    "MissingAddress": 304,
-    "InvalidParameterValue": 306,
-    "InvalidAddress": 309,
-    "CannotModifyLockedTransaction": 1100,
-    "TransactionAlreadyExists": 1303,
-    "InvalidDocumentType": 1310,
-    "InvalidDocumentStatus": 1314,
-    "RepeatedLinesInDocument": 2213,
-    "TaxDateOverrideAndNegativeLineAmount": 2214,
-}
-HELP_LINK = "https://developer.avalara.com/avatax/errors/{code}"
-
-#: maxLength of the string fields of the models the sandbox reads, from the AvaTax OpenAPI
-#: (../shared/specs/avatax: CreateTransactionModel, LineItemModel, AddressLocationInfo).
-MAX_LENGTHS: dict[str, dict[str, int]] = {
-    "transaction": {
-        "code": 50,
-        "companyCode": 50,
-        "salespersonCode": 25,
-        "customerCode": 50,
-        "customerUsageType": 25,
-        "entityUseCode": 25,
-        "purchaseOrderNo": 50,
-        "exemptionNo": 25,
-        "referenceCode": 1024,
-        "reportingLocationCode": 50,
-        "batchCode": 25,
-        "currencyCode": 3,
-        "posLaneCode": 50,
-        "businessIdentificationNo": 25,
-        "description": 2048,
-        "email": 50,
-    },
-    "line": {
-        "number": 50,
-        "taxCode": 25,
-        "customerUsageType": 25,
-        "entityUseCode": 25,
-        "itemCode": 50,
-        "revenueAccount": 50,
-        "ref1": 250,
-        "ref2": 250,
-        "description": 2096,
-        "businessIdentificationNo": 25,
-        "hsCode": 25,
-    },
-    "address": {"line1": 50, "line2": 100, "line3": 100, "city": 50, "postalCode": 11},
-}
+from sandbox.avatax.faults import AvaTaxFault, check_lengths, fault
+from sandbox.avatax.rates import COMPANIES, Jurisdiction, jurisdiction
 
 #: $include values AvaTax documents for transactions; anything else is ignored, as AvaTax does.
 INCLUDES = frozenset({"Lines", "Details", "Summary", "Addresses", "SummaryOnly", "LinesOnly"})
@@ -141,82 +31,6 @@ INCLUDES = frozenset({"Lines", "Details", "Summary", "Addresses", "SummaryOnly",
 _RECORDED_TYPES = ("SalesInvoice", "ReturnInvoice")
 _ESTIMATE_TYPES = ("SalesOrder", "ReturnOrder")
 _ZERO = Decimal(0)
-
-
-class AvaTaxFault(Exception):
-    """A request AvaTax refuses: HTTP ``status``, AvaTax error ``code``, ``message``."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        target: str = "IncorrectData",
-        ref: str | None = None,
-        description: str = "",
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.target = target
-        self.ref = ref
-        self.description = description
-
-    def body(self) -> dict[str, Any]:
-        """The AvaTax ErrorResult for this fault: error code, message and target, and one
-        ErrorDetail with the code's number, a description, faultCode, helpLink and severity."""
-        detail: dict[str, Any] = {
-            "code": self.code,
-            "number": ERROR_NUMBERS.get(self.code, 0),
-            "message": self.message,
-            "description": self.description or self.message,
-            "faultCode": "Client" if self.status < 500 else "Server",
-            "helpLink": HELP_LINK.format(code=self.code),
-            "severity": "Error",
-        }
-        if self.ref:
-            detail["refersTo"] = self.ref
-        return {
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "target": self.target,
-                "details": [detail],
-            }
-        }
-
-
-def _fault(code: str, message: str, *, status: int = 400, ref: str | None = None) -> AvaTaxFault:
-    return AvaTaxFault(status, code, message, ref=ref)
-
-
-def check_lengths(model: Mapping[str, Any]) -> None:
-    """Raise StringLengthError for the first string longer than the OpenAPI's maxLength."""
-    places: list[tuple[str, Any, dict[str, int]]] = [("", model, MAX_LENGTHS["transaction"])]
-    lines = model.get("lines")
-    for index, line in enumerate(lines if isinstance(lines, list) else []):
-        places.append((f"lines[{index}].", line, MAX_LENGTHS["line"]))
-    for prefix, holder in [("", model)] + [(p, h) for p, h, _ in places[1:]]:
-        addresses = holder.get("addresses") if isinstance(holder, dict) else None
-        for kind, address in addresses.items() if isinstance(addresses, dict) else []:
-            places.append((f"{prefix}addresses.{kind}.", address, MAX_LENGTHS["address"]))
-    for prefix, holder, limits in places:
-        if not isinstance(holder, dict):
-            continue
-        for name, limit in limits.items():
-            value = holder.get(name)
-            if isinstance(value, str) and len(value) > limit:
-                where = f"{prefix}{name}"
-                raise AvaTaxFault(
-                    400,
-                    "StringLengthError",
-                    f"Field '{where}' has an invalid length.",
-                    ref=where,
-                    description=f"Field '{where}' must be between 0 and {limit} characters in "
-                    f"length; it has {len(value)}.",
-                )
 
 
 class TaxEngine:
@@ -233,7 +47,7 @@ class TaxEngine:
     def create_or_adjust(self, body: Any) -> tuple[dict[str, Any], bool]:
         """CreateOrAdjustTransaction. Returns (TransactionModel, recorded)."""
         if not isinstance(body, dict) or not isinstance(body.get("createTransactionModel"), dict):
-            raise _fault(
+            raise fault(
                 "ModelRequiredException",
                 "createTransactionModel is required.",
                 ref="createTransactionModel",
@@ -244,7 +58,7 @@ class TaxEngine:
         """CreateTransaction: like CreateOrAdjust, but a committed document with the same code
         is TransactionAlreadyExists. Returns (TransactionModel, recorded)."""
         if not isinstance(body, dict):
-            raise _fault("ModelRequiredException", "The transaction model is required.")
+            raise fault("ModelRequiredException", "The transaction model is required.")
         return self._record(body, adjust=False)
 
     def _record(self, model: Mapping[str, Any], *, adjust: bool) -> tuple[dict[str, Any], bool]:
@@ -274,7 +88,7 @@ class TaxEngine:
                         "change a committed transaction.",
                     )
                 if existing["status"] == "Cancelled":
-                    raise _fault(
+                    raise fault(
                         "InvalidDocumentStatus",
                         f"Transaction '{doc['code']}' has been voided and cannot be adjusted.",
                         ref="code",
@@ -293,9 +107,9 @@ class TaxEngine:
         removed, a committed one cancelled)."""
         self._company_id(company)
         if not isinstance(body, dict) or "code" not in body:
-            raise _fault("ModelRequiredException", "The void model is required.", ref="code")
+            raise fault("ModelRequiredException", "The void model is required.", ref="code")
         if body["code"] not in ("DocVoided", "DocDeleted"):
-            raise _fault(
+            raise fault(
                 "InvalidEnumValue",
                 f"Void code {body['code']!r} is not supported here: use DocVoided or DocDeleted.",
                 ref="code",
@@ -305,7 +119,7 @@ class TaxEngine:
             if doc["locked"]:
                 raise _locked(code)
             if doc["status"] == "Cancelled":
-                raise _fault(
+                raise fault(
                     "TransactionAlreadyCancelled",
                     f"Transaction '{code}' has already been voided.",
                     ref="code",
@@ -358,9 +172,7 @@ class TaxEngine:
 
     def _company_id(self, company: Any) -> int:
         if not isinstance(company, str) or not company:
-            raise _fault(
-                "ValueRequiredError", "Field 'companyCode' is required.", ref="companyCode"
-            )
+            raise fault("ValueRequiredError", "Field 'companyCode' is required.", ref="companyCode")
         if company not in COMPANIES:
             raise AvaTaxFault(
                 404,
@@ -374,19 +186,19 @@ class TaxEngine:
         check_lengths(model)
         for name in ("lines", "date", "customerCode"):
             if model.get(name) in (None, "", []):
-                raise _fault("ValueRequiredError", f"Field '{name}' is required.", ref=name)
+                raise fault("ValueRequiredError", f"Field '{name}' is required.", ref=name)
         company = model.get("companyCode")
         company_id = self._company_id(company)
         doc_type = _text(model, "type", "SalesOrder")
         if doc_type not in _RECORDED_TYPES + _ESTIMATE_TYPES:
-            raise _fault(
+            raise fault(
                 "InvalidDocumentType",
                 f"Document type '{doc_type}' is not supported here.",
                 ref="type",
             )
         code = _text(model, "code", "")
         if doc_type in _RECORDED_TYPES and not code:
-            raise _fault(
+            raise fault(
                 "ValueRequiredError",
                 "Field 'code' is required to record a transaction.",
                 ref="code",
@@ -394,13 +206,13 @@ class TaxEngine:
         doc_date = _date(model["date"], "date")
         currency = _text(model, "currencyCode", "USD")
         if currency not in list_currencies():
-            raise _fault(
+            raise fault(
                 "InvalidParameterValue", f"Currency '{currency}' is not valid.", ref="currencyCode"
             )
         places = Decimal(1).scaleb(-int(get_currency_precision(currency)))
         addresses = model.get("addresses") or {}
         location = addresses.get("singleLocation") or addresses.get("shipTo")
-        juris = _jurisdiction(location)
+        juris = jurisdiction(location)
         exemption = _text(model, "exemptionNo", "")
         exempt = bool(exemption or model.get("customerUsageType") or model.get("entityUseCode"))
 
@@ -410,23 +222,23 @@ class TaxEngine:
         if override_type == "TaxDate":
             tax_date = _date(override.get("taxDate"), "taxOverride.taxDate")
         elif override_type not in ("None", "TaxAmount"):
-            raise _fault(
+            raise fault(
                 "InvalidEnumValue",
                 f"Tax override type '{override_type}' is not supported here.",
                 ref="taxOverride.type",
             )
 
         if not isinstance(model["lines"], list):
-            raise _fault("ModelStateInvalid", "Field 'lines' must be a list.", ref="lines")
+            raise fault("ModelStateInvalid", "Field 'lines' must be a list.", ref="lines")
         lines: list[dict[str, Any]] = []
         seen_numbers: set[str] = set()
         for index, raw in enumerate(model["lines"], start=1):
             where = f"lines[{index - 1}]"
             if not isinstance(raw, dict):
-                raise _fault("ModelStateInvalid", f"{where} must be an object.", ref=where)
+                raise fault("ModelStateInvalid", f"{where} must be an object.", ref=where)
             number = str(raw.get("number") or index)
             if number in seen_numbers:
-                raise _fault(
+                raise fault(
                     "RepeatedLinesInDocument",
                     f"Line number {number} appears twice.",
                     ref=f"{where}.number",
@@ -435,7 +247,7 @@ class TaxEngine:
             amount = _number(raw.get("amount"), f"{where}.amount", required=True)
             quantity = _number(raw.get("quantity", 1), f"{where}.quantity")
             if amount < _ZERO and doc_type == "SalesInvoice" and override_type == "TaxDate":
-                raise _fault(
+                raise fault(
                     "TaxDateOverrideAndNegativeLineAmount",
                     "A tax date override is not allowed with a negative line amount "
                     "on a sales document.",
@@ -445,7 +257,7 @@ class TaxEngine:
             line_exempt = exempt or bool(line_exemption)
             tax_included = raw.get("taxIncluded", False)
             if not isinstance(tax_included, bool):
-                raise _fault(
+                raise fault(
                     "ModelStateInvalid",
                     f"Field '{where}.taxIncluded' must be a boolean.",
                     ref=where,
@@ -490,7 +302,7 @@ class TaxEngine:
                 line["taxOverrideAmount"] = line["tax"]
                 line["taxOverrideReason"] = _text(line_override, "reason", "")
             elif line_override_type != "None":
-                raise _fault(
+                raise fault(
                     "InvalidEnumValue",
                     f"Line tax override type '{line_override_type}' is not supported here.",
                     ref=f"{where}.taxOverride.type",
@@ -575,7 +387,7 @@ def _set_ids(doc: dict[str, Any]) -> None:
 
 
 def _locked(code: str) -> AvaTaxFault:
-    return _fault(
+    return fault(
         "CannotModifyLockedTransaction",
         f"Transaction '{code}' has been reported to a tax authority and is locked; "
         "it cannot be adjusted or voided.",
@@ -641,57 +453,23 @@ def _summary(juris: Jurisdiction, lines: list[dict[str, Any]]) -> dict[str, Any]
     }
 
 
-def _jurisdiction(location: Any) -> Jurisdiction:
-    if not isinstance(location, dict):
-        raise _fault(
-            "MissingAddress",
-            "An address is required to calculate tax: give "
-            "addresses.singleLocation or addresses.shipTo.",
-            ref="addresses",
-        )
-    country = str(location.get("country") or "").upper()
-    region = str(location.get("region") or "").upper()
-    if not country:
-        raise _fault(
-            "InvalidAddress",
-            "The address is incomplete: a country is required.",
-            ref="addresses.singleLocation.country",
-        )
-    if country not in {c for c, _ in RATES}:
-        raise _fault(
-            "InvalidCountry",
-            f"Country '{country}' is not a country this account collects tax in.",
-            ref="addresses.singleLocation.country",
-        )
-    if country in _REGIONAL:
-        juris = RATES.get((country, region))
-        if juris is None:
-            raise _fault(
-                "InvalidCountryRegion",
-                f"Region '{region}' is not a valid region of country '{country}'.",
-                ref="addresses.singleLocation.region",
-            )
-        return juris
-    return RATES[(country, "")]
-
-
 def _text(data: Mapping[str, Any], name: str, default: str) -> str:
     value = data.get(name)
     if value is None:
         return default
     if not isinstance(value, str):
-        raise _fault("ModelStateInvalid", f"Field '{name}' must be a string.", ref=name)
+        raise fault("ModelStateInvalid", f"Field '{name}' must be a string.", ref=name)
     return value
 
 
 def _number(value: Any, where: str, *, required: bool = False) -> Decimal:
     if value is None:
         if required:
-            raise _fault("ValueRequiredError", f"Field '{where}' is required.", ref=where)
+            raise fault("ValueRequiredError", f"Field '{where}' is required.", ref=where)
         return _ZERO
     # The API declares numbers; a quoted amount or a boolean is a client bug worth surfacing.
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise _fault(
+        raise fault(
             "InvalidDecimalValue",
             f"Field '{where}' must be a number, got {type(value).__name__}.",
             ref=where,
@@ -703,7 +481,7 @@ def _date(value: Any, where: str) -> date:
     try:
         return date.fromisoformat(str(value)[:10])
     except ValueError:
-        raise _fault(
+        raise fault(
             "DateFormatError", f"Field '{where}' must be a date (yyyy-MM-dd).", ref=where
         ) from None
 

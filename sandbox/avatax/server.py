@@ -37,7 +37,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sandbox.avatax.engine import INCLUDES, AvaTaxFault, TaxEngine
+from sandbox.avatax.engine import INCLUDES, TaxEngine
+from sandbox.avatax.faults import AvaTaxFault
 
 _API = "/api/v2"
 _ADMIN = "/_sandbox/"
