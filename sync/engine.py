@@ -29,11 +29,11 @@ from core.errors import ConfigError, ConnectorError, MappingError, Problem
 from finsync.config import Config, TargetConfig
 from finsync.db import make_engine, missing_tables, probe, utcnow
 from mappings.tables import MappingTables, load_mapping_file
-from sync import ledger, revrec
+from sync import ledger, revrec, revrec_checks
 from sync.diff import Change, diff_payloads
 from sync.extract import BillingReader, Page
 from sync.push import PushCounts, Pusher
-from sync.revrec import CheckResult
+from sync.revrec_checks import CheckResult
 from sync.state import audit_log, ledger_events, runs
 from sync.state import ledger as ledger_table
 from sync.state import metadata as state_metadata
@@ -505,7 +505,7 @@ class SyncEngine:
             finally:
                 target_summary.pushed.retried_requests = self._retried(name) - retried_before
         if not dry_run and not summary.stopped and self._checks_due(summary, names, kinds):
-            summary.checks = revrec.revrec_checks(
+            summary.checks = revrec_checks.revrec_checks(
                 self.billing,
                 self.state,
                 excluded_entries=verdicts.get().ids("revenue_entry"),

@@ -14,7 +14,7 @@ from billing.generator import apply_edits, seed_billing
 from mappings.tables import load_mapping_file
 from reports.monthly import find_left_out
 from sync import state
-from sync.revrec import revrec_checks
+from sync.revrec_checks import revrec_checks
 from tests import report_seed
 from tests.independent_billing import build_independent_billing
 

@@ -20,7 +20,8 @@ from mappings.tables import load_mapping_file
 from sandbox.netsuite import NetSuiteSandbox
 from sync.engine import Selection, SyncEngine
 from sync.migrate import upgrade
-from sync.revrec import recognized_totals, revrec_checks
+from sync.revrec import recognized_totals
+from sync.revrec_checks import revrec_checks
 from sync.state import ledger
 from tests.engine_support import REPO, Clock
 from tests.netsuite_sandbox_helpers import soap
