@@ -1,7 +1,7 @@
 """``finsync serve`` and ``finsync worker``: the long-running service, started and stopped.
 
 The command loads the config, sets up logging, runs the service until SIGTERM or SIGINT and
-exits with its code; the service itself is ``finsync.service.Service``.
+exits with its code; the service itself is ``scheduler.Service``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import sqlalchemy as sa
 
 from core.errors import ConfigError, FinsyncError
 from finsync.config import load_config
-from finsync.service import Service
 
 
 @contextlib.contextmanager
@@ -34,6 +33,7 @@ def _signals(handler: Callable[[int, FrameType | None], Any]) -> Iterator[None]:
 
 def _run(ctx: click.Context, mode: str, json_logs: bool | None) -> None:
     from finsync.logs import config_secrets, configure_logging
+    from scheduler import Service  # the service's dependencies load only for serve and worker
 
     try:
         config = load_config(ctx.obj["config_path"])
