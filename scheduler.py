@@ -1,6 +1,24 @@
-"""The scheduled jobs of finsync, as an APScheduler 3.x scheduler built from the configuration.
+"""The service: ``finsync serve`` and ``finsync worker``, and the scheduled jobs they run.
 
-Jobs (stable ids, so a restarted service finds its own jobs in the job store):
+``serve`` runs, in one process: the scheduler (only while this process is the leader), a push
+worker, and an HTTP server with ``GET /health`` (plus the accountants' console from
+``api.create_app``; ``api/serving.py``). ``worker`` runs only the push loop; start as many as
+the ERP's account-wide concurrency limit allows (the connectors share it through
+``connectors/limits.py``). The commands themselves are in ``finsync/cli/service.py``.
+
+One leader: on PostgreSQL every ``serve`` process polls ``pg_try_advisory_lock`` on a dedicated
+connection every ``[service] leader_poll_seconds``; the holder runs the scheduler. If the leader
+dies, PostgreSQL drops its session and its lock at once, and another process takes over at its
+next poll. SQLite allows one process: a second ``serve`` or ``worker`` on the same state file
+is refused (an ``flock``-ed lock file next to it). Both locks are in ``sync/locks.py``.
+
+Stopping: SIGTERM or SIGINT stops claiming; the push in flight records its batch, then unwinds;
+the scheduler shuts down; the process exits 0. Whatever is still running after
+``stop_timeout_seconds`` is abandoned: its claims' leases lapse and the next worker looks those
+records up in the target before sending them again.
+
+The scheduler is APScheduler 3.x, built from the configuration. Jobs (stable ids, named in
+``finsync/schedule.py``, so a restarted service finds its own jobs in the job store):
 
   ``sync:<target>``   every ``[service] sync_interval_minutes``: extract and push one target
   ``retry-sweep``     every ``retry_sweep_minutes``: push what is due (retries) on every target,
@@ -16,12 +34,19 @@ back within the grace time; the ``workbooks`` table guards against building a pe
 
 Jobs are pickled into the job store, so they carry nothing but a target name: the running
 service installs a ``JobContext`` (engine, alerts, stop flag) that the job functions look up.
+The store names the job functions and ``LocalCronTrigger`` by their place in this module
+(``scheduler:run_sync``), which is why they live here and nowhere else.
+
+The top of the layers with the CLI: it may import everything but ``finsync.cli``, and nothing
+but the CLI imports it (an import-linter contract in ``pyproject.toml``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -48,10 +73,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
+from api.serving import HttpServer, Status, UvicornServer, asgi_app, console_app, health_app
 from finsync.alerts import Alerts
 from finsync.config import Config, ServiceSettings
 from finsync.db import utcnow
+from finsync.schedule import JOBS_TABLE, REPORT_JOB, RETRY_JOB, SYNC_JOB_PREFIX
 from reports.workbook import build_configured_report, record_workbook
+from sync.locks import LeaderLock, SqliteProcessLock, sqlite_database
 from sync.state import runs, workbooks
 
 if TYPE_CHECKING:
@@ -59,11 +87,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("finsync.scheduler")
 
-SYNC_JOB_PREFIX = "sync:"
-RETRY_JOB = "retry-sweep"
-REPORT_JOB = "monthly-report"
-#: The job store's table in the state database (created by APScheduler on first start).
-JOBS_TABLE = "finsync_scheduler_jobs"
+service_log = logging.getLogger("finsync.service")
+
 _WORKBOOK_LOCK_PREFIX = "finsync:workbook:"
 
 
@@ -607,3 +632,253 @@ def produce_monthly_workbook(
             f"{delivery.error}",
         )
     return WorkbookOutcome(period, True, result.path, delivery.ok, delivery.error)
+
+
+# -- the push worker ---------------------------------------------------------------------------
+
+
+class PushWorker:
+    """Claims and pushes due documents of every target until stopped; sleeps when idle."""
+
+    def __init__(
+        self, engine: SyncEngine, *, idle_seconds: float, stopping: threading.Event
+    ) -> None:
+        self.engine = engine
+        self.idle_seconds = idle_seconds
+        self.stopping = stopping
+        self.rounds = 0
+
+    def run_once(self) -> int:
+        """Push every target once; returns how many documents were handled."""
+        handled = 0
+        for target in self.engine.target_names():
+            if self.stopping.is_set():
+                break
+            try:
+                counts = self.engine.push(target, should_stop=self.stopping.is_set)
+            except Exception:
+                # A broken target must not stop the others; the retry sweep alerts on it.
+                service_log.exception("push to %s failed", target, extra={"target": target})
+                continue
+            handled += counts.sent + counts.recovered
+            if counts.sent or counts.recovered:
+                service_log.info(
+                    "pushed %d to %s (%d created, %d updated, %d recovered, %d retrying, "
+                    "%d failed, %d dead)",
+                    counts.sent,
+                    target,
+                    counts.created,
+                    counts.updated,
+                    counts.recovered,
+                    counts.retrying,
+                    counts.failed,
+                    counts.dead,
+                    extra={"target": target, "kind": "push"},
+                )
+        self.rounds += 1
+        return handled
+
+    def run(self) -> None:
+        """Loop until ``stopping`` is set."""
+        while not self.stopping.is_set():
+            if self.run_once() == 0:
+                self.stopping.wait(self.idle_seconds)
+
+
+# -- the service -------------------------------------------------------------------------------
+
+
+class Service:
+    """``finsync serve`` (scheduler when leader + push worker + HTTP) or ``finsync worker``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        mode: str = "serve",
+        engine: SyncEngine | None = None,
+        http: bool = True,
+    ) -> None:
+        from sync.engine import SyncEngine
+
+        if mode not in ("serve", "worker"):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.config = config
+        self.mode = mode
+        self.stopping = threading.Event()
+        self.status = Status(mode)
+        self.engine = engine or SyncEngine(config, actor=f"finsync-{mode}")
+        self.engine.check()
+        self.alerts: Alerts = Alerts(
+            config.alerts, config.report.smtp, self.engine.state, clock=self.engine.clock
+        )
+        self._sqlite = sqlite_database(config.state_url)
+        self._process_lock = SqliteProcessLock(self._sqlite) if self._sqlite else None
+        self._leader_lock = (
+            LeaderLock(config.state_url, config.service.leader_lock_key)
+            if self._sqlite is None and mode == "serve"
+            else None
+        )
+        self._scheduler: BackgroundScheduler | None = None
+        self._http_enabled = http
+        self.http: HttpServer | UvicornServer | None = None
+        self.unfinished = False
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{self.status.started_at:%H%M%S%f}"
+
+    # -- leadership ------------------------------------------------------------------------
+
+    def _become_leader(self) -> None:
+        sched = build_scheduler(self.config, self.engine.state)
+        install_context(
+            JobContext(self.config, self.engine, self.alerts, self.stopping, self.engine.clock)
+        )
+        # Paused first: the job store opens, the jobs are reconciled, nothing runs before.
+        sched.start(paused=True)
+        changed = reconcile_jobs(sched, self.config, self.engine.target_names())
+        sched.resume()
+        self._scheduler = sched
+        self.status.leader = True
+        service_log.info(
+            "this process leads the scheduler (jobs rescheduled: %s)",
+            ", ".join(changed) or "none",
+            extra={"role": "leader", "event": "leader_elected"},
+        )
+
+    def _step_down(self) -> None:
+        self.status.leader = False
+        sched, self._scheduler = self._scheduler, None
+        if sched is not None:
+            service_log.warning(
+                "lost the scheduler lead", extra={"role": "follower", "event": "lost_lead"}
+            )
+            sched.shutdown(wait=False)
+
+    def _elect(self) -> None:
+        if self.mode != "serve":
+            return
+        if self._leader_lock is None:  # SQLite: the only process leads
+            if not self.status.leader:
+                self._become_leader()
+            return
+        if self.status.leader:
+            if not self._leader_lock.still_held():
+                self._step_down()
+        elif self._leader_lock.try_acquire():
+            self._become_leader()
+
+    # -- running ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the process lock (SQLite), start HTTP, the worker and the election loop's
+        first round. Raises ServiceError when another process holds a SQLite state store."""
+        if self._process_lock is not None:
+            self._process_lock.acquire()
+        if self._http_enabled and self.mode == "serve":
+            host, port = self.config.service.health_host, self.config.service.health_port
+            console = console_app(self.config, self.engine)
+            self.http = (
+                UvicornServer(host, port, asgi_app(self.engine.state, self.status, console))
+                if console is not None
+                else HttpServer(host, port, health_app(self.engine.state, self.status, None))
+            )
+            self.http.start()
+            service_log.info(
+                "health on http://%s:%d/health",
+                self.config.service.health_host,
+                self.http.port,
+                extra={"event": "http_started"},
+            )
+        self._worker = PushWorker(
+            self.engine,
+            idle_seconds=self.config.service.worker_idle_seconds,
+            stopping=self.stopping,
+        )
+        self._worker_thread = threading.Thread(target=self._worker.run, name="push-worker")
+        self._worker_thread.start()
+        self._elect()
+        self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """Record in ``service_processes`` that this process is alive and what role it has
+        (the console's dashboard shows the leader and the workers from it)."""
+        from sync.state import service_processes as table
+
+        now = utcnow()
+        values = {
+            "mode": self.mode,
+            "role": self.status.role,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": self.status.started_at,
+            "seen_at": now,
+            "poll_seconds": self.config.service.leader_poll_seconds,
+        }
+        try:
+            with self.engine.state.begin() as conn:
+                updated = conn.execute(
+                    table.update().where(table.c.name == self.name).values(**values)
+                ).rowcount
+                if not updated:
+                    conn.execute(table.insert().values(name=self.name, **values))
+        except sa.exc.DBAPIError as exc:
+            service_log.warning(
+                "could not record this process's heartbeat: %s",
+                type(exc.orig).__name__,
+                extra={"event": "heartbeat_failed"},
+            )
+
+    def _forget_heartbeat(self) -> None:
+        from sync.state import service_processes as table
+
+        try:
+            with self.engine.state.begin() as conn:
+                conn.execute(table.delete().where(table.c.name == self.name))
+        except sa.exc.DBAPIError:
+            pass  # the row ages out: the dashboard counts only processes seen lately
+
+    def run(self) -> int:
+        """Run until ``stop()`` (or SIGTERM/SIGINT when called on the main thread); returns 0."""
+        self.start()
+        try:
+            while not self.stopping.wait(self.config.service.leader_poll_seconds):
+                self._elect()
+                self.heartbeat()
+        finally:
+            self.shutdown()
+        return 0
+
+    def stop(self, *_args: Any) -> None:
+        """Ask everything to stop (safe from a signal handler)."""
+        self.stopping.set()
+
+    def shutdown(self) -> None:
+        """Stop claiming, let the batch in flight finish, stop the scheduler, release locks."""
+        self.stopping.set()
+        timeout = self.config.service.stop_timeout_seconds
+        service_log.info("stopping", extra={"event": "stopping"})
+        self._worker_thread.join(timeout)
+        sched, self._scheduler = self._scheduler, None
+        if sched is not None:
+            stopper = threading.Thread(target=sched.shutdown, kwargs={"wait": True}, daemon=True)
+            stopper.start()
+            stopper.join(timeout)
+            self.unfinished = stopper.is_alive()
+        self.unfinished = self.unfinished or self._worker_thread.is_alive()
+        install_context(None)
+        self.status.leader = False
+        if self.http is not None:
+            self.http.stop()
+        if self._leader_lock is not None:
+            self._leader_lock.release()
+        if self._process_lock is not None:
+            self._process_lock.release()
+        self._forget_heartbeat()
+        if not self.unfinished:
+            self.engine.close()
+        service_log.info(
+            "stopped%s",
+            " (work still in flight was abandoned; its leases will lapse)"
+            if self.unfinished
+            else "",
+            extra={"event": "stopped"},
+        )

@@ -424,7 +424,7 @@ class ServiceHealth:
 
 
 def _job_times(conn: sa.Connection) -> dict[str, datetime | None]:
-    from scheduler import JOBS_TABLE
+    from finsync.schedule import JOBS_TABLE
 
     if JOBS_TABLE not in sa.inspect(conn).get_table_names():
         return {}
@@ -447,7 +447,7 @@ def _last_run(conn: sa.Connection, *conditions: sa.ColumnElement[bool]) -> dict[
 def service_health(engine: Engine, targets: list[str], now: datetime) -> ServiceHealth:
     """Live ``serve``/``worker`` processes (from their heartbeats) and, per scheduled job, its
     last and next run (the scheduler's job store holds the next)."""
-    from scheduler import REPORT_JOB, SYNC_JOB_PREFIX
+    from finsync.schedule import REPORT_JOB, SYNC_JOB_PREFIX
 
     with engine.connect() as conn:
         processes = []

@@ -1,4 +1,5 @@
-"""Connectors: one module per external system and transport. They know nothing of the ledger.
+"""Connectors: one module (Tryton: a package) per external system and transport. They know
+nothing of the ledger.
 
 May import: ``core`` (the documents they send, the errors they raise) and ``finsync.config`` /
 ``finsync.db`` (settings, the slots' database); never ``sync``, ``mappings``, the reports or the

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import hash_token
-from api.cli import token as token_cli
 from core.errors import ConfigError
+from finsync.cli.console import token as token_cli
 from finsync.config import parse_config
 from sync.state import api_tokens, audit_log, console_sessions
 from tests.console_support import (

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 import scheduler as jobs
 from api.app import create_app
 from finsync.alerts import Alerts
-from finsync.service import Service
+from scheduler import Service
 from sync.engine import SyncEngine
 from sync.state import runs
 from tests.console_support import (

@@ -12,6 +12,7 @@ import pytest
 
 import scheduler as jobs
 from finsync.config import ServiceSettings
+from finsync.schedule import REPORT_JOB
 from sync.migrate import upgrade
 from tests.engine_support import Clock, make_engine
 from tests.service_support import service_config
@@ -97,13 +98,13 @@ def test_the_job_store_keeps_a_missed_due_time_and_reschedules_only_changed_jobs
     changed = jobs.reconcile_jobs(sched, config, ["erp"])
     assert sorted(changed) == ["monthly-report", "retry-sweep", "sync:erp"]
     missed = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    sched.modify_job(jobs.REPORT_JOB, next_run_time=missed)
+    sched.modify_job(REPORT_JOB, next_run_time=missed)
     sched.shutdown(wait=False)
 
     # The service comes back with the same schedule: the missed run is still due.
     sched = _scheduler(config, engine.state)
     assert jobs.reconcile_jobs(sched, config, ["erp"]) == []
-    assert sched.get_job(jobs.REPORT_JOB).next_run_time == missed
+    assert sched.get_job(REPORT_JOB).next_run_time == missed
     assert {j.id for j in sched.get_jobs()} == {"monthly-report", "retry-sweep", "sync:erp"}
     sched.shutdown(wait=False)
 
@@ -113,7 +114,7 @@ def test_the_job_store_keeps_a_missed_due_time_and_reschedules_only_changed_jobs
     config = setup.config()
     sched = _scheduler(config, engine.state)
     assert jobs.reconcile_jobs(sched, config, []) == ["monthly-report"]
-    job = sched.get_job(jobs.REPORT_JOB)
+    job = sched.get_job(REPORT_JOB)
     local = job.next_run_time.astimezone(config.timezone)
     assert (local.day, local.hour, local.minute) == (1, 7, 15)
     assert job.next_run_time > datetime.now(UTC)

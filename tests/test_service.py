@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 import scheduler as jobs
 from connectors.scripted import ScriptedConnector, ScriptedSettings
+from finsync.schedule import JOBS_TABLE, REPORT_JOB
 from sync.state import ledger, runs, workbooks
 from tests.builders import BillingBuilder
 from tests.engine_support import REPO, Clock, make_engine
@@ -187,7 +188,7 @@ def test_a_workbook_missed_during_an_outage_is_built_once_on_return(tmp_path, pg
     sched.start(paused=True)
     jobs.reconcile_jobs(sched, config, ["erp"])
     missed = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    sched.modify_job(jobs.REPORT_JOB, next_run_time=missed)
+    sched.modify_job(REPORT_JOB, next_run_time=missed)
     sched.shutdown(wait=False)
 
     procs = [
@@ -215,8 +216,8 @@ def test_a_workbook_missed_during_an_outage_is_built_once_on_return(tmp_path, pg
             conn.execute(sa.select(runs.c.status).where(runs.c.kind == "report")).scalars().all()
         )
         next_due = conn.execute(
-            sa.text(f"SELECT next_run_time FROM {jobs.JOBS_TABLE} WHERE id = :id"),
-            {"id": jobs.REPORT_JOB},
+            sa.text(f"SELECT next_run_time FROM {JOBS_TABLE} WHERE id = :id"),
+            {"id": REPORT_JOB},
         ).scalar_one()
     state.dispose()
     assert report_runs == ["ok"]

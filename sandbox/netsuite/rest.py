@@ -41,7 +41,7 @@ from sandbox.netsuite.records import (
     RecordSpec,
     Sublist,
 )
-from sandbox.netsuite.soap import period_record
+from sandbox.netsuite.soap.record_xml import period_record
 from sandbox.netsuite.store import RecordError, Ref, Store
 from sandbox.netsuite.suiteql import SuiteQLError, run_suiteql
 

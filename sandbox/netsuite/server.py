@@ -31,7 +31,8 @@ from sandbox.netsuite.account import AccountSetup
 from sandbox.netsuite.auth import Authenticator, SandboxCredentials
 from sandbox.netsuite.faults import FaultScript
 from sandbox.netsuite.rest import RestReply, RestService, concurrency_reply
-from sandbox.netsuite.soap import CONCURRENCY_FAULT, SoapReply, SoapService, fault_reply
+from sandbox.netsuite.soap.envelope import CONCURRENCY_FAULT, SoapReply, fault_reply
+from sandbox.netsuite.soap.service import SoapService
 from sandbox.netsuite.store import Store
 
 SOAP_PATH = "/services/NetSuitePort_2023_2"

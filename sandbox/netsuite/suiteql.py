@@ -18,7 +18,7 @@ from typing import Any
 
 from sandbox.netsuite.account import AccountSetup
 from sandbox.netsuite.records import TRANSACTION_SEARCH_TYPES
-from sandbox.netsuite.soap import period_record
+from sandbox.netsuite.soap.record_xml import period_record
 from sandbox.netsuite.store import Store
 
 #: SuiteQL's transaction ``type`` of each record type the sandbox stores.

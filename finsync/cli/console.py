@@ -1,7 +1,5 @@
-"""``finsync token ...`` (API keys of the console) and ``finsync console`` (serve it).
-
-finsync/cli.py registers them: ``cli.add_command(token)`` and ``cli.add_command(console)``.
-"""
+"""``finsync token create|list|revoke`` (API keys of the console) and ``finsync console``
+(serve it)."""
 
 from __future__ import annotations
 
