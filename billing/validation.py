@@ -231,21 +231,41 @@ def text_problems(record: Any, where: str = "") -> list[Problem]:
     Quarantined rather than cleaned up, the same for every target: what billing says is what
     the ERP gets, or the record waits for billing to be corrected.
     """
+    names = _field_names(type(record))
+    values = [getattr(record, name) for name in names]
+    lines = getattr(record, "lines", ())
+    if not where and not _UNWRITABLE.search("\n".join(_texts(values, lines))):
+        return []  # the usual record: one search over all its text (a newline is allowed)
     problems: list[Problem] = []
-    for spec in fields(record):
-        value = getattr(record, spec.name)
+    for name, value in zip(names, values, strict=True):
         if isinstance(value, str) and (found := _UNWRITABLE.search(value)):
             problems.append(
                 Problem(
-                    f"{where}{spec.name}",
+                    f"{where}{name}",
                     f"contains the control character U+{ord(found.group()):04X} at position "
                     f"{found.start() + 1}, which the ERP and the tax engine cannot store: "
                     "remove it in billing",
                 )
             )
-    for line in getattr(record, "lines", ()):
+    for line in lines:
         problems += text_problems(line, f"line {line.line_no}.")
     return problems
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The field names of a record dataclass."""
+    return tuple(spec.name for spec in fields(cls))
+
+
+def _texts(values: list[Any], lines: Iterable[Any]) -> Iterator[str]:
+    """Every text value of a record and of its lines."""
+    yield from (v for v in values if isinstance(v, str))
+    for line in lines:
+        for name in _field_names(type(line)):
+            value = getattr(line, name)
+            if isinstance(value, str):
+                yield value
 
 
 _Checked = TypeVar("_Checked")

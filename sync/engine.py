@@ -31,7 +31,7 @@ from finsync.db import make_engine, missing_tables, probe, utcnow
 from mappings.tables import MappingTables, load_mapping_file
 from sync import ledger, revrec
 from sync.diff import Change, diff_payloads
-from sync.extract import BillingReader, Page
+from sync.extract import BillingReader, Page, RecordCache
 from sync.push import PushCounts, Pusher
 from sync.revrec import CheckResult
 from sync.state import audit_log, ledger_events, runs
@@ -199,13 +199,16 @@ def default_actor() -> str:
 class RunVerdicts:
     """Billing validation for one run, computed on first use and shared by every target.
 
-    A sync that reads no changed record never pays for the pass over billing.
+    A sync that reads no changed record never pays for the pass over billing. The records the
+    pass builds are kept (``records``) for the run's extraction, which then reads only their
+    keys instead of building them a second time.
     """
 
     def __init__(self, billing: Engine, entities: Iterable[str]) -> None:
         self._billing = billing
         self._entities = tuple(entities)
         self._verdicts: Verdicts | None = None
+        self.records = RecordCache()
 
     def known(self) -> Verdicts | None:
         """The verdicts if this run has computed them already, else None (nothing is read)."""
@@ -215,7 +218,8 @@ class RunVerdicts:
         """The verdicts of this run (billing is read on the first call)."""
         if self._verdicts is None:
             with self._billing.connect() as conn:
-                self._verdicts = validate_billing(BillingReader(conn), entities=self._entities)
+                reader = BillingReader(conn, cache=self.records)
+                self._verdicts = validate_billing(reader, entities=self._entities)
         return self._verdicts
 
 
@@ -564,7 +568,7 @@ class SyncEngine:
         new_since_analyze = 0
         analyze_after = _ANALYZE_AFTER_NEW_ROWS
         with self.billing.connect() as billing:
-            reader = BillingReader(billing)
+            reader = BillingReader(billing, cache=verdicts.records)
             for kind in kinds:
                 if kind == "revenue":
                     # revrec: journals aggregate schedule entries per period (sync/revrec.py).
