@@ -252,10 +252,15 @@ def text_problems(record: Any, where: str = "") -> list[Problem]:
     return problems
 
 
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    """The field names of a record dataclass."""
-    return tuple(spec.name for spec in fields(cls))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: Any) -> tuple[str, ...]:
+    """The field names of a record dataclass (read once per class)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(spec.name for spec in fields(cls))
+    return names
 
 
 def _texts(values: list[Any], lines: Iterable[Any]) -> Iterator[str]:

@@ -158,7 +158,7 @@ class BillingReader:
                 out[row[fk.name]].append(row)
         return out
 
-    def customers_by_id(self, ids: Iterable[int]) -> dict[int, Customer]:
+    def customers_by_id(self, ids: Iterable[int | None]) -> dict[int, Customer]:
         """Customers by id, for the ids that exist (each read once per reader)."""
         wanted = {i for i in ids if i is not None}
         unseen = wanted - self._customers.keys()
