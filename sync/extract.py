@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, RowMapping
 
 from billing import schema as b
@@ -111,6 +112,22 @@ def _chunks(values: Sequence[int], size: int = 900) -> Iterator[Sequence[int]]:
         yield values[start : start + size]
 
 
+def _among(
+    conn: Connection, column: sa.ColumnElement[Any], ids: Sequence[int]
+) -> Iterator[sa.ColumnElement[bool]]:
+    """``column`` among ``ids``, in chunks the database takes: one array parameter per 10,000
+    ids on PostgreSQL (a long IN list costs more to send and parse than to run), IN lists of
+    900 on SQLite (its variable limit)."""
+    if conn.dialect.name == "postgresql":
+        for chunk in _chunks(ids, 10_000):
+            yield column == sa.any_(
+                sa.bindparam(None, list(chunk), type_=postgresql.ARRAY(sa.BigInteger()))
+            )
+        return
+    for chunk in _chunks(ids):
+        yield column.in_(chunk)
+
+
 class BillingReader:
     """Reads source records from the billing database over one connection.
 
@@ -142,8 +159,8 @@ class BillingReader:
         wanted = sorted({i for i in ids if i is not None})
         selected = [table.c.id, *(table.c[c] for c in columns)] if columns else [table]
         found: dict[int, RowMapping] = {}
-        for chunk in _chunks(wanted):
-            query = sa.select(*selected).where(table.c.id.in_(chunk))
+        for among in _among(self._conn, table.c.id, wanted):
+            query = sa.select(*selected).where(among)
             for row in self._conn.execute(query).mappings():
                 found[row["id"]] = row
         return found
@@ -152,8 +169,8 @@ class BillingReader:
         self, table: sa.Table, fk: sa.Column[Any], ids: Sequence[int], order: sa.Column[Any]
     ) -> dict[int, list[RowMapping]]:
         out: dict[int, list[RowMapping]] = defaultdict(list)
-        for chunk in _chunks(sorted(set(ids))):
-            query = sa.select(table).where(fk.in_(chunk)).order_by(fk, order)
+        for among in _among(self._conn, fk, sorted(set(ids))):
+            query = sa.select(table).where(among).order_by(fk, order)
             for row in self._conn.execute(query).mappings():
                 out[row[fk.name]].append(row)
         return out
@@ -290,14 +307,15 @@ class BillingReader:
         paid: dict[int, Decimal] = defaultdict(Decimal)
         credits: dict[int, list[tuple[date, int, Decimal]]] = defaultdict(list)
         apps, notes = b.payment_applications, b.credit_notes
-        for chunk in _chunks(invoice_ids):
+        for among in _among(self._conn, apps.c.invoice_id, invoice_ids):
             for invoice_id, amount in self._conn.execute(
-                sa.select(apps.c.invoice_id, apps.c.amount).where(apps.c.invoice_id.in_(chunk))
+                sa.select(apps.c.invoice_id, apps.c.amount).where(among)
             ):
                 paid[invoice_id] += amount
+        for among in _among(self._conn, notes.c.invoice_id, invoice_ids):
             for invoice_id, note_id, issued, total in self._conn.execute(
                 sa.select(notes.c.invoice_id, notes.c.id, notes.c.issue_date, notes.c.total).where(
-                    notes.c.invoice_id.in_(chunk), notes.c.status != "void"
+                    among, notes.c.status != "void"
                 )
             ):
                 credits[invoice_id].append((issued or date.min, note_id, total))
@@ -567,8 +585,8 @@ class BillingReader:
         """Records of ``kind`` with the given billing ids (for re-syncs)."""
         table = KIND_TABLES[kind]
         rows: list[RowMapping] = []
-        for chunk in _chunks(sorted(set(ids))):
+        for among in _among(self._conn, table.c.id, sorted(set(ids))):
             rows += self._conn.execute(
-                sa.select(table).where(table.c.id.in_(chunk)).order_by(table.c.id)
+                sa.select(table).where(among).order_by(table.c.id)
             ).mappings()
         return self.build(kind, rows)
