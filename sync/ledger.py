@@ -448,17 +448,29 @@ def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]], **fixed: An
 
     ``fixed`` values (plain values or SQL expressions) are the same for every row; an
     expression may name a row's new value as ``sa.bindparam("p_<column>")``. On PostgreSQL
-    the whole batch is one ``UPDATE ... FROM (VALUES ...)``; elsewhere one executemany.
+    the whole batch is one ``UPDATE ... FROM unnest(<an array per column>)``; elsewhere one
+    executemany.
     """
     if not rows:
         return
     columns = [c for c in rows[0] if c != "_id"]
     if conn.dialect.name == "postgresql":
-        new = sa.values(
-            sa.column("id", sa.BigInteger()),
-            *(sa.column(c, ledger.c[c].type) for c in columns),
-            name="new",
-        ).data([(row["_id"], *(row[c] for c in columns)) for row in rows])
+        # One array parameter per column, unnested into rows: the statement is the same for
+        # any number of rows, so it is compiled once and sent small (a VALUES list of
+        # thousands of parameters cost more to compile and parse than to run).
+        names = ["id", *columns]
+        types = [sa.BigInteger(), *(ledger.c[c].type for c in columns)]
+        arrays = [[row["_id"] for row in rows], *([row[c] for row in rows] for c in columns)]
+        new = (
+            sa.func.unnest(
+                *(
+                    sa.bindparam(f"a_{name}", values, type_=postgresql.ARRAY(type_))
+                    for name, type_, values in zip(names, types, arrays, strict=True)
+                )
+            )
+            .table_valued(*(sa.column(n, t) for n, t in zip(names, types, strict=True)))
+            .render_derived(name="new")
+        )
 
         def from_new(element: Any, **_kw: Any) -> Any:
             if isinstance(element, BindParameter) and element.key[2:] in columns:
@@ -470,8 +482,7 @@ def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]], **fixed: An
             .where(ledger.c.id == new.c.id)
             .values(
                 {
-                    # cast: a column of NULLs only would be text in VALUES
-                    **{c: sa.cast(new.c[c], ledger.c[c].type) for c in columns},
+                    **{c: new.c[c] for c in columns},
                     **{
                         c: _replaced(v, from_new) if isinstance(v, sa.ColumnElement) else v
                         for c, v in fixed.items()
