@@ -592,7 +592,7 @@ def _dependency_status(
         by_kind.setdefault(key.kind, []).append(key.source_id)
     found: dict[DocKey, _Dependency] = {}
     for kind, ids in by_kind.items():
-        for start in range(0, len(ids), 900):
+        for among in _one_of_these(conn, ids):
             rows = conn.execute(
                 sa.select(
                     ledger.c.source_id,
@@ -600,11 +600,7 @@ def _dependency_status(
                     ledger.c.label,
                     ledger.c.external_id,
                     ledger.c.internal_id,
-                ).where(
-                    ledger.c.target == target,
-                    ledger.c.kind == kind,
-                    ledger.c.source_id.in_(ids[start : start + 900]),
-                )
+                ).where(ledger.c.target == target, ledger.c.kind == kind, among)
             )
             for source_id, status, label, external_id, internal_id in rows:
                 found[DocKey(kind, source_id)] = _Dependency(
