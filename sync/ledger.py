@@ -148,6 +148,15 @@ def _one_of_these(conn: Connection, source_ids: Sequence[str]) -> Iterator[sa.Co
         yield ledger.c.source_id.in_(source_ids[start : start + 900])
 
 
+def _id_among(conn: Connection, ids: list[int]) -> sa.ColumnElement[bool]:
+    """``id`` among ``ids`` (one batch): an array parameter on PostgreSQL, else an IN list."""
+    if conn.dialect.name == "postgresql":
+        return ledger.c.id == sa.any_(
+            sa.bindparam(None, ids, type_=postgresql.ARRAY(sa.BigInteger()))
+        )
+    return ledger.c.id.in_(ids)
+
+
 def _existing(
     conn: Connection, target: str, kind: str, source_ids: Sequence[str]
 ) -> dict[str, RowMapping]:
@@ -732,28 +741,29 @@ class Failure:
 def record_successes(
     conn: Connection, successes: Sequence[Success], *, now: datetime, run_id: int | None
 ) -> None:
-    """Mark documents synced, in two statements for the whole batch.
+    """Mark documents synced, in two statements for the whole batch (three when a payload
+    changed in flight).
 
     A row whose payload changed in billing while it was in flight goes back to ``pending``,
-    so the newer payload is sent too.
+    so the newer payload is sent too. The payload sent is what the row still holds unless it
+    changed in flight, so only those rows are sent their ``synced_payload`` text.
     """
     if not successes:
         return
+    unchanged = ledger.c.payload_hash == sa.bindparam("p_synced_hash")
     bulk_update(
         conn,
         [
             {
                 "_id": s.claimed.ledger_id,
                 "synced_hash": s.claimed.payload_hash,
-                "synced_payload": s.claimed.payload_text,
                 "internal_id": s.internal_id,
                 "result": json.dumps(s.details or {}, sort_keys=True),
             }
             for s in successes
         ],
-        status=sa.case(
-            (ledger.c.payload_hash == sa.bindparam("p_synced_hash"), "synced"), else_="pending"
-        ),
+        synced_payload=sa.case((unchanged, ledger.c.payload), else_=None),
+        status=sa.case((unchanged, "synced"), else_="pending"),
         last_error=None,
         error_kind=None,
         next_attempt_at=None,
@@ -763,6 +773,14 @@ def record_successes(
         updated_at=now,
         run_id=run_id,
     )
+    by_id = {s.claimed.ledger_id: s.claimed for s in successes}
+    moved = conn.execute(
+        sa.select(ledger.c.id).where(
+            _id_among(conn, list(by_id)),
+            ledger.c.synced_hash.is_distinct_from(ledger.c.payload_hash),
+        )
+    ).scalars()
+    bulk_update(conn, [{"_id": i, "synced_payload": by_id[i].payload_text} for i in moved])
     conn.execute(
         ledger_events.insert(),
         [

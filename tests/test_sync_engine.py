@@ -458,3 +458,45 @@ def test_validation_in_a_worker_gives_the_verdicts_of_validation_in_process(engi
         (r.kind, r.record_id, r.problems) for r in here.rejections
     ]
     assert {r.label for r in there.rejections} == {"customer BAD-2", "invoice INV-Y"}
+
+
+def test_outcome_of_a_payload_changed_in_flight_keeps_what_was_sent(engine, billing, clock):
+    from sync import ledger as outbox
+
+    c1 = billing.customer()
+    billing.invoice(c1, number="INV-F1")
+    billing.invoice(c1, number="INV-F2")
+    engine.sync(kinds=["customer"])
+    engine.extract("erp", ["invoice"])
+    with engine.state.begin() as conn:
+        batch = outbox.claim(
+            conn,
+            target="erp",
+            kind="invoice",
+            worker="w",
+            now=clock.now,
+            limit=10,
+            lease=timedelta(minutes=5),
+            wait=timedelta(seconds=30),
+        )
+    sent = {c.document.label: c for c in batch.items}
+    assert set(sent) == {"invoice INV-F1", "invoice INV-F2"}
+    with engine.state.begin() as conn:  # billing changed INV-F2 while it was in flight
+        conn.execute(
+            ledger.update()
+            .where(ledger.c.id == sent["invoice INV-F2"].ledger_id)
+            .values(payload='{"changed": true}', payload_hash="0" * 64)
+        )
+        outbox.record_successes(
+            conn,
+            [outbox.Success(c, f"id-{i}") for i, c in enumerate(batch.items)],
+            now=clock.now,
+            run_id=None,
+        )
+
+    first, second = ledger_row(engine, "invoice INV-F1"), ledger_row(engine, "invoice INV-F2")
+    assert (first["status"], second["status"]) == ("synced", "pending")
+    for row, claimed in ((first, sent["invoice INV-F1"]), (second, sent["invoice INV-F2"])):
+        assert row["synced_hash"] == claimed.payload_hash
+        assert row["synced_payload"] == claimed.payload_text
+    assert second["payload"] == '{"changed": true}'
