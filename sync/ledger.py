@@ -488,7 +488,9 @@ def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]], **fixed: An
 
         statement = (
             ledger.update()
-            .where(ledger.c.id == new.c.id)
+            # The ids once more as an array: the planner then probes the primary key for the
+            # batch instead of hashing a scan of the whole ledger (a cost that grew with it).
+            .where(ledger.c.id == new.c.id, _id_among(conn, arrays[0]))
             .values(
                 {
                     **{c: new.c[c] for c in columns},
