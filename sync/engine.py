@@ -31,7 +31,7 @@ from finsync.db import make_engine, missing_tables, probe, utcnow
 from mappings.tables import MappingTables, load_mapping_file
 from sync import ledger, revrec, revrec_checks
 from sync.diff import Change, diff_payloads
-from sync.extract import BillingReader, Page
+from sync.extract import BillingReader, Page, RecordCache
 from sync.push import PushCounts, Pusher
 from sync.revrec_checks import CheckResult
 from sync.state import audit_log, ledger_events, runs
@@ -39,6 +39,7 @@ from sync.state import ledger as ledger_table
 from sync.state import metadata as state_metadata
 from sync.status import due_count, last_checks, needs_attention
 from sync.targets import MAPPINGS, TargetMapping, connector_tables
+from sync.verdicts import BackgroundValidation, worth_a_worker
 
 Progress = Callable[[str, int], None]
 #: After enqueuing this many new rows, refresh the planner's statistics of the ledger: later
@@ -46,6 +47,9 @@ Progress = Callable[[str, int], None]
 #: Within one extract the next refresh waits until the rows enqueued have doubled, so a first
 #: sync of n records pays for log2(n / 10,000) ANALYZEs, not n / 10,000.
 _ANALYZE_AFTER_NEW_ROWS = 10_000
+#: While billing validation runs in a worker, at most this many mapped pages wait for its
+#: verdicts; then extraction waits for the worker (memory stays bounded).
+_WAITING_PAGES = 50
 #: How ledger labels name documents (see the ``label`` properties of billing.records).
 _LABEL_PREFIXES = ("customer", "invoice", "credit note", "payment", "refund")
 
@@ -199,24 +203,49 @@ def default_actor() -> str:
 class RunVerdicts:
     """Billing validation for one run, computed on first use and shared by every target.
 
-    A sync that reads no changed record never pays for the pass over billing.
+    A sync that reads no changed record never pays for the pass over billing. On PostgreSQL
+    the pass may run in a worker process (``start``) while extraction goes on reading and
+    mapping; in-process, the records the pass builds are kept (``records``) for the run's
+    extraction, which then reads only their keys instead of building them a second time.
     """
 
     def __init__(self, billing: Engine, entities: Iterable[str]) -> None:
         self._billing = billing
         self._entities = tuple(entities)
         self._verdicts: Verdicts | None = None
+        self._worker: BackgroundValidation | None = None
+        self.records = RecordCache()
 
     def known(self) -> Verdicts | None:
         """The verdicts if this run has computed them already, else None (nothing is read)."""
+        if self._verdicts is None and self._worker is not None and self._worker.done():
+            self.get()
         return self._verdicts
 
+    def start(self) -> bool:
+        """Begin validating in a worker process, unless the verdicts are known, a worker runs
+        already, or billing is not PostgreSQL. True when a worker is (now) validating."""
+        if self._verdicts is None and self._worker is None and worth_a_worker(self._billing):
+            self._worker = BackgroundValidation(self._billing, self._entities)
+        return self._verdicts is None and self._worker is not None
+
     def get(self) -> Verdicts:
-        """The verdicts of this run (billing is read on the first call)."""
+        """The verdicts of this run (billing is read on the first call, or the worker's
+        answer awaited)."""
+        if self._verdicts is None and self._worker is not None:
+            worker, self._worker = self._worker, None
+            self._verdicts = worker.result()
         if self._verdicts is None:
             with self._billing.connect() as conn:
-                self._verdicts = validate_billing(BillingReader(conn), entities=self._entities)
+                reader = BillingReader(conn, cache=self.records)
+                self._verdicts = validate_billing(reader, entities=self._entities)
         return self._verdicts
+
+    def close(self) -> None:
+        """Stop a worker whose verdicts were never needed."""
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
 
 
 def map_record(
@@ -499,6 +528,7 @@ class SyncEngine:
                 target_summary.error = str(exc)
             except Exception as exc:  # recorded on the run, then re-raised for the caller
                 target_summary.error = str(exc)
+                verdicts.close()
                 if run_id is not None:
                     self._finish_run(run_id, summary)
                 raise
@@ -512,6 +542,7 @@ class SyncEngine:
                 excluded_invoices=verdicts.get().ids("invoice"),
                 timezone=self.config.timezone,
             )
+        verdicts.close()
         if run_id is not None:
             self._finish_run(run_id, summary)
         if not dry_run:
@@ -558,49 +589,87 @@ class SyncEngine:
         the documents it would send or fail.
         """
         mapping = self._mappings[target]
+        own_verdicts = verdicts is None
         verdicts = verdicts or self.run_verdicts()
         lookback = timedelta(seconds=self.config.sync.lookback_seconds)
+        page_size = self.config.sync.page_size
         total = ledger.EnqueueCounts()
-        new_since_analyze = 0
-        analyze_after = _ANALYZE_AFTER_NEW_ROWS
-        with self.billing.connect() as billing:
-            reader = BillingReader(billing)
-            for kind in kinds:
-                if kind == "revenue":
-                    # revrec: journals aggregate schedule entries per period (sync/revrec.py).
-                    total.add(
-                        revrec.enqueue_journals(
-                            self,
-                            target,
-                            run_id=run_id,
-                            now=self.clock(),
-                            dry_run=dry_run,
-                            full=full,
-                            excluded_entries=lambda: verdicts.get().ids("revenue_entry"),
-                            validated=lambda: verdicts.known() is not None,
+        analyze = {"new": 0, "after": _ANALYZE_AFTER_NEW_ROWS}
+        # Pages mapped while validation runs in a worker, in read order, waiting for its verdicts.
+        waiting: list[tuple[str, Page, list[tuple[SourceRecord, Document | MappingError | None]]]]
+        waiting = []
+
+        def enqueued(counts: ledger.EnqueueCounts, records: int) -> None:
+            total.add(counts)
+            analyze["new"] += counts.new
+            if not dry_run and analyze["new"] >= analyze["after"]:
+                ledger.analyze(self.state)
+                analyze["new"] = 0
+                analyze["after"] = total.new
+            if progress:
+                progress("extracted", records)
+
+        def catch_up(wait: bool) -> None:
+            """Enqueue the waiting pages once the verdicts are in (now, when ``wait``)."""
+            while waiting and (wait or verdicts.known() is not None):
+                kind, page, mapped = waiting.pop(0)
+                counts = self._enqueue_page(
+                    target, kind, page, mapped, verdicts, run_id, dry_run, preview
+                )
+                assert counts is not None
+                enqueued(counts, len(page.records))
+
+        try:
+            with self.billing.connect() as billing:
+                reader = BillingReader(billing, cache=verdicts.records)
+                for kind in kinds:
+                    if kind == "revenue":
+                        catch_up(wait=True)
+                        # revrec: journals aggregate schedule entries per period (revrec.py).
+                        total.add(
+                            revrec.enqueue_journals(
+                                self,
+                                target,
+                                run_id=run_id,
+                                now=self.clock(),
+                                dry_run=dry_run,
+                                full=full,
+                                excluded_entries=lambda: verdicts.get().ids("revenue_entry"),
+                                validated=lambda: verdicts.known() is not None,
+                            )
                         )
-                    )
-                    continue
-                with self.state.connect() as conn:
-                    since = None if full else ledger.load_cursor(conn, target, kind)
-                for page in reader.changes(
-                    kind, since, lookback=lookback, page_size=self.config.sync.page_size
-                ):
-                    mapped = [
-                        (record, map_record(mapping, record, page, self.tables))
-                        for record in page.records
-                    ]
-                    counts = self._enqueue_page(
-                        target, kind, page, mapped, verdicts, run_id, dry_run, preview
-                    )
-                    total.add(counts)
-                    new_since_analyze += counts.new
-                    if not dry_run and new_since_analyze >= analyze_after:
-                        ledger.analyze(self.state)
-                        new_since_analyze = 0
-                        analyze_after = total.new
-                    if progress:
-                        progress("extracted", len(page.records))
+                        continue
+                    with self.state.connect() as conn:
+                        since = None if full else ledger.load_cursor(conn, target, kind)
+                    for page in reader.changes(kind, since, lookback=lookback, page_size=page_size):
+                        mapped = [
+                            (record, map_record(mapping, record, page, self.tables))
+                            for record in page.records
+                        ]
+                        if waiting:  # behind the pages already waiting, in read order
+                            waiting.append((kind, page, mapped))
+                            catch_up(wait=len(waiting) >= _WAITING_PAGES)
+                            continue
+                        # A full page has more behind it: worth validating beside the reading.
+                        counts = self._enqueue_page(
+                            target,
+                            kind,
+                            page,
+                            mapped,
+                            verdicts,
+                            run_id,
+                            dry_run,
+                            preview,
+                            defer=len(page.records) >= page_size,
+                        )
+                        if counts is None:
+                            waiting.append((kind, page, mapped))
+                        else:
+                            enqueued(counts, len(page.records))
+                catch_up(wait=True)
+        finally:
+            if own_verdicts:
+                verdicts.close()
         if not dry_run and total.new >= _ANALYZE_AFTER_NEW_ROWS:
             ledger.analyze(self.state)  # the push that follows plans for the ledger's real size
         return total
@@ -615,12 +684,16 @@ class SyncEngine:
         run_id: int | None,
         dry_run: bool,
         preview: list[dict[str, Any]] | None = None,
-    ) -> ledger.EnqueueCounts:
+        *,
+        defer: bool = False,
+    ) -> ledger.EnqueueCounts | None:
         """Enqueue one page in one transaction that also advances the cursor.
 
         Billing validation reads all of billing, so it runs only once a page holds something
         the ledger does not (a new or changed record): a page the look-back re-read unchanged
-        costs its ledger look-up, not a pass over billing.
+        costs its ledger look-up, not a pass over billing. With ``defer``, such a page starts
+        the validation in a worker process (where it can) and returns None without enqueuing:
+        the caller enqueues it again once the verdicts are in.
         """
         now = self.clock()
         while True:
@@ -634,6 +707,8 @@ class SyncEngine:
                         conn, target=target, kind=kind, outcomes=outcomes
                     ):
                         transaction.rollback()
+                        if defer and verdicts.start():
+                            return None
                         verdicts.get()  # validate billing, then enqueue the page judged
                         continue
                     counts = ledger.enqueue(

@@ -7,6 +7,10 @@ by keyset, never by OFFSET, so the cost follows the changes, not the history.
 
 Records come out as the frozen dataclasses of ``billing.records``, with the child rows and the
 few facts of related rows (customer account number, invoice number) the mappings need.
+
+A ``RecordCache`` shares the records one run has built already: billing validation reads every
+record, and the extraction that follows takes a record from the cache when billing's row still
+has the record's ``updated_at`` (so a record changed meanwhile is built again from its row).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, RowMapping
 
 from billing import schema as b
@@ -66,16 +71,73 @@ class Page:
     end: Cursor | None = None  # the cursor after this page
 
 
+#: Kinds a ``RecordCache`` keeps: those extraction reads by ``BillingReader.changes``.
+CACHED_KINDS = ("customer", "invoice", "credit_note", "payment", "refund")
+#: At most this many records are kept for one run (beyond it extraction reads them again):
+#: the cache trades memory for a second read of billing, up to a few hundred megabytes.
+CACHE_LIMIT = 250_000
+
+
+class RecordCache:
+    """Source records built during one run, by kind and billing id, up to ``limit`` records."""
+
+    def __init__(self, limit: int = CACHE_LIMIT) -> None:
+        self._limit = limit
+        self._size = 0
+        self._records: dict[str, dict[int, SourceRecord]] = {}
+
+    def keep(self, kind: str, records: Iterable[SourceRecord]) -> None:
+        """Remember ``records`` of ``kind`` (the kinds extraction reads, while room is left)."""
+        if kind not in CACHED_KINDS:
+            return
+        held = self._records.setdefault(kind, {})
+        for record in records:
+            if self._size >= self._limit:
+                return
+            if record.id not in held:
+                self._size += 1
+            held[record.id] = record
+
+    def holds(self, kind: str) -> bool:
+        """True when some records of ``kind`` are cached."""
+        return bool(self._records.get(kind))
+
+    def get(self, kind: str, record_id: int) -> SourceRecord | None:
+        """The cached record of ``kind`` with ``record_id``, if any."""
+        return self._records.get(kind, {}).get(record_id)
+
+
 def _chunks(values: Sequence[int], size: int = 900) -> Iterator[Sequence[int]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
 
-class BillingReader:
-    """Reads source records from the billing database over one connection."""
+def _among(
+    conn: Connection, column: sa.ColumnElement[Any], ids: Sequence[int]
+) -> Iterator[sa.ColumnElement[bool]]:
+    """``column`` among ``ids``, in chunks the database takes: one array parameter per 10,000
+    ids on PostgreSQL (a long IN list costs more to send and parse than to run), IN lists of
+    900 on SQLite (its variable limit)."""
+    if conn.dialect.name == "postgresql":
+        for chunk in _chunks(ids, 10_000):
+            yield column == sa.any_(
+                sa.bindparam(None, list(chunk), type_=postgresql.ARRAY(sa.BigInteger()))
+            )
+        return
+    for chunk in _chunks(ids):
+        yield column.in_(chunk)
 
-    def __init__(self, connection: Connection) -> None:
+
+class BillingReader:
+    """Reads source records from the billing database over one connection.
+
+    With a ``cache``, every record ``all_records`` builds is kept in it, and ``changes`` takes
+    from it the records whose row is unchanged since.
+    """
+
+    def __init__(self, connection: Connection, *, cache: RecordCache | None = None) -> None:
         self._conn = connection
+        self._cache = cache
         self._products: dict[int, Product] | None = None
         # Customers live across pages: a page reads only those it has not seen (the reader
         # lives for one pass, so a customer changed meanwhile is read again by the next one).
@@ -97,8 +159,8 @@ class BillingReader:
         wanted = sorted({i for i in ids if i is not None})
         selected = [table.c.id, *(table.c[c] for c in columns)] if columns else [table]
         found: dict[int, RowMapping] = {}
-        for chunk in _chunks(wanted):
-            query = sa.select(*selected).where(table.c.id.in_(chunk))
+        for among in _among(self._conn, table.c.id, wanted):
+            query = sa.select(*selected).where(among)
             for row in self._conn.execute(query).mappings():
                 found[row["id"]] = row
         return found
@@ -107,16 +169,22 @@ class BillingReader:
         self, table: sa.Table, fk: sa.Column[Any], ids: Sequence[int], order: sa.Column[Any]
     ) -> dict[int, list[RowMapping]]:
         out: dict[int, list[RowMapping]] = defaultdict(list)
-        for chunk in _chunks(sorted(set(ids))):
-            query = sa.select(table).where(fk.in_(chunk)).order_by(fk, order)
+        for among in _among(self._conn, fk, sorted(set(ids))):
+            query = sa.select(table).where(among).order_by(fk, order)
             for row in self._conn.execute(query).mappings():
                 out[row[fk.name]].append(row)
         return out
 
-    def customers_by_id(self, ids: Iterable[int]) -> dict[int, Customer]:
+    def customers_by_id(self, ids: Iterable[int | None]) -> dict[int, Customer]:
         """Customers by id, for the ids that exist (each read once per reader)."""
         wanted = {i for i in ids if i is not None}
         unseen = wanted - self._customers.keys()
+        if self._cache is not None and unseen:
+            for i in list(unseen):
+                cached = self._cache.get("customer", i)
+                if isinstance(cached, Customer):
+                    self._customers[i] = cached
+                    unseen.discard(i)
         for i, r in self._rows_by_id(b.customers, unseen).items():
             self._customers[i] = Customer(**dict(r))
         return {i: self._customers[i] for i in wanted if i in self._customers}
@@ -239,14 +307,15 @@ class BillingReader:
         paid: dict[int, Decimal] = defaultdict(Decimal)
         credits: dict[int, list[tuple[date, int, Decimal]]] = defaultdict(list)
         apps, notes = b.payment_applications, b.credit_notes
-        for chunk in _chunks(invoice_ids):
+        for among in _among(self._conn, apps.c.invoice_id, invoice_ids):
             for invoice_id, amount in self._conn.execute(
-                sa.select(apps.c.invoice_id, apps.c.amount).where(apps.c.invoice_id.in_(chunk))
+                sa.select(apps.c.invoice_id, apps.c.amount).where(among)
             ):
                 paid[invoice_id] += amount
+        for among in _among(self._conn, notes.c.invoice_id, invoice_ids):
             for invoice_id, note_id, issued, total in self._conn.execute(
                 sa.select(notes.c.invoice_id, notes.c.id, notes.c.issue_date, notes.c.total).where(
-                    notes.c.invoice_id.in_(chunk), notes.c.status != "void"
+                    among, notes.c.status != "void"
                 )
             ):
                 credits[invoice_id].append((issued or date.min, note_id, total))
@@ -432,7 +501,10 @@ class BillingReader:
         if since is not None:
             position = (since.updated_at - lookback, 0)
         while True:
-            query = sa.select(table).order_by(table.c.updated_at, table.c.id).limit(page_size)
+            cached = self._cache is not None and self._cache.holds(kind)
+            # With records cached, a page reads only the keys and builds the records it misses.
+            selected = [table.c.id, table.c.updated_at] if cached else [table]
+            query = sa.select(*selected).order_by(table.c.updated_at, table.c.id).limit(page_size)
             if position is not None:
                 query = query.where(
                     key
@@ -444,10 +516,44 @@ class BillingReader:
             rows = list(self._conn.execute(query).mappings())
             if not rows:
                 return
-            yield self.build(kind, rows)
+            yield self._cached_page(kind, rows) if cached else self.build(kind, rows)
             if len(rows) < page_size:
                 return
             position = (rows[-1]["updated_at"], rows[-1]["id"])
+
+    def _cached_page(self, kind: str, keys: Sequence[RowMapping]) -> Page:
+        """The page of the rows with these (id, updated_at) keys: the cache's record where it
+        has the same ``updated_at``, else the record built from billing's row now."""
+        assert self._cache is not None
+        records: dict[int, SourceRecord] = {}
+        missing: list[int] = []
+        for row in keys:
+            record = self._cache.get(kind, row["id"])
+            if record is not None and record.updated_at == row["updated_at"]:
+                records[row["id"]] = record
+            else:
+                missing.append(row["id"])
+        if missing:
+            records.update((r.id, r) for r in self.by_ids(kind, missing).records)
+        page = tuple(records[row["id"]] for row in keys if row["id"] in records)
+        customers: dict[int, Customer]
+        if kind == "customer":
+            customers = {c.id: c for c in page if isinstance(c, Customer)}
+        else:
+            customers = self.customers_by_id(getattr(r, "customer_id", None) for r in page)
+        invoice_dates: dict[int, date | None] = {}
+        if kind == "credit_note":
+            invoices = self._rows_by_id(
+                b.invoices, (r.invoice_id for r in page if isinstance(r, CreditNote)), "issue_date"
+            )
+            invoice_dates = {i: r["issue_date"] for i, r in invoices.items()}
+        return Page(
+            kind=kind,
+            records=page,
+            customers=customers,
+            invoice_dates=invoice_dates,
+            end=Cursor(keys[-1]["updated_at"], keys[-1]["id"]),
+        )
 
     def all_records(self, kind: str, *, page_size: int = 1000) -> Iterator[SourceRecord]:
         """Every record of ``kind`` by id, page by page (for validation: ``BillingSource``).
@@ -467,7 +573,10 @@ class BillingReader:
             rows = list(self._conn.execute(query).mappings())
             if not rows:
                 return
-            yield from self.build(kind, rows).records
+            records = self.build(kind, rows).records
+            if self._cache is not None:
+                self._cache.keep(kind, records)
+            yield from records
             if len(rows) < page_size:
                 return
             position = tuple(rows[-1][c.name] for c in order)
@@ -476,8 +585,8 @@ class BillingReader:
         """Records of ``kind`` with the given billing ids (for re-syncs)."""
         table = KIND_TABLES[kind]
         rows: list[RowMapping] = []
-        for chunk in _chunks(sorted(set(ids))):
+        for among in _among(self._conn, table.c.id, sorted(set(ids))):
             rows += self._conn.execute(
-                sa.select(table).where(table.c.id.in_(chunk)).order_by(table.c.id)
+                sa.select(table).where(among).order_by(table.c.id)
             ).mappings()
         return self.build(kind, rows)

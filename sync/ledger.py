@@ -148,6 +148,15 @@ def _one_of_these(conn: Connection, source_ids: Sequence[str]) -> Iterator[sa.Co
         yield ledger.c.source_id.in_(source_ids[start : start + 900])
 
 
+def _id_among(conn: Connection, ids: list[int]) -> sa.ColumnElement[bool]:
+    """``id`` among ``ids`` (one batch): an array parameter on PostgreSQL, else an IN list."""
+    if conn.dialect.name == "postgresql":
+        return ledger.c.id == sa.any_(
+            sa.bindparam(None, ids, type_=postgresql.ARRAY(sa.BigInteger()))
+        )
+    return ledger.c.id.in_(ids)
+
+
 def _existing(
     conn: Connection, target: str, kind: str, source_ids: Sequence[str]
 ) -> dict[str, RowMapping]:
@@ -448,17 +457,29 @@ def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]], **fixed: An
 
     ``fixed`` values (plain values or SQL expressions) are the same for every row; an
     expression may name a row's new value as ``sa.bindparam("p_<column>")``. On PostgreSQL
-    the whole batch is one ``UPDATE ... FROM (VALUES ...)``; elsewhere one executemany.
+    the whole batch is one ``UPDATE ... FROM unnest(<an array per column>)``; elsewhere one
+    executemany.
     """
     if not rows:
         return
     columns = [c for c in rows[0] if c != "_id"]
     if conn.dialect.name == "postgresql":
-        new = sa.values(
-            sa.column("id", sa.BigInteger()),
-            *(sa.column(c, ledger.c[c].type) for c in columns),
-            name="new",
-        ).data([(row["_id"], *(row[c] for c in columns)) for row in rows])
+        # One array parameter per column, unnested into rows: the statement is the same for
+        # any number of rows, so it is compiled once and sent small (a VALUES list of
+        # thousands of parameters cost more to compile and parse than to run).
+        names = ["id", *columns]
+        types = [sa.BigInteger(), *(ledger.c[c].type for c in columns)]
+        arrays = [[row["_id"] for row in rows], *([row[c] for row in rows] for c in columns)]
+        new = (
+            sa.func.unnest(
+                *(
+                    sa.bindparam(f"a_{name}", values, type_=postgresql.ARRAY(type_))
+                    for name, type_, values in zip(names, types, arrays, strict=True)
+                )
+            )
+            .table_valued(*(sa.column(n, t) for n, t in zip(names, types, strict=True)))
+            .render_derived(name="new")
+        )
 
         def from_new(element: Any, **_kw: Any) -> Any:
             if isinstance(element, BindParameter) and element.key[2:] in columns:
@@ -467,11 +488,12 @@ def bulk_update(conn: Connection, rows: Sequence[Mapping[str, Any]], **fixed: An
 
         statement = (
             ledger.update()
-            .where(ledger.c.id == new.c.id)
+            # The ids once more as an array: the planner then probes the primary key for the
+            # batch instead of hashing a scan of the whole ledger (a cost that grew with it).
+            .where(ledger.c.id == new.c.id, _id_among(conn, arrays[0]))
             .values(
                 {
-                    # cast: a column of NULLs only would be text in VALUES
-                    **{c: sa.cast(new.c[c], ledger.c[c].type) for c in columns},
+                    **{c: new.c[c] for c in columns},
                     **{
                         c: _replaced(v, from_new) if isinstance(v, sa.ColumnElement) else v
                         for c, v in fixed.items()
@@ -581,7 +603,7 @@ def _dependency_status(
         by_kind.setdefault(key.kind, []).append(key.source_id)
     found: dict[DocKey, _Dependency] = {}
     for kind, ids in by_kind.items():
-        for start in range(0, len(ids), 900):
+        for among in _one_of_these(conn, ids):
             rows = conn.execute(
                 sa.select(
                     ledger.c.source_id,
@@ -589,11 +611,7 @@ def _dependency_status(
                     ledger.c.label,
                     ledger.c.external_id,
                     ledger.c.internal_id,
-                ).where(
-                    ledger.c.target == target,
-                    ledger.c.kind == kind,
-                    ledger.c.source_id.in_(ids[start : start + 900]),
-                )
+                ).where(ledger.c.target == target, ledger.c.kind == kind, among)
             )
             for source_id, status, label, external_id, internal_id in rows:
                 found[DocKey(kind, source_id)] = _Dependency(
@@ -725,28 +743,29 @@ class Failure:
 def record_successes(
     conn: Connection, successes: Sequence[Success], *, now: datetime, run_id: int | None
 ) -> None:
-    """Mark documents synced, in two statements for the whole batch.
+    """Mark documents synced, in two statements for the whole batch (three when a payload
+    changed in flight).
 
     A row whose payload changed in billing while it was in flight goes back to ``pending``,
-    so the newer payload is sent too.
+    so the newer payload is sent too. The payload sent is what the row still holds unless it
+    changed in flight, so only those rows are sent their ``synced_payload`` text.
     """
     if not successes:
         return
+    unchanged = ledger.c.payload_hash == sa.bindparam("p_synced_hash")
     bulk_update(
         conn,
         [
             {
                 "_id": s.claimed.ledger_id,
                 "synced_hash": s.claimed.payload_hash,
-                "synced_payload": s.claimed.payload_text,
                 "internal_id": s.internal_id,
                 "result": json.dumps(s.details or {}, sort_keys=True),
             }
             for s in successes
         ],
-        status=sa.case(
-            (ledger.c.payload_hash == sa.bindparam("p_synced_hash"), "synced"), else_="pending"
-        ),
+        synced_payload=sa.case((unchanged, ledger.c.payload), else_=None),
+        status=sa.case((unchanged, "synced"), else_="pending"),
         last_error=None,
         error_kind=None,
         next_attempt_at=None,
@@ -756,6 +775,14 @@ def record_successes(
         updated_at=now,
         run_id=run_id,
     )
+    by_id = {s.claimed.ledger_id: s.claimed for s in successes}
+    moved = conn.execute(
+        sa.select(ledger.c.id).where(
+            _id_among(conn, list(by_id)),
+            ledger.c.synced_hash.is_distinct_from(ledger.c.payload_hash),
+        )
+    ).scalars()
+    bulk_update(conn, [{"_id": i, "synced_payload": by_id[i].payload_text} for i in moved])
     conn.execute(
         ledger_events.insert(),
         [

@@ -150,7 +150,7 @@ def test_every_problem_is_reported_in_one_mapping_error() -> None:
     )
     assert "customer.country" in by_field
     assert "customer.address_line1" in by_field
-    assert "line 1.amount" in by_field  # from the shared checks in billing/validation.py
+    assert "line 1.amount" in by_field  # from the shared checks in billing/validation/
 
 
 def test_missing_customer_and_unknown_entity_are_named() -> None:

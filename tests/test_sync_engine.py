@@ -395,3 +395,108 @@ def test_a_full_batch_of_waiting_documents_does_not_hold_up_the_rest(tmp_path, d
     assert not any(e.startswith("finsync:inv:INV-WAIT") for e in stored)
     assert {ledger_row(engine, f"invoice INV-WAIT-{n}")["status"] for n in range(5)} == {"pending"}
     engine.close()
+
+
+def test_full_pages_validate_beside_extraction_and_every_rejection_holds(
+    tmp_path, db_url, clock, monkeypatch
+):
+    # Full pages: on PostgreSQL billing validation runs in a worker process while the pages
+    # are read and mapped; the pages wait for its verdicts before anything is enqueued.
+    import sync.engine
+    from sync.verdicts import BackgroundValidation
+
+    answers: list[object] = []
+
+    class Watched(BackgroundValidation):
+        def result(self):
+            answers.append(super().result())
+            return answers[-1]
+
+    monkeypatch.setattr(sync.engine, "BackgroundValidation", Watched)
+    setup = write_config(tmp_path, db_url, sync={"page_size": 2})
+    engine = make_engine(setup, clock)
+    billing = BillingBuilder(engine.billing)
+    good = billing.customer("GOOD-0")
+    bad = billing.customer("BAD-0", name="")  # breaks the billing contract: no name
+    for n in range(5):
+        billing.invoice(good, number=f"INV-G{n}")
+    billing.invoice(bad, number="INV-X")
+
+    engine.sync()
+
+    assert "name" in ledger_row(engine, "customer BAD-0")["last_error"]
+    invoice = ledger_row(engine, "invoice INV-X")
+    assert invoice["status"] == "failed"
+    assert "customer BAD-0 is rejected" in invoice["last_error"]
+    stored = records_by_external_id(engine)
+    assert "finsync:inv:INV-X" not in stored
+    assert {f"finsync:inv:INV-G{n}" for n in range(5)} <= set(stored)
+    assert statuses(engine)[("invoice", "invoice INV-G4")] == "synced"
+    with engine.state.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(ledger)).scalar() == 8
+    on_postgres = engine.billing.dialect.name == "postgresql"
+    engine.close()
+    # PostgreSQL: one worker answered; SQLite validates in-process.
+    assert [a is not None for a in answers] == ([True] if on_postgres else [])
+
+
+def test_validation_in_a_worker_gives_the_verdicts_of_validation_in_process(engine, billing):
+    from billing.validation import validate_billing
+    from sync.extract import BillingReader
+    from sync.verdicts import BackgroundValidation
+
+    c1 = billing.customer("BAD-2", name="")
+    billing.invoice(c1, number="INV-Y")
+    billing.invoice(billing.customer("OK-2"), number="INV-Z")
+    with engine.billing.connect() as conn:
+        here = validate_billing(BillingReader(conn), entities=engine.tables.entities)
+
+    there = BackgroundValidation(engine.billing, engine.tables.entities).result()
+
+    assert there is not None
+    assert [(r.kind, r.record_id, r.problems) for r in there.rejections] == [
+        (r.kind, r.record_id, r.problems) for r in here.rejections
+    ]
+    assert {r.label for r in there.rejections} == {"customer BAD-2", "invoice INV-Y"}
+
+
+def test_outcome_of_a_payload_changed_in_flight_keeps_what_was_sent(engine, billing, clock):
+    from sync import ledger as outbox
+
+    c1 = billing.customer()
+    billing.invoice(c1, number="INV-F1")
+    billing.invoice(c1, number="INV-F2")
+    engine.sync(kinds=["customer"])
+    engine.extract("erp", ["invoice"])
+    with engine.state.begin() as conn:
+        batch = outbox.claim(
+            conn,
+            target="erp",
+            kind="invoice",
+            worker="w",
+            now=clock.now,
+            limit=10,
+            lease=timedelta(minutes=5),
+            wait=timedelta(seconds=30),
+        )
+    sent = {c.document.label: c for c in batch.items}
+    assert set(sent) == {"invoice INV-F1", "invoice INV-F2"}
+    with engine.state.begin() as conn:  # billing changed INV-F2 while it was in flight
+        conn.execute(
+            ledger.update()
+            .where(ledger.c.id == sent["invoice INV-F2"].ledger_id)
+            .values(payload='{"changed": true}', payload_hash="0" * 64)
+        )
+        outbox.record_successes(
+            conn,
+            [outbox.Success(c, f"id-{i}") for i, c in enumerate(batch.items)],
+            now=clock.now,
+            run_id=None,
+        )
+
+    first, second = ledger_row(engine, "invoice INV-F1"), ledger_row(engine, "invoice INV-F2")
+    assert (first["status"], second["status"]) == ("synced", "pending")
+    for row, claimed in ((first, sent["invoice INV-F1"]), (second, sent["invoice INV-F2"])):
+        assert row["synced_hash"] == claimed.payload_hash
+        assert row["synced_payload"] == claimed.payload_text
+    assert second["payload"] == '{"changed": true}'
