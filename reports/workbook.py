@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import textwrap
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -93,15 +93,101 @@ def money_format(currency: str) -> str:
     return f"{body};[Red]-{body}"
 
 
-def safe_text(ws: WriteOnlyWorksheet, value: str, **style: Any) -> WriteOnlyCell:
-    """A cell that holds ``value`` as text, whatever it starts with."""
-    value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)[:_MAX_CELL_TEXT]
-    cell = WriteOnlyCell(ws, value)
-    cell.data_type = "s"  # openpyxl would turn "=..." into a formula
-    if value.startswith(_FORMULA_START):
-        cell.quotePrefix = True
-    _style(cell, **style)
-    return cell
+def clean_text(value: str) -> str:
+    """``value`` as a cell can hold it: characters XML forbids replaced, cut to Excel's limit.
+
+    Almost every text is printable, which ``str.isprintable`` tells in C; only the rest (a
+    control character, a line break, a non-ASCII space) pays for the regular expression.
+    """
+    if not value.isprintable():
+        value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+    return value[:_MAX_CELL_TEXT]
+
+
+class _Cell:
+    """One cell ready to write: its value, openpyxl data type and workbook style id.
+
+    openpyxl's own cells resolve their font, fill, format and alignment objects one by one for
+    every cell (hashing each); here a style is resolved once per workbook (``_Styles``) and the
+    cell only carries its id. It has exactly what openpyxl's write-only row writer reads.
+    """
+
+    __slots__ = ("_value", "column", "data_type", "has_style", "parent", "row", "style_id", "wrap")
+    _comment = None
+    hyperlink = None
+
+    def __init__(self, ws: WriteOnlyWorksheet, value: Any, data_type: str, style: _Style) -> None:
+        self.parent = ws
+        self._value = value
+        self.data_type = data_type
+        self.style_id, self.has_style, self.wrap = style
+        self.row = self.column = 1
+
+    @property
+    def value(self) -> Any:
+        """The value written."""
+        return self._value
+
+    @property
+    def coordinate(self) -> str:
+        """``A1``-style address, once the row is appended."""
+        return f"{get_column_letter(self.column)}{self.row}"
+
+
+#: A resolved style: workbook style id, whether it is not the default, whether text wraps.
+_Style = tuple[int, bool, bool]
+
+
+class _StreamSheet(WriteOnlyWorksheet):  # type: ignore[misc]
+    """A write-only worksheet whose rows are lists of ready ``_Cell`` objects.
+
+    openpyxl's ``append`` would re-type every value and take a cell through an exception to
+    tell it from a value; these rows only need their coordinates.
+    """
+
+    def _values_to_row(self, values: Iterable[_Cell], row_idx: int) -> Iterator[_Cell]:
+        for column, cell in enumerate(values, 1):
+            cell.row = row_idx
+            cell.column = column
+            yield cell
+
+
+class _Styles:
+    """The workbook's cell styles, each resolved once and then known by its id.
+
+    Keys hold the style objects themselves (module constants) by identity: hashing openpyxl
+    style objects is what made per-cell styling slow.
+    """
+
+    def __init__(self, wb: _Workbook) -> None:
+        self.wb = wb
+        self._ids: dict[tuple[Any, ...], tuple[_Style, tuple[Any, ...]]] = {}
+
+    def get(
+        self,
+        ws: WriteOnlyWorksheet,
+        *,
+        font: Font | None = None,
+        fill: PatternFill | None = None,
+        fmt: str | None = None,
+        border: Border | None = None,
+        alignment: Alignment | None = None,
+        quote: bool = False,
+    ) -> _Style:
+        """The style with these attributes (None: the default)."""
+        objects = (font, fill, border, alignment)
+        key = (*map(id, objects), fmt, quote)
+        found = self._ids.get(key)
+        if found is None:
+            cell = WriteOnlyCell(ws)
+            _style(cell, font=font, fill=fill, fmt=fmt, border=border, alignment=alignment)
+            if quote:
+                cell.quotePrefix = True
+            wrap = bool(alignment is not None and alignment.wrap_text)
+            # The objects stay referenced here, so their ids are never reused.
+            found = ((cell.style_id, cell.has_style, wrap), objects)
+            self._ids[key] = found
+        return found[0]
 
 
 def _style(
@@ -126,11 +212,26 @@ def _style(
     return cell
 
 
+class _Workbook(Workbook):  # type: ignore[misc]
+    """A write-only workbook of ``_StreamSheet`` sheets and the styles its cells share."""
+
+    def __init__(self) -> None:
+        super().__init__(write_only=True)
+        self.styles = _Styles(self)
+
+    def create_sheet(self, title: str | None = None, index: int | None = None) -> _StreamSheet:
+        """A new streaming sheet at the end (or at ``index``)."""
+        ws = _StreamSheet(parent=self, title=title)
+        self._add_sheet(sheet=ws, index=index)
+        return ws
+
+
 class _Sheet:
     """A write-only sheet with typed cell helpers; knows which row it is on."""
 
-    def __init__(self, wb: Workbook, title: str, widths: Sequence[float]) -> None:
+    def __init__(self, wb: _Workbook, title: str, widths: Sequence[float]) -> None:
         self.ws: WriteOnlyWorksheet = wb.create_sheet(title)
+        self.styles = wb.styles
         # Printed or exported to PDF: landscape, all columns on one page width.
         self.ws.page_setup.orientation = "landscape"
         self.ws.page_setup.fitToWidth = 1
@@ -140,35 +241,53 @@ class _Sheet:
             self.ws.column_dimensions[get_column_letter(index)].width = width
         self.widths = list(widths)
         self.row = 0
+        # The commonest cells' styles, looked up without building a key.
+        self._plain_text = self.styles.get(self.ws, alignment=_TEXT)
+        self._quoted_text = self.styles.get(self.ws, alignment=_TEXT, quote=True)
+        self._money: dict[str, _Style] = {}
+        self._dates: dict[str, _Style] = {}
 
     def freeze(self, cell: str) -> None:
         self.ws.freeze_panes = cell
 
-    def text(self, value: str | None, **style: Any) -> WriteOnlyCell:
+    def text(self, value: str | None, **style: Any) -> _Cell:
+        """A cell that holds ``value`` as text, whatever it starts with (never a formula)."""
+        value = clean_text(value) if value else ""
+        quote = value.startswith(_FORMULA_START)
+        if not style:
+            return _Cell(self.ws, value, "s", self._quoted_text if quote else self._plain_text)
         style.setdefault("alignment", _TEXT)
-        return safe_text(self.ws, value or "", **style)
+        return _Cell(self.ws, value, "s", self.styles.get(self.ws, quote=quote, **style))
 
-    def money(self, value: Decimal | None, currency: str, **style: Any) -> WriteOnlyCell:
-        return _style(WriteOnlyCell(self.ws, value), fmt=money_format(currency), **style)
+    def money(self, value: Decimal | None, currency: str, **style: Any) -> _Cell:
+        if style:
+            found = self.styles.get(self.ws, fmt=money_format(currency), **style)
+        else:
+            found = self._money.get(currency) or self._money.setdefault(
+                currency, self.styles.get(self.ws, fmt=money_format(currency))
+            )
+        return _Cell(self.ws, value, "n", found)
 
-    def date(self, value: date | None, fmt: str = _DATE_FORMAT) -> WriteOnlyCell:
-        return _style(WriteOnlyCell(self.ws, value), fmt=fmt)
+    def date(self, value: date | None, fmt: str = _DATE_FORMAT) -> _Cell:
+        found = self._dates.get(fmt) or self._dates.setdefault(
+            fmt, self.styles.get(self.ws, fmt=fmt)
+        )
+        return _Cell(self.ws, value, "n" if value is None else "d", found)
 
-    def count(self, value: int, **style: Any) -> WriteOnlyCell:
-        return _style(WriteOnlyCell(self.ws, value), fmt=_COUNT_FORMAT, **style)
+    def count(self, value: int, **style: Any) -> _Cell:
+        return _Cell(self.ws, value, "n", self.styles.get(self.ws, fmt=_COUNT_FORMAT, **style))
 
-    def formula(self, text: str, fmt: str | None = None, **style: Any) -> WriteOnlyCell:
+    def formula(self, text: str, fmt: str | None = None, **style: Any) -> _Cell:
         """A checking formula (its "yes"/"NO" centred in its column)."""
         style.setdefault("alignment", _CENTER)
-        return _style(WriteOnlyCell(self.ws, text), fmt=fmt, **style)
+        return _Cell(self.ws, text, "f", self.styles.get(self.ws, fmt=fmt, **style))
 
-    def append(self, cells: Iterable[Any]) -> int:
+    def append(self, cells: Iterable[_Cell]) -> int:
         """Append a row; a row with wrapped text gets the height its longest cell needs."""
         row = list(cells)
         lines = 1
         for index, cell in enumerate(row):
-            alignment = getattr(cell, "alignment", None)
-            if alignment is not None and alignment.wrap_text and isinstance(cell.value, str):
+            if cell.wrap and isinstance(cell.value, str):
                 width = self.widths[index] if index < len(self.widths) else _DEFAULT_WIDTH
                 needed = sum(_lines_needed(part, width) for part in cell.value.split("\n"))
                 lines = max(lines, needed)
@@ -356,7 +475,7 @@ def build_monthly_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / report_filename(per.label, entity)
 
-    wb = Workbook(write_only=True)
+    wb = _Workbook()
     wb.calculation = CalcProperties(fullCalcOnLoad=True)
     summary = _Sheet(wb, "Summary", [27, 17, 17, 17, 17, 17, 17])
     # Write-only sheets take their panes before the first row; the Summary is filled last.
@@ -566,7 +685,7 @@ _REFUND_COLUMNS = (
 _CURRENCY_COL = 7
 
 
-def _invoice_cells(s: _Sheet, r: m.InvoiceRow) -> list[WriteOnlyCell]:
+def _invoice_cells(s: _Sheet, r: m.InvoiceRow) -> list[_Cell]:
     cur = r.currency
     return [
         s.text(r.number),
@@ -588,7 +707,7 @@ def _invoice_cells(s: _Sheet, r: m.InvoiceRow) -> list[WriteOnlyCell]:
     ]
 
 
-def _credit_cells(s: _Sheet, r: m.CreditNoteRow) -> list[WriteOnlyCell]:
+def _credit_cells(s: _Sheet, r: m.CreditNoteRow) -> list[_Cell]:
     cur = r.currency
     return [
         s.text(r.number),
@@ -609,7 +728,7 @@ def _credit_cells(s: _Sheet, r: m.CreditNoteRow) -> list[WriteOnlyCell]:
     ]
 
 
-def _payment_cells(s: _Sheet, r: m.PaymentRow) -> list[WriteOnlyCell]:
+def _payment_cells(s: _Sheet, r: m.PaymentRow) -> list[_Cell]:
     cur = r.currency
     return [
         s.text(r.reference),
@@ -630,7 +749,7 @@ def _payment_cells(s: _Sheet, r: m.PaymentRow) -> list[WriteOnlyCell]:
     ]
 
 
-def _refund_cells(s: _Sheet, r: m.RefundRow) -> list[WriteOnlyCell]:
+def _refund_cells(s: _Sheet, r: m.RefundRow) -> list[_Cell]:
     cur = r.currency
     return [
         s.text(r.reference),
@@ -657,11 +776,11 @@ def _numeric_columns(columns: Sequence[tuple[str, float]]) -> set[int]:
 
 
 def _write_documents(
-    wb: Workbook,
+    wb: _Workbook,
     title: str,
     columns: Sequence[tuple[str, float]],
     rows: Iterable[Any],
-    to_cells: Callable[[_Sheet, Any], list[WriteOnlyCell]],
+    to_cells: Callable[[_Sheet, Any], list[_Cell]],
     *,
     total_cols: Sequence[int],
     counted_col: int,
@@ -699,7 +818,7 @@ def _write_documents(
             values = sums.get((cur, counted))
             if values is None and counted != totals_of[0]:
                 continue
-            total_cells: list[WriteOnlyCell] = [
+            total_cells: list[_Cell] = [
                 s.text(f"Total {cur} {counted}", font=_TOTAL_FONT, border=_TOTAL_BORDER)
             ] + [s.text("", border=_TOTAL_BORDER) for _ in range(_CURRENCY_COL - 2)]
             total_cells.append(s.text(cur, font=_TOTAL_FONT, border=_TOTAL_BORDER))
@@ -729,7 +848,7 @@ class _RevenueRanges:
     roll_last: int
 
 
-def _write_revenue(wb: Workbook, f: m.Figures) -> _RevenueRanges:
+def _write_revenue(wb: _Workbook, f: m.Figures) -> _RevenueRanges:
     s = _Sheet(wb, "Revenue", [12, 18, 16, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17])
     s.freeze("A2")
     s.header(["Currency", "Product family", "Revenue account", "Recognized"], numeric={3})
@@ -847,7 +966,7 @@ def _write_revenue(wb: Workbook, f: m.Figures) -> _RevenueRanges:
     return _RevenueRanges(recognized_last, roll_first, roll_last)
 
 
-def _write_aging(wb: Workbook, f: m.Figures) -> int:
+def _write_aging(wb: _Workbook, f: m.Figures) -> int:
     s = _Sheet(wb, "AR aging", [16, 28, 9, 15, 15, 15, 15, 15, 16])
     s.freeze("A2")
     s.header(
@@ -899,7 +1018,7 @@ def _write_aging(wb: Workbook, f: m.Figures) -> int:
     return last
 
 
-def _write_credit_balances(wb: Workbook, f: m.Figures) -> int:
+def _write_credit_balances(wb: _Workbook, f: m.Figures) -> int:
     s = _Sheet(wb, "Credit balances", [16, 28, 9, 16, 16, 16, 16])
     s.freeze("A2")
     s.header(
@@ -951,7 +1070,7 @@ def _write_credit_balances(wb: Workbook, f: m.Figures) -> int:
     return last
 
 
-def _write_exceptions(wb: Workbook, left_out: m.LeftOut) -> int:
+def _write_exceptions(wb: _Workbook, left_out: m.LeftOut) -> int:
     """Every record validation rejected, with its amount and each reason with its fix; then the
     records and money left out per currency code as billing holds it."""
     s = _Sheet(wb, "Exceptions", [14, 30, 10, 15, 15, 22, 70])
@@ -1014,7 +1133,7 @@ def _write_exceptions(wb: Workbook, left_out: m.LeftOut) -> int:
     return last
 
 
-def _write_tax(wb: Workbook, f: m.Figures) -> None:
+def _write_tax(wb: _Workbook, f: m.Figures) -> None:
     s = _Sheet(wb, "Tax", [18, 9, 10, 17, 16, 16, 16, 16, 12])
     s.freeze("A2")
     s.header(
@@ -1121,7 +1240,7 @@ _KIND_LABELS = {
 
 
 def _write_reconciliation(
-    wb: Workbook,
+    wb: _Workbook,
     f: m.Figures,
     tallies: dict[str, m.Tally],
     state: sa.Engine,
@@ -1321,7 +1440,7 @@ def _write_summary(
             *(s.money(t.left_out_money, t.currency) for t in totals),
         ]
     )
-    checks: list[WriteOnlyCell] = []
+    checks: list[_Cell] = []
     for index, _ in enumerate(totals):
         col = get_column_letter(index + 2)
         pairs = [
