@@ -34,7 +34,7 @@ from billing.validation import Rejection, validate_billing
 from core.errors import ConfigError
 from mappings import revrec as rr
 from mappings.tables import MappingTables
-from reports.tax import InvoiceTax, TaxTotal, tax_reconciliation
+from reports.tax import InvoiceTax, TaxTotal, tax_figures
 from sync.extract import BillingReader
 from sync.state import ledger
 
@@ -886,7 +886,7 @@ def build_figures(
     """
     out = find_left_out(billing, mapping) if left_out is None else left_out
     revenue = _revenue(billing, period, entity, timezone, mapping, out)
-    tax = tax_reconciliation(
+    tax_totals, tax_variances = tax_figures(
         billing,
         state,
         period_start=period.start,
@@ -907,8 +907,8 @@ def build_figures(
         journals=_journals(state, erp_target, period, revenue.journal_entries),
         aging=aging,
         credit_balances=credit_balances,
-        tax=tax.totals,
-        tax_variances=tax.variances,
+        tax=tax_totals,
+        tax_variances=tax_variances,
         sync_health=_sync_health(state, erp_target),
         exceptions_count=_count_exceptions(state),
         left_out=out,
@@ -944,6 +944,52 @@ class _RatableLine:
     credited: list[tuple[date, Decimal]] = field(default_factory=list)
 
 
+def _sums(
+    billing: sa.Engine,
+    stmt: sa.Select[Any],
+    keys: Sequence[str],
+    excluded: Sequence[tuple[Any, frozenset[int]]],
+) -> dict[tuple[Any, ...], Decimal]:
+    """Sum ``stmt``'s ``amount`` per ``keys`` (labels of its columns), leaving out its rows whose
+    column is in the ids beside it in ``excluded``; ``stmt`` has a unique ``id`` column.
+
+    PostgreSQL sums NUMERIC exactly, so it aggregates (and the few excluded rows are read back
+    and taken off); SQLite holds money as text and would sum floats, so its rows stream into
+    ``Decimal`` sums here.
+    """
+    sums: dict[tuple[Any, ...], Decimal] = defaultdict(lambda: ZERO)
+    counts: dict[tuple[Any, ...], int] = defaultdict(int)
+    if billing.dialect.name != "postgresql":
+        for r in _stream(billing, stmt):
+            if not any(getattr(r, col.name) in ids for col, ids in excluded):
+                key = tuple(getattr(r, k) for k in keys)
+                sums[key] += r.amount
+                counts[key] += 1
+        return dict(sums)
+    rows = stmt.subquery()
+    grouped = sa.select(
+        *(rows.c[k] for k in keys),
+        sa.func.count().label("rows"),
+        sa.func.sum(rows.c.amount).label("amount"),
+    ).group_by(*(rows.c[k] for k in keys))
+    with billing.connect() as conn:  # a few rows: no server-side cursor, so a full plan
+        for r in conn.execute(grouped):
+            key = tuple(r[: len(keys)])
+            sums[key] += r.amount
+            counts[key] += r.rows
+    taken: set[int] = set()
+    for col, ids in excluded:
+        for chunk in _chunks(sorted(ids)):
+            for r in _stream(billing, stmt.where(col.in_(chunk))):
+                if r.id not in taken:
+                    taken.add(r.id)
+                    key = tuple(getattr(r, k) for k in keys)
+                    sums[key] -= r.amount
+                    counts[key] -= 1
+    # A key whose every row is left out has no figure at all (as if never read).
+    return {key: amount for key, amount in sums.items() if counts[key] > 0}
+
+
 def _revenue(
     billing: sa.Engine,
     period: Period,
@@ -952,9 +998,26 @@ def _revenue(
     mapping: MappingTables | None,
     left_out: LeftOut,
 ) -> _Revenue:
-    """Recognized revenue, the deferred roll-forward and the waterfall (docs/accounting.md)."""
+    """Recognized revenue, the deferred roll-forward and the waterfall (docs/accounting.md).
+
+    Reads are bounded by the month, not the history: ratable lines issued before it that were
+    never voided nor credited, and schedule entries before it, only add to the opening, so they
+    come summed per entity and currency (``_sums``); the month's lines, the voided or credited
+    ones and the entries from the month on are read row by row.
+    """
     i, line, prod, e = b.invoices, b.invoice_lines, b.products, b.revenue_schedule_entries
     n, nl = b.credit_notes, b.credit_note_lines
+    credited_lines = (
+        sa.select(nl.c.invoice_line_id)
+        .join(n, n.c.id == nl.c.credit_note_id)
+        .where(nl.c.invoice_line_id.is_not(None), n.c.status == "issued")
+    )
+    untouched = sa.and_(
+        i.c.issue_date < period.start,
+        i.c.voided_at.is_(None),
+        i.c.status != "void",
+        line.c.id.not_in(credited_lines),  # one hashed set, not a probe per line
+    )
     ratable_lines = (
         sa.select(
             line.c.id,
@@ -969,6 +1032,18 @@ def _revenue(
         .join(i, i.c.id == line.c.invoice_id)
         .join(prod, prod.c.id == line.c.product_id)
         .where(i.c.issue_date <= period.end, prod.c.revenue_pattern == "ratable")
+    )
+    opening_lines = (
+        sa.select(
+            line.c.id,
+            line.c.invoice_id,
+            i.c.billing_entity.label("entity"),
+            i.c.currency,
+            line.c.amount,
+        )
+        .join(i, i.c.id == line.c.invoice_id)
+        .join(prod, prod.c.id == line.c.product_id)
+        .where(prod.c.revenue_pattern == "ratable", untouched)
     )
     credits = (
         sa.select(nl.c.invoice_line_id, n.c.id.label("credit_note_id"), n.c.issue_date, nl.c.amount)
@@ -998,13 +1073,55 @@ def _revenue(
         .join(line, line.c.id == e.c.invoice_line_id)
         .join(i, i.c.id == line.c.invoice_id)
         .join(prod, prod.c.id == line.c.product_id)
+        .where(
+            sa.or_(
+                e.c.period == period.start,
+                sa.and_(
+                    e.c.period > period.start,
+                    prod.c.revenue_pattern == "ratable",
+                    i.c.issue_date <= period.end,
+                ),
+            )
+        )
         .order_by(e.c.id)
+    )
+    earlier_entries = (
+        sa.select(
+            e.c.id,
+            line.c.invoice_id,
+            i.c.billing_entity.label("entity"),
+            i.c.currency,
+            e.c.amount,
+        )
+        .join(line, line.c.id == e.c.invoice_line_id)
+        .join(i, i.c.id == line.c.invoice_id)
+        .join(prod, prod.c.id == line.c.product_id)
+        .where(e.c.period < period.start, prod.c.revenue_pattern == "ratable")
     )
     if entity:
         ratable_lines = ratable_lines.where(i.c.billing_entity == entity)
+        opening_lines = opening_lines.where(i.c.billing_entity == entity)
         credits = credits.where(i.c.billing_entity == entity)
         entries = entries.where(i.c.billing_entity == entity)
+        earlier_entries = earlier_entries.where(i.c.billing_entity == entity)
+    touched = sa.or_(  # not untouched, written so that PostgreSQL hashes the credited lines
+        i.c.issue_date >= period.start,
+        i.c.voided_at.is_not(None),
+        i.c.status == "void",
+        line.c.id.in_(credited_lines),
+    )
+    ratable_lines = ratable_lines.where(touched)
 
+    rolls: dict[tuple[str, str], RollForward] = {}
+
+    def roll(key: tuple[str, str]) -> RollForward:
+        return rolls.setdefault(key, RollForward(*key))
+
+    left_invoices = left_out.ids("invoice")
+    for key, amount in _sums(
+        billing, opening_lines, ("entity", "currency"), [(line.c.invoice_id, left_invoices)]
+    ).items():
+        roll((key[0], key[1])).opening += amount
     lines: dict[int, _RatableLine] = {}
     for r in _stream(billing, ratable_lines):
         if left_out.has("invoice", r.invoice_id):
@@ -1015,12 +1132,11 @@ def _revenue(
         if r.invoice_line_id in lines and not left_out.has("credit_note", r.credit_note_id):
             lines[r.invoice_line_id].credited.append((r.issue_date, r.amount))
 
-    rolls: dict[tuple[str, str], RollForward] = {}
     later: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for li in lines.values():
         if li.voided_on is not None and add_months(li.voided_on, 0) == add_months(li.issued, 0):
             continue  # voided in the month it was issued: it never counted
-        rf = rolls.setdefault((li.entity, li.currency), RollForward(li.entity, li.currency))
+        rf = roll((li.entity, li.currency))
         if li.issued < period.start:
             rf.opening += li.amount
         else:
@@ -1041,6 +1157,15 @@ def _revenue(
             else:
                 later[li.currency] += left
 
+    excluded_entries = [
+        (e.c.id, left_out.ids("revenue_entry")),
+        (line.c.invoice_id, left_invoices),
+    ]
+    for key, amount in _sums(
+        billing, earlier_entries, ("entity", "currency"), excluded_entries
+    ).items():
+        roll((key[0], key[1])).opening -= amount
+
     months = tuple(add_months(period.start, k) for k in range(1, WATERFALL_MONTHS + 1))
     month_index = {m: k for k, m in enumerate(months)}
     waterfall: dict[str, list[Decimal]] = {}
@@ -1050,12 +1175,7 @@ def _revenue(
         if left_out.has("revenue_entry", r.id) or left_out.has("invoice", r.invoice_id):
             continue
         ratable = r.revenue_pattern == "ratable"
-        if r.period < period.start:
-            if ratable:
-                rolls.setdefault(
-                    (r.billing_entity, r.currency), RollForward(r.billing_entity, r.currency)
-                ).opening -= r.amount
-        elif r.period == period.start:
+        if r.period == period.start:
             recognized[(r.currency, r.product_family)] += r.amount
             if ratable:
                 rolls.setdefault(
