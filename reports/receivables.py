@@ -61,7 +61,7 @@ def receivables_at_end(
     customer's credit balance with unapplied cash less refunds (docs/accounting.md).
     """
     i, c, a, p, n = (b.invoices, b.customers, b.payment_applications, b.payments, b.credit_notes)
-    reductions = sa.union_all(
+    paid = (
         sa.select(
             a.c.invoice_id,
             sa.literal("payment").label("source"),
@@ -69,14 +69,15 @@ def receivables_at_end(
             a.c.amount,
         )
         .join(p, p.c.id == a.c.payment_id)
-        .where(a.c.applied_on <= period.end, p.c.status == "succeeded"),
-        sa.select(
-            n.c.invoice_id,
-            sa.literal("credit_note").label("source"),
-            n.c.id.label("source_id"),
-            n.c.total.label("amount"),
-        ).where(n.c.issue_date <= period.end, n.c.status == "issued"),
-    ).subquery()
+        .where(a.c.applied_on <= period.end, p.c.status == "succeeded")
+    )
+    credited = sa.select(
+        n.c.invoice_id,
+        sa.literal("credit_note").label("source"),
+        n.c.id.label("source_id"),
+        n.c.total.label("amount"),
+    ).where(n.c.issue_date <= period.end, n.c.status == "issued")
+    reductions = sa.union_all(paid, credited).subquery()
     stmt = (
         sa.select(
             i.c.id,
@@ -139,27 +140,83 @@ def receivables_at_end(
         elif open_amount < ZERO:
             credit_row(r.account_number, r.name, r.currency).over_credit -= open_amount
 
-    current: sa.Row[Any] | None = None
-    reduced = ZERO
-    for r in stream_rows(billing, stmt):
-        if current is not None and r.id != current.id:
+    if billing.dialect.name == "postgresql":
+        # NUMERIC sums are exact: PostgreSQL nets each invoice and each payment, and sends only
+        # those still open (or over-credited) at the end, not the whole settled history.
+        kept = sa.union_all(
+            paid.where(p.c.id.not_in(sorted(left_out.ids("payment")))),
+            credited.where(n.c.id.not_in(sorted(left_out.ids("credit_note")))),
+        ).subquery()
+        net = (
+            sa.select(kept.c.invoice_id, sa.func.sum(kept.c.amount).label("reduced"))
+            .group_by(kept.c.invoice_id)
+            .subquery()
+        )
+        reduced_by_end = sa.func.coalesce(net.c.reduced, 0)
+        open_invoices = (
+            sa.select(
+                i.c.id,
+                i.c.currency,
+                i.c.issue_date,
+                i.c.due_date,
+                i.c.total,
+                i.c.status,
+                i.c.voided_at,
+                c.c.account_number,
+                c.c.name,
+                reduced_by_end.label("reduced"),
+            )
+            .join(c, c.c.id == i.c.customer_id)
+            .outerjoin(net, net.c.invoice_id == i.c.id)
+            .where(i.c.issue_date <= period.end, i.c.total != reduced_by_end)
+        )
+        applied_by_end = (
+            sa.select(a.c.payment_id, sa.func.sum(a.c.amount).label("applied"))
+            .where(a.c.applied_on <= period.end)
+            .group_by(a.c.payment_id)
+            .subquery()
+        )
+        unapplied = (p.c.amount - sa.func.coalesce(applied_by_end.c.applied, 0)).label("unapplied")
+        open_cash = (
+            sa.select(p.c.id, p.c.currency, c.c.account_number, c.c.name, unapplied)
+            .join(c, c.c.id == p.c.customer_id)
+            .outerjoin(applied_by_end, applied_by_end.c.payment_id == p.c.id)
+            .where(
+                p.c.received_on <= period.end,
+                p.c.status == "succeeded",
+                p.c.amount != sa.func.coalesce(applied_by_end.c.applied, 0),
+            )
+        )
+        if entity:
+            open_invoices = open_invoices.where(i.c.billing_entity == entity)
+            open_cash = open_cash.where(c.c.billing_entity == entity)
+        for r in stream_rows(billing, open_invoices):
+            settle(r, r.reduced)
+        for r in stream_rows(billing, open_cash):
+            if not left_out.has("payment", r.id):
+                credit_row(r.account_number, r.name, r.currency).unapplied_cash += r.unapplied
+    else:
+        current: sa.Row[Any] | None = None
+        reduced = ZERO
+        for r in stream_rows(billing, stmt):
+            if current is not None and r.id != current.id:
+                settle(current, reduced)
+                reduced = ZERO
+            current = r
+            if r.reduction is not None and not left_out.has(r.source, r.source_id):
+                reduced += r.reduction
+        if current is not None:
             settle(current, reduced)
-            reduced = ZERO
-        current = r
-        if r.reduction is not None and not left_out.has(r.source, r.source_id):
-            reduced += r.reduction
-    if current is not None:
-        settle(current, reduced)
 
-    applied_by_payment: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    for r in stream_rows(billing, applied):
-        applied_by_payment[r.payment_id] += r.amount
-    for r in stream_rows(billing, cash):
-        if left_out.has("payment", r.id):
-            continue
-        unapplied = r.amount - applied_by_payment.get(r.id, ZERO)
-        if unapplied:
-            credit_row(r.account_number, r.name, r.currency).unapplied_cash += unapplied
+        applied_by_payment: dict[int, Decimal] = defaultdict(lambda: ZERO)
+        for r in stream_rows(billing, applied):
+            applied_by_payment[r.payment_id] += r.amount
+        for r in stream_rows(billing, cash):
+            if left_out.has("payment", r.id):
+                continue
+            left = r.amount - applied_by_payment.get(r.id, ZERO)
+            if left:
+                credit_row(r.account_number, r.name, r.currency).unapplied_cash += left
     for r in stream_rows(billing, refunds):
         if left_out.has("refund", r.id):
             continue
