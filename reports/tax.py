@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -120,38 +120,18 @@ def tax_reconciliation(
     ``target`` is the name of the tax target in the config (its ledger rows); ``left_out`` are
     the ids of invoices validation rejected (not reconciled). Reads only.
     """
-    billed = _billed(billing_engine, period_start, period_end, entity)
-    for invoice_id in left_out:
-        billed.pop(invoice_id, None)
-    engine = _engine_figures(state_engine, target, list(billed))
-    rows: list[InvoiceTax] = []
-    for invoice_id, (head, per_juris) in billed.items():
-        number, inv_entity, currency, issued = head
-        status, figures = engine.get(invoice_id, (None, None))
-        if figures is None:
-            state = "in engine, no figures" if status == "synced" else "not in engine"
-            computed: dict[str, Decimal] | None = None
-        else:
-            state = "in engine"
-            computed = _assign_total(figures, list(per_juris))
-        for juris in sorted(set(per_juris) | set(computed or {})):
-            taxable, tax = per_juris.get(juris, (ZERO, ZERO))
-            rows.append(
-                InvoiceTax(
-                    invoice_id=invoice_id,
-                    number=number,
-                    entity=inv_entity,
-                    currency=currency,
-                    issue_date=issued,
-                    jurisdiction=juris,
-                    taxable=taxable,
-                    tax_billed=tax,
-                    tax_computed=None if computed is None else computed.get(juris, ZERO),
-                    engine_state=state,
-                    ledger_status=status,
-                )
-            )
-    rows.sort(key=lambda r: (r.issue_date, r.number, r.jurisdiction))
+    rows = list(
+        invoice_taxes(
+            billing_engine,
+            state_engine,
+            period_start=period_start,
+            period_end=period_end,
+            entity=entity,
+            target=target,
+            left_out=left_out,
+        )
+    )
+    rows.sort(key=_row_order)
     return TaxReconciliation(
         period_start=period_start,
         period_end=period_end,
@@ -160,6 +140,89 @@ def tax_reconciliation(
         totals=_totals(rows, lambda r: (r.jurisdiction, r.currency)),
         currency_totals=_totals(rows, lambda r: ("(all)", r.currency)),
     )
+
+
+def tax_figures(
+    billing_engine: sa.Engine,
+    state_engine: sa.Engine,
+    *,
+    period_start: date,
+    period_end: date,
+    entity: str | None = None,
+    target: str = "avatax",
+    left_out: Collection[int] = (),
+) -> tuple[tuple[TaxTotal, ...], tuple[InvoiceTax, ...]]:
+    """What the workbook shows of ``tax_reconciliation``: the totals per jurisdiction and
+    currency, and the rows with a variance; the rows stream, so memory holds only those."""
+    variances: list[InvoiceTax] = []
+    totals = _Totals(lambda r: (r.jurisdiction, r.currency))
+    for row in invoice_taxes(
+        billing_engine,
+        state_engine,
+        period_start=period_start,
+        period_end=period_end,
+        entity=entity,
+        target=target,
+        left_out=left_out,
+    ):
+        totals.add(row)
+        if row.variance:
+            variances.append(row)
+    variances.sort(key=_row_order)
+    return totals.result(), tuple(variances)
+
+
+def _row_order(row: InvoiceTax) -> tuple[date, str, str]:
+    return (row.issue_date, row.number, row.jurisdiction)
+
+
+def invoice_taxes(
+    billing_engine: sa.Engine,
+    state_engine: sa.Engine,
+    *,
+    period_start: date,
+    period_end: date,
+    entity: str | None = None,
+    target: str = "avatax",
+    left_out: Collection[int] = (),
+) -> Iterator[InvoiceTax]:
+    """The rows of ``tax_reconciliation`` as they stream, invoice by invoice (by invoice id);
+    the engine's figures are looked up a chunk of invoices at a time."""
+    for chunk in _billed(billing_engine, period_start, period_end, entity, left_out):
+        engine = _engine_figures(state_engine, target, list(chunk))
+        for invoice_id, (head, per_juris) in chunk.items():
+            yield from _invoice_rows(invoice_id, head, per_juris, engine.get(invoice_id))
+
+
+def _invoice_rows(
+    invoice_id: int,
+    head: _Head,
+    per_juris: dict[str, tuple[Decimal, Decimal]],
+    engine: tuple[str, _Figures | None] | None,
+) -> Iterator[InvoiceTax]:
+    number, inv_entity, currency, issued = head
+    status, figures = engine if engine is not None else (None, None)
+    if figures is None:
+        state = "in engine, no figures" if status == "synced" else "not in engine"
+        computed: dict[str, Decimal] | None = None
+    else:
+        state = "in engine"
+        computed = _assign_total(figures, list(per_juris))
+    for juris in sorted(set(per_juris) | set(computed or {})):
+        taxable, tax = per_juris.get(juris, (ZERO, ZERO))
+        yield InvoiceTax(
+            invoice_id=invoice_id,
+            number=number,
+            entity=inv_entity,
+            currency=currency,
+            issue_date=issued,
+            jurisdiction=juris,
+            taxable=taxable,
+            tax_billed=tax,
+            tax_computed=None if computed is None else computed.get(juris, ZERO),
+            engine_state=state,
+            ledger_status=status,
+        )
 
 
 def jurisdiction_key(country: str | None, region: str | None) -> str:
@@ -176,9 +239,13 @@ def jurisdiction_key(country: str | None, region: str | None) -> str:
 _Head = tuple[str, str, str, date]
 
 
+_Billed = dict[int, tuple[_Head, dict[str, tuple[Decimal, Decimal]]]]
+
+
 def _billed(
-    engine: sa.Engine, start: date, end: date, entity: str | None
-) -> dict[int, tuple[_Head, dict[str, tuple[Decimal, Decimal]]]]:
+    engine: sa.Engine, start: date, end: date, entity: str | None, left_out: Collection[int]
+) -> Iterator[_Billed]:
+    """Per invoice: its head and (taxable, tax) per jurisdiction, ``_CHUNK`` invoices at a time."""
     i, line = b.invoices, b.invoice_lines
     stmt = (
         sa.select(
@@ -197,16 +264,23 @@ def _billed(
     )
     if entity:
         stmt = stmt.where(i.c.billing_entity == entity)
-    out: dict[int, tuple[_Head, dict[str, tuple[Decimal, Decimal]]]] = {}
+    skip = frozenset(left_out)
+    out: _Billed = {}
     with engine.connect() as conn:
         for r in conn.execution_options(yield_per=2000).execute(stmt):
+            if r.id in skip:
+                continue
+            if r.id not in out and len(out) >= _CHUNK:
+                yield out
+                out = {}
             _head, per_juris = out.setdefault(
                 r.id, ((r.number, r.billing_entity, r.currency, r.issue_date), {})
             )
             juris = r.tax_jurisdiction or NO_JURISDICTION
             taxable, tax = per_juris.get(juris, (ZERO, ZERO))
             per_juris[juris] = (taxable + r.amount, tax + r.tax_amount)
-    return out
+    if out:
+        yield out
 
 
 _Figures = tuple[dict[str, Decimal], Decimal | None]
@@ -273,39 +347,57 @@ def _dec(value: Any) -> Decimal | None:
         return None
 
 
-def _totals(rows: Iterable[InvoiceTax], key: Any) -> tuple[TaxTotal, ...]:
-    acc: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in rows:
-        k = key(r)
-        t = acc.setdefault(
-            k,
+class _Totals:
+    """Totals of rows that come invoice by invoice, per ``key`` (an invoice's rows together)."""
+
+    def __init__(self, key: Callable[[InvoiceTax], tuple[str, str]]) -> None:
+        self.key = key
+        self.acc: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(self, r: InvoiceTax) -> None:
+        """Count one row; an invoice counts once per key however many rows it has there."""
+        t = self.acc.setdefault(
+            self.key(r),
             {
-                "ids": set(),
-                "missing": set(),
+                "last": None,
+                "invoices": 0,
+                "missing": 0,
                 "taxable": ZERO,
                 "billed": ZERO,
                 "computed": ZERO,
                 "billed_in": ZERO,
             },
         )
-        t["ids"].add(r.invoice_id)
+        first_row = t["last"] != r.invoice_id
+        t["last"] = r.invoice_id
+        t["invoices"] += first_row
         t["taxable"] += r.taxable
         t["billed"] += r.tax_billed
         if r.tax_computed is None:
-            t["missing"].add(r.invoice_id)
+            t["missing"] += first_row
         else:
             t["computed"] += r.tax_computed
             t["billed_in"] += r.tax_billed
-    return tuple(
-        TaxTotal(
-            jurisdiction=j,
-            currency=c,
-            invoices=len(t["ids"]),
-            taxable=t["taxable"],
-            tax_billed=t["billed"],
-            tax_computed=t["computed"],
-            tax_billed_in_engine=t["billed_in"],
-            not_in_engine=len(t["missing"]),
+
+    def result(self) -> tuple[TaxTotal, ...]:
+        """The totals, by key."""
+        return tuple(
+            TaxTotal(
+                jurisdiction=j,
+                currency=c,
+                invoices=t["invoices"],
+                taxable=t["taxable"],
+                tax_billed=t["billed"],
+                tax_computed=t["computed"],
+                tax_billed_in_engine=t["billed_in"],
+                not_in_engine=t["missing"],
+            )
+            for (j, c), t in sorted(self.acc.items())
         )
-        for (j, c), t in sorted(acc.items())
-    )
+
+
+def _totals(rows: Iterable[InvoiceTax], key: Any) -> tuple[TaxTotal, ...]:
+    totals = _Totals(key)
+    for r in sorted(rows, key=lambda r: r.invoice_id):
+        totals.add(r)
+    return totals.result()

@@ -1,263 +1,77 @@
-"""The monthly finance workbook: figures from ``reports.monthly`` written with openpyxl.
+"""The monthly finance workbook: figures from ``reports.monthly`` written sheet by sheet
+(``reports.sheets``) with openpyxl.
 
 The whole workbook is written in write-only mode, so the document sheets stream and a month of a
-million invoice lines fits in modest memory. Every amount cell carries its currency's number
-format (0 decimals for JPY, 3 for KWD). Every figure and total is a value computed here exactly,
-so a reader that does not recalculate (pandas, openpyxl ``data_only``, a mail preview) reads it;
-checking formulas beside them ("Ties to sheets" on the Summary, "Ties" on the Revenue sheet)
-recompute the figures from the detail rows and say ``yes`` when they agree.
-
-Text from billing data is never a formula or a link: every string cell is written as text
-(inline string), and one that starts like a formula (= + - @, tab, CR) also gets the quote
-prefix, so a spreadsheet keeps it as text even when someone edits the cell.
+million invoice lines fits in modest memory. Every figure and total is a value computed here
+exactly, so a reader that does not recalculate (pandas, openpyxl ``data_only``, a mail preview)
+reads it; checking formulas beside them ("Ties to sheets" on the Summary, "Ties" on the Revenue
+sheet) recompute the figures from the detail rows and say ``yes`` when they agree.
 """
 
 from __future__ import annotations
 
 import re
-import textwrap
-from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.chart import BarChart, Reference
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.utils import get_column_letter
 from openpyxl.workbook.properties import CalcProperties
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from core.money import is_known_currency, minor_units
+from core.money import is_known_currency
 from finsync.config import Config
 from mappings.tables import MappingTables
-from reports import monthly as m
+from reports.common import (
+    COLLECTED,
+    CREDITED,
+    INVOICED,
+    REFUNDED,
+    VOIDED,
+    ZERO,
+    Tally,
+    parse_period,
+)
+from reports.documents import credit_note_rows, invoice_rows, payment_rows, refund_rows
 from reports.files import atomic_write
-
-_HEADER_FONT = Font(bold=True, color="FFFFFF")
-_HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
-_SECTION_FONT = Font(bold=True, size=12, color="1F4E78")
-_TITLE_FONT = Font(bold=True, size=14)
-_TOTAL_FONT = Font(bold=True)
-_TOTAL_BORDER = Border(top=Side(style="thin"))
-_NOTE_FONT = Font(italic=True, color="7F7F7F")
-_WRAP = Alignment(wrap_text=True, vertical="top", indent=1)
-#: Text a little away from the number on its left (a right-aligned amount, then a status).
-_TEXT = Alignment(indent=1)
-_CENTER = Alignment(horizontal="center")
-_HEADER_LEFT = Alignment(wrap_text=True, vertical="bottom")
-_HEADER_RIGHT = Alignment(wrap_text=True, vertical="bottom", horizontal="right")
-_LINE_HEIGHT = 15
-_DEFAULT_WIDTH = 8.43
-_DATE_FORMAT = "yyyy-mm-dd"
-_DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
-_COUNT_FORMAT = "#,##0"
-#: Strings that a spreadsheet would read as a formula (or DDE) when typed in.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_MAX_CELL_TEXT = 32767
-_PROGRESS_EVERY = 10_000
-
-Progress = Callable[[str, int], None]
-
-
-def _decimals(currency: str) -> int:
-    try:
-        return minor_units(currency)
-    except ValueError:  # an unknown code still gets a readable format; mapping flags it
-        return 2
-
-
-def _lines_needed(text: str, width: float) -> int:
-    """Lines a wrapped ``text`` takes in a column ``width`` characters wide (bold, padded)."""
-    usable = max(int(width) - 1, 1)
-    lines, used = 1, 0
-    for word in text.split():
-        size = int(len(word) * 1.1) + 1
-        if used and used + size > usable:
-            lines, used = lines + 1, 0
-        used += size
-    return lines
-
-
-def money_format(currency: str) -> str:
-    """Number format with the currency's decimals, negatives in red (JPY ``#,##0``)."""
-    decimals = _decimals(currency)
-    body = "#,##0" + ("." + "0" * decimals if decimals else "")
-    return f"{body};[Red]-{body}"
-
-
-def safe_text(ws: WriteOnlyWorksheet, value: str, **style: Any) -> WriteOnlyCell:
-    """A cell that holds ``value`` as text, whatever it starts with."""
-    value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)[:_MAX_CELL_TEXT]
-    cell = WriteOnlyCell(ws, value)
-    cell.data_type = "s"  # openpyxl would turn "=..." into a formula
-    if value.startswith(_FORMULA_START):
-        cell.quotePrefix = True
-    _style(cell, **style)
-    return cell
-
-
-def _style(
-    cell: WriteOnlyCell,
-    *,
-    font: Font | None = None,
-    fill: PatternFill | None = None,
-    fmt: str | None = None,
-    border: Border | None = None,
-    alignment: Alignment | None = None,
-) -> WriteOnlyCell:
-    if font is not None:
-        cell.font = font
-    if fill is not None:
-        cell.fill = fill
-    if fmt is not None:
-        cell.number_format = fmt
-    if border is not None:
-        cell.border = border
-    if alignment is not None:
-        cell.alignment = alignment
-    return cell
-
-
-class _Sheet:
-    """A write-only sheet with typed cell helpers; knows which row it is on."""
-
-    def __init__(self, wb: Workbook, title: str, widths: Sequence[float]) -> None:
-        self.ws: WriteOnlyWorksheet = wb.create_sheet(title)
-        # Printed or exported to PDF: landscape, all columns on one page width.
-        self.ws.page_setup.orientation = "landscape"
-        self.ws.page_setup.fitToWidth = 1
-        self.ws.page_setup.fitToHeight = 0
-        self.ws.sheet_properties.pageSetUpPr.fitToPage = True
-        for index, width in enumerate(widths, start=1):
-            self.ws.column_dimensions[get_column_letter(index)].width = width
-        self.widths = list(widths)
-        self.row = 0
-
-    def freeze(self, cell: str) -> None:
-        self.ws.freeze_panes = cell
-
-    def text(self, value: str | None, **style: Any) -> WriteOnlyCell:
-        style.setdefault("alignment", _TEXT)
-        return safe_text(self.ws, value or "", **style)
-
-    def money(self, value: Decimal | None, currency: str, **style: Any) -> WriteOnlyCell:
-        return _style(WriteOnlyCell(self.ws, value), fmt=money_format(currency), **style)
-
-    def date(self, value: date | None, fmt: str = _DATE_FORMAT) -> WriteOnlyCell:
-        return _style(WriteOnlyCell(self.ws, value), fmt=fmt)
-
-    def count(self, value: int, **style: Any) -> WriteOnlyCell:
-        return _style(WriteOnlyCell(self.ws, value), fmt=_COUNT_FORMAT, **style)
-
-    def formula(self, text: str, fmt: str | None = None, **style: Any) -> WriteOnlyCell:
-        """A checking formula (its "yes"/"NO" centred in its column)."""
-        style.setdefault("alignment", _CENTER)
-        return _style(WriteOnlyCell(self.ws, text), fmt=fmt, **style)
-
-    def append(self, cells: Iterable[Any]) -> int:
-        """Append a row; a row with wrapped text gets the height its longest cell needs."""
-        row = list(cells)
-        lines = 1
-        for index, cell in enumerate(row):
-            alignment = getattr(cell, "alignment", None)
-            if alignment is not None and alignment.wrap_text and isinstance(cell.value, str):
-                width = self.widths[index] if index < len(self.widths) else _DEFAULT_WIDTH
-                needed = sum(_lines_needed(part, width) for part in cell.value.split("\n"))
-                lines = max(lines, needed)
-        if lines > 1 and self.row + 1 not in self.ws.row_dimensions:
-            self.ws.row_dimensions[self.row + 1].height = _LINE_HEIGHT * lines + 3
-        self.ws.append(row)
-        self.row += 1
-        return self.row
-
-    def note(self, text: str) -> int:
-        """A footnote, wrapped into rows no wider than the sheet's first columns, so it never
-        widens the printed page."""
-        width = max(int(sum(self.widths[:8]) * 1.1), 60)
-        for line in textwrap.wrap(text, width):
-            self.append([self.text(line, font=_NOTE_FONT)])
-        return self.row
-
-    def header(self, titles: Sequence[str], numeric: Collection[int] = ()) -> int:
-        """A header row tall enough for its wrapped titles; ``numeric`` (0-based) columns are
-        right-aligned like their numbers."""
-        lines = 1
-        for index, title in enumerate(titles):
-            width = self.widths[index] if index < len(self.widths) else _DEFAULT_WIDTH
-            lines = max(lines, _lines_needed(title, width))
-        self.ws.row_dimensions[self.row + 1].height = _LINE_HEIGHT * lines + 3
-        return self.append(
-            self.text(
-                t,
-                font=_HEADER_FONT,
-                fill=_HEADER_FILL,
-                alignment=_HEADER_RIGHT if index in numeric else _HEADER_LEFT,
-            )
-            for index, t in enumerate(titles)
-        )
-
-    def section(self, title: str) -> int:
-        return self.append([self.text(title, font=_SECTION_FONT)])
-
-    def blank(self) -> int:
-        return self.append([])
-
-    def autofilter(self, columns: int, last_row: int, first_row: int = 1) -> None:
-        end = max(last_row, first_row)
-        self.ws.auto_filter.ref = f"A{first_row}:{get_column_letter(columns)}{end}"
-
-
-@dataclass(frozen=True)
-class CurrencyTotals:
-    """The Summary's figures for one currency (docs/accounting.md defines each)."""
-
-    currency: str
-    invoiced: Decimal
-    tax: Decimal
-    voided: Decimal
-    credited: Decimal
-    collected: Decimal
-    refunded: Decimal
-    recognized: Decimal
-    deferred_closing: Decimal
-    open_receivable: Decimal
-    credit_balance: Decimal
-    left_out_records: int = 0
-    left_out_money: Decimal = Decimal(0)
-
-    @property
-    def net_collected(self) -> Decimal:
-        """Collected less refunded."""
-        return self.collected - self.refunded
-
-
-#: The Summary's figure rows, in order: label, CurrencyTotals attribute.
-SUMMARY_FIGURES = (
-    ("Invoiced", "invoiced"),
-    ("Tax", "tax"),
-    ("Voided (issued earlier)", "voided"),
-    ("Credited", "credited"),
-    ("Collected", "collected"),
-    ("Refunded", "refunded"),
-    ("Net collected", "net_collected"),
-    ("Recognized", "recognized"),
-    ("Deferred revenue, closing", "deferred_closing"),
-    ("Open receivable", "open_receivable"),
-    ("Customer credit balances", "credit_balance"),
+from reports.monthly import build_figures
+from reports.sheets.balances import write_aging, write_credit_balances
+from reports.sheets.documents import (
+    CREDIT_COLUMNS,
+    INVOICE_COLUMNS,
+    PAYMENT_COLUMNS,
+    REFUND_COLUMNS,
+    credit_cells,
+    invoice_cells,
+    payment_cells,
+    refund_cells,
+    write_documents,
 )
-#: The Summary's rows of what validation left out (count, then money).
-LEFT_OUT_FIGURES = (
-    ("Left out: records failing validation", "left_out_records"),
-    ("Left out: their money", "left_out_money"),
+from reports.sheets.exceptions import write_exceptions
+from reports.sheets.reconciliation import write_reconciliation
+from reports.sheets.revenue import write_revenue
+from reports.sheets.summary import (
+    LEFT_OUT_FIGURES,
+    SUMMARY_FIGURES,
+    SUMMARY_HEADER_ROW,
+    CurrencyTotals,
+    write_summary,
 )
+from reports.sheets.tax import write_tax
+from reports.sheets.writer import Book, Progress, Sheet, currency_decimals, money_format
+
+__all__ = [
+    "LEFT_OUT_FIGURES",
+    "SUMMARY_FIGURES",
+    "CurrencyTotals",
+    "ReportResult",
+    "build_configured_report",
+    "build_monthly_report",
+    "money_format",
+    "record_workbook",
+    "report_filename",
+]
 
 
 @dataclass(frozen=True)
@@ -305,12 +119,7 @@ class ReportResult:
 
 
 def _fmt(amount: Decimal, currency: str) -> str:
-    return f"{amount:,.{_decimals(currency)}f}"
-
-
-def period_text(period: m.Period) -> str:
-    """``1 Oct 2026 to 31 Oct 2026``."""
-    return f"{period.start.day} {period.start:%b %Y} to {period.end.day} {period.end:%b %Y}"
+    return f"{amount:,.{currency_decimals(currency)}f}"
 
 
 def report_filename(period: str, entity: str | None) -> str:
@@ -339,10 +148,10 @@ def build_monthly_report(
     ``mapping`` adds revenue accounts to the Revenue sheet. Raises ConfigError for a bad
     ``period``; database errors propagate.
     """
-    per = m.parse_period(period)
+    per = parse_period(period)
     generated_at = datetime.now(UTC).astimezone(timezone)
     notify = progress or (lambda _stage, _n: None)
-    figures = m.build_figures(
+    figures = build_figures(
         billing_engine,
         state_engine,
         period=per,
@@ -356,79 +165,79 @@ def build_monthly_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / report_filename(per.label, entity)
 
-    wb = Workbook(write_only=True)
+    wb = Book()
     wb.calculation = CalcProperties(fullCalcOnLoad=True)
-    summary = _Sheet(wb, "Summary", [27, 17, 17, 17, 17, 17, 17])
+    summary = Sheet(wb, "Summary", [27, 17, 17, 17, 17, 17, 17])
     # Write-only sheets take their panes before the first row; the Summary is filled last.
-    summary.freeze(f"B{_SUMMARY_HEADER_ROW + 1}")
-    tallies = {k: m.Tally(k) for k in ("invoice", "invoice_void", "credit_note", "payment")}
-    tallies["refund"] = m.Tally("refund")
+    summary.freeze(f"B{SUMMARY_HEADER_ROW + 1}")
+    tallies = {k: Tally(k) for k in ("invoice", "invoice_void", "credit_note", "payment")}
+    tallies["refund"] = Tally("refund")
     ranges: dict[str, int] = {}
     common = (billing_engine, state_engine, per, entity, erp_target)
 
-    ranges["Invoices"] = _write_documents(
+    ranges["Invoices"] = write_documents(
         wb,
         "Invoices",
-        _INVOICE_COLUMNS,
-        m.invoice_rows(
+        INVOICE_COLUMNS,
+        invoice_rows(
             *common,
             tallies["invoice"],
             voids=tallies["invoice_void"],
             timezone=timezone,
             left_out=figures.left_out,
         ),
-        _invoice_cells,
+        invoice_cells,
         total_cols=(8, 9, 10),
         counted_col=13,
-        totals_of=(m.INVOICED, m.VOIDED),
+        totals_of=(INVOICED, VOIDED),
         notify=notify,
         note=(
             "Totals: invoiced = issued in the month and not voided in it; voided = issued "
             "earlier and voided in the month (docs/accounting.md)."
         ),
     )
-    ranges["Credit notes"] = _write_documents(
+    ranges["Credit notes"] = write_documents(
         wb,
         "Credit notes",
-        _CREDIT_COLUMNS,
-        m.credit_note_rows(*common, tallies["credit_note"], left_out=figures.left_out),
-        _credit_cells,
+        CREDIT_COLUMNS,
+        credit_note_rows(*common, tallies["credit_note"], left_out=figures.left_out),
+        credit_cells,
         total_cols=(8, 9, 10),
         counted_col=12,
-        totals_of=(m.CREDITED,),
+        totals_of=(CREDITED,),
         notify=notify,
         note="Totals include issued credit notes only; a void credit note counts for nothing.",
     )
-    ranges["Payments"] = _write_documents(
+    ranges["Payments"] = write_documents(
         wb,
         "Payments",
-        _PAYMENT_COLUMNS,
-        m.payment_rows(*common, tallies["payment"], left_out=figures.left_out),
-        _payment_cells,
+        PAYMENT_COLUMNS,
+        payment_rows(*common, tallies["payment"], left_out=figures.left_out),
+        payment_cells,
         total_cols=(8, 9, 10, 11),
         counted_col=13,
-        totals_of=(m.COLLECTED,),
+        totals_of=(COLLECTED,),
         notify=notify,
         note="Totals include succeeded payments only; failed and reversed ones count nowhere.",
     )
-    ranges["Refunds"] = _write_documents(
+    ranges["Refunds"] = write_documents(
         wb,
         "Refunds",
-        _REFUND_COLUMNS,
-        m.refund_rows(*common, tallies["refund"], left_out=figures.left_out),
-        _refund_cells,
+        REFUND_COLUMNS,
+        refund_rows(*common, tallies["refund"], left_out=figures.left_out),
+        refund_cells,
         total_cols=(8,),
         counted_col=9,
-        totals_of=(m.REFUNDED,),
+        totals_of=(REFUNDED,),
         notify=notify,
         note="Refunds of payments and of credit notes, by refund date.",
     )
-    revenue_ranges = _write_revenue(wb, figures)
-    ranges["AR aging"] = _write_aging(wb, figures)
-    ranges["Credit balances"] = _write_credit_balances(wb, figures)
-    _write_tax(wb, figures)
-    _write_reconciliation(wb, figures, tallies, state_engine, timezone, notify)
-    ranges["Exceptions"] = _write_exceptions(wb, figures.left_out)
+    revenue_ranges = write_revenue(wb, figures)
+    ranges["AR aging"] = write_aging(wb, figures)
+    ranges["Credit balances"] = write_credit_balances(wb, figures)
+    write_tax(wb, figures)
+    write_reconciliation(wb, figures, tallies, state_engine, timezone, notify)
+    ranges["Exceptions"] = write_exceptions(wb, figures.left_out)
 
     def amounts(kind: str) -> dict[str, Decimal]:
         return {cur: t.amount for cur, t in tallies[kind].by_currency.items()}
@@ -454,9 +263,9 @@ def build_monthly_report(
     totals = tuple(
         CurrencyTotals(
             currency=cur,
-            **{name: got.get(cur, m.ZERO) for name, got in figure_sets.items()},
-            left_out_records=left_out.get(cur, (0, m.ZERO))[0],
-            left_out_money=left_out.get(cur, (0, m.ZERO))[1],
+            **{name: got.get(cur, ZERO) for name, got in figure_sets.items()},
+            left_out_records=left_out.get(cur, (0, ZERO))[0],
+            left_out_money=left_out.get(cur, (0, ZERO))[1],
         )
         for cur in currencies
     )
@@ -472,7 +281,7 @@ def build_monthly_report(
             )
         )
     )
-    _write_summary(
+    write_summary(
         summary, figures, totals, entities, generated_at, erp_target, ranges, revenue_ranges
     )
     atomic_write(path, wb.save)
@@ -493,891 +302,6 @@ def build_monthly_report(
         generated_at=generated_at,
         sync_health=figures.sync_health,
     )
-
-
-# --- document sheets ---------------------------------------------------------------------
-
-_INVOICE_COLUMNS = (
-    ("Number", 16),
-    ("Entity", 10),
-    ("Customer account", 16),
-    ("Customer name", 28),
-    ("Issue date", 12),
-    ("Due date", 12),
-    ("Currency", 9),
-    ("Net", 15),
-    ("Tax", 13),
-    ("Total", 15),
-    ("Status", 10),
-    ("Voided on", 12),
-    ("Counted as", 16),
-    ("Memo", 28),
-    ("ERP id", 12),
-    ("Sync status", 13),
-)
-_CREDIT_COLUMNS = (
-    ("Number", 16),
-    ("Invoice", 16),
-    ("Entity", 10),
-    ("Customer account", 16),
-    ("Customer name", 28),
-    ("Issue date", 12),
-    ("Currency", 9),
-    ("Net", 15),
-    ("Tax", 13),
-    ("Total", 15),
-    ("Status", 10),
-    ("Counted as", 18),
-    ("Reason", 28),
-    ("ERP id", 12),
-    ("Sync status", 13),
-)
-_PAYMENT_COLUMNS = (
-    ("Reference", 18),
-    ("Entity", 10),
-    ("Customer account", 16),
-    ("Customer name", 28),
-    ("Received on", 12),
-    ("Method", 9),
-    ("Currency", 9),
-    ("Amount", 15),
-    ("Applied", 15),
-    ("Unapplied", 15),
-    ("Fee", 12),
-    ("Status", 11),
-    ("Counted as", 22),
-    ("ERP id", 12),
-    ("Sync status", 13),
-)
-_REFUND_COLUMNS = (
-    ("Reference", 18),
-    ("Entity", 10),
-    ("Customer account", 16),
-    ("Customer name", 28),
-    ("Refunded on", 12),
-    ("Refund of", 24),
-    ("Currency", 9),
-    ("Amount", 15),
-    ("Counted as", 12),
-    ("ERP id", 12),
-    ("Sync status", 13),
-)
-#: The currency column of the document sheets (G).
-_CURRENCY_COL = 7
-
-
-def _invoice_cells(s: _Sheet, r: m.InvoiceRow) -> list[WriteOnlyCell]:
-    cur = r.currency
-    return [
-        s.text(r.number),
-        s.text(r.entity),
-        s.text(r.customer_account),
-        s.text(r.customer_name, alignment=_WRAP),
-        s.date(r.issue_date),
-        s.date(r.due_date),
-        s.text(cur),
-        s.money(r.net, cur),
-        s.money(r.tax, cur),
-        s.money(r.total, cur),
-        s.text(r.status),
-        s.date(r.voided_on),
-        s.text(r.counted_as),
-        s.text(r.memo, alignment=_WRAP),
-        s.text(r.erp_id),
-        s.text(r.sync_status),
-    ]
-
-
-def _credit_cells(s: _Sheet, r: m.CreditNoteRow) -> list[WriteOnlyCell]:
-    cur = r.currency
-    return [
-        s.text(r.number),
-        s.text(r.invoice_number),
-        s.text(r.entity),
-        s.text(r.customer_account),
-        s.text(r.customer_name, alignment=_WRAP),
-        s.date(r.issue_date),
-        s.text(cur),
-        s.money(r.net, cur),
-        s.money(r.tax, cur),
-        s.money(r.total, cur),
-        s.text(r.status),
-        s.text(r.counted_as),
-        s.text(r.reason, alignment=_WRAP),
-        s.text(r.erp_id),
-        s.text(r.sync_status),
-    ]
-
-
-def _payment_cells(s: _Sheet, r: m.PaymentRow) -> list[WriteOnlyCell]:
-    cur = r.currency
-    return [
-        s.text(r.reference),
-        s.text(r.entity),
-        s.text(r.customer_account),
-        s.text(r.customer_name, alignment=_WRAP),
-        s.date(r.received_on),
-        s.text(r.method),
-        s.text(cur),
-        s.money(r.amount, cur),
-        s.money(r.applied, cur),
-        s.money(r.unapplied, cur),
-        s.money(r.fee, cur),
-        s.text(r.status),
-        s.text(r.counted_as),
-        s.text(r.erp_id),
-        s.text(r.sync_status),
-    ]
-
-
-def _refund_cells(s: _Sheet, r: m.RefundRow) -> list[WriteOnlyCell]:
-    cur = r.currency
-    return [
-        s.text(r.reference),
-        s.text(r.entity),
-        s.text(r.customer_account),
-        s.text(r.customer_name, alignment=_WRAP),
-        s.date(r.refunded_on),
-        s.text(r.refund_of),
-        s.text(cur),
-        s.money(r.amount, cur),
-        s.text(r.counted_as),
-        s.text(r.erp_id),
-        s.text(r.sync_status),
-    ]
-
-
-def _numeric_columns(columns: Sequence[tuple[str, float]]) -> set[int]:
-    return {
-        index
-        for index, (title, _) in enumerate(columns)
-        if title in ("Net", "Tax", "Total", "Amount", "Applied", "Unapplied", "Fee", "Voided on")
-        or title.endswith((" date", " on"))
-    }
-
-
-def _write_documents(
-    wb: Workbook,
-    title: str,
-    columns: Sequence[tuple[str, float]],
-    rows: Iterable[Any],
-    to_cells: Callable[[_Sheet, Any], list[WriteOnlyCell]],
-    *,
-    total_cols: Sequence[int],
-    counted_col: int,
-    totals_of: Sequence[str],
-    notify: Progress,
-    note: str,
-) -> int:
-    """Stream one document sheet; below the rows, per currency and per ``totals_of`` value of
-    the "Counted as" column, one row of totals (values summed here, exactly).
-
-    Returns the last data row, which the Summary's checking formulas refer to.
-    """
-    s = _Sheet(wb, title, [w for _, w in columns])
-    s.freeze("A2")
-    s.header([t for t, _ in columns], numeric=_numeric_columns(columns))
-    sums: dict[tuple[str, str], list[Decimal]] = {}
-    currencies: list[str] = []
-    for r in rows:
-        cells = to_cells(s, r)
-        s.append(cells)
-        if r.currency not in currencies:
-            currencies.append(r.currency)
-        if r.counted_as in totals_of:
-            got = sums.setdefault((r.currency, r.counted_as), [m.ZERO] * len(total_cols))
-            for k, col in enumerate(total_cols):
-                got[k] += cells[col - 1].value
-        if (s.row - 1) % _PROGRESS_EVERY == 0:
-            notify(title, s.row - 1)
-    last = s.row
-    notify(title, last - 1)
-    s.autofilter(len(columns), last)
-    s.blank()
-    for cur in currencies:
-        for counted in totals_of:
-            values = sums.get((cur, counted))
-            if values is None and counted != totals_of[0]:
-                continue
-            total_cells: list[WriteOnlyCell] = [
-                s.text(f"Total {cur} {counted}", font=_TOTAL_FONT, border=_TOTAL_BORDER)
-            ] + [s.text("", border=_TOTAL_BORDER) for _ in range(_CURRENCY_COL - 2)]
-            total_cells.append(s.text(cur, font=_TOTAL_FONT, border=_TOTAL_BORDER))
-            for k in range(max(total_cols) - _CURRENCY_COL):
-                col = _CURRENCY_COL + 1 + k
-                amount = values[total_cols.index(col)] if values and col in total_cols else None
-                total_cells.append(
-                    s.money(
-                        m.ZERO if amount is None and col in total_cols else amount,
-                        cur,
-                        font=_TOTAL_FONT,
-                        border=_TOTAL_BORDER,
-                    )
-                )
-            s.append(total_cells)
-    s.note(note)
-    return last
-
-
-# --- small sheets ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _RevenueRanges:
-    recognized_last: int  # rows 2..recognized_last of the recognition table
-    roll_first: int
-    roll_last: int
-
-
-def _write_revenue(wb: Workbook, f: m.Figures) -> _RevenueRanges:
-    s = _Sheet(wb, "Revenue", [12, 18, 16, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17])
-    s.freeze("A2")
-    s.header(["Currency", "Product family", "Revenue account", "Recognized"], numeric={3})
-    for line in f.revenue:
-        s.append(
-            [
-                s.text(line.currency),
-                s.text(line.product_family),
-                s.text(line.revenue_account or "(family only)"),
-                s.money(line.amount, line.currency),
-            ]
-        )
-    recognized_last = s.row
-    s.autofilter(4, recognized_last)
-    per_currency = f.recognized()
-    for cur in sorted(per_currency):
-        s.append(
-            [
-                s.text(cur, font=_TOTAL_FONT, border=_TOTAL_BORDER),
-                s.text(f"Total {cur}", font=_TOTAL_FONT, border=_TOTAL_BORDER),
-                s.text("", border=_TOTAL_BORDER),
-                s.money(per_currency[cur], cur, font=_TOTAL_FONT, border=_TOTAL_BORDER),
-            ]
-        )
-    s.note("Schedule entries of the month, ratable and point-in-time, reversals included.")
-    s.blank()
-    s.section(f"Deferred revenue roll-forward, {f.period.label} (ratable lines)")
-    s.header(
-        [
-            "Entity",
-            "Currency",
-            "Opening",
-            "Billed",
-            "Credited",
-            "Voided",
-            "Recognized",
-            "Closing",
-            "Ties",
-        ],
-        numeric={2, 3, 4, 5, 6, 7},
-    )
-    roll_first = s.row + 1
-    for rf in f.roll_forward:
-        row = s.row + 1
-        cur = rf.currency
-        check = f"ROUND(C{row}+D{row}-E{row}-F{row}-G{row}-H{row},6)=0"
-        s.append(
-            [
-                s.text(rf.entity),
-                s.text(cur),
-                s.money(rf.opening, cur),
-                s.money(rf.billed, cur),
-                s.money(rf.credited, cur),
-                s.money(rf.voided, cur),
-                s.money(rf.recognized, cur),
-                s.money(rf.closing, cur),
-                s.formula(f'=IF({check},"yes","NO")'),
-            ]
-        )
-    roll_last = s.row
-    s.note("Closing = opening + billed - credited - voided - recognized; Ties recomputes it.")
-    s.blank()
-    s.section(
-        "Revenue still to recognize (ratable schedule entries by month, invoices issued by "
-        f"{f.period.end:%Y-%m-%d})"
-    )
-    months = [f"{d:%Y-%m}" for d in f.waterfall_months]
-    after = f"Credits and voids after {f.period.end:%Y-%m-%d}"
-    titles = ["Currency", *months, "Later", "Total", after, "Deferred closing", "Ties"]
-    header_row = s.header(titles, numeric=set(range(1, len(titles) - 1)))
-    first = header_row + 1
-    total_col = get_column_letter(len(months) + 3)
-    after_col = get_column_letter(len(months) + 4)
-    closing_col = get_column_letter(len(months) + 5)
-    closing = f.deferred_closing()
-    for cur, amounts in f.waterfall.items():
-        row = s.row + 1
-        check = (
-            f"ROUND({total_col}{row}+{after_col}{row}-{closing_col}{row},6)=0,"
-            f"ROUND(SUM(B{row}:{get_column_letter(len(months) + 2)}{row})-{total_col}{row},6)=0"
-        )
-        s.append(
-            [
-                s.text(cur),
-                *(s.money(a, cur) for a in amounts),
-                s.money(sum(amounts, m.ZERO), cur),
-                s.money(f.later_reductions.get(cur, m.ZERO), cur),
-                s.money(closing.get(cur, m.ZERO), cur),
-                s.formula(f'=IF(AND({check}),"yes","NO")'),
-            ]
-        )
-    s.note(
-        "Deferred closing = revenue still to recognize + the credits and voids dated "
-        "after the month's end (their reversals fall in later months)."
-    )
-    anchor_row = s.row + 3
-    for index, cur in enumerate(f.waterfall):
-        row = first + index
-        chart = BarChart()
-        chart.type = "col"
-        chart.title = f"Revenue to recognize by month ({cur})"
-        chart.y_axis.title = cur
-        chart.y_axis.numFmt = money_format(cur).split(";")[0]
-        chart.legend = None
-        chart.height, chart.width = 7, 18
-        chart.add_data(
-            Reference(s.ws, min_col=2, max_col=len(months) + 1, min_row=row),
-            from_rows=True,
-            titles_from_data=False,
-        )
-        chart.set_categories(
-            Reference(s.ws, min_col=2, max_col=len(months) + 1, min_row=header_row)
-        )
-        s.ws.add_chart(chart, f"{'A' if index % 2 == 0 else 'I'}{anchor_row + 15 * (index // 2)}")
-    return _RevenueRanges(recognized_last, roll_first, roll_last)
-
-
-def _write_aging(wb: Workbook, f: m.Figures) -> int:
-    s = _Sheet(wb, "AR aging", [16, 28, 9, 15, 15, 15, 15, 15, 16])
-    s.freeze("A2")
-    s.header(
-        [
-            "Customer account",
-            "Customer name",
-            "Currency",
-            "Current",
-            "1-30 days",
-            "31-60 days",
-            "61-90 days",
-            "90+ days",
-            "Total",
-        ],
-        numeric={3, 4, 5, 6, 7, 8},
-    )
-    totals: dict[str, list[Decimal]] = {}
-    for a in f.aging:
-        buckets = [a.buckets[bucket] for bucket in m.AGING_BUCKETS]
-        s.append(
-            [
-                s.text(a.customer_account),
-                s.text(a.customer_name, alignment=_WRAP),
-                s.text(a.currency),
-                *(s.money(v, a.currency) for v in buckets),
-                s.money(a.total, a.currency),
-            ]
-        )
-        got = totals.setdefault(a.currency, [m.ZERO] * (len(buckets) + 1))
-        for k, v in enumerate([*buckets, a.total]):
-            got[k] += v
-    last = s.row
-    s.autofilter(9, last)
-    s.blank()
-    for cur in sorted(totals):
-        s.append(
-            [
-                s.text(f"Total {cur}", font=_TOTAL_FONT, border=_TOTAL_BORDER),
-                s.text("", border=_TOTAL_BORDER),
-                s.text(cur, font=_TOTAL_FONT, border=_TOTAL_BORDER),
-                *(s.money(v, cur, font=_TOTAL_FONT, border=_TOTAL_BORDER) for v in totals[cur]),
-            ]
-        )
-    s.note(
-        f"What customers owe at {f.period.end:%Y-%m-%d} by days past due: invoices not "
-        "voided by that day, less payments applied and credit notes issued by it. "
-        "Credit balances are on their own sheet."
-    )
-    return last
-
-
-def _write_credit_balances(wb: Workbook, f: m.Figures) -> int:
-    s = _Sheet(wb, "Credit balances", [16, 28, 9, 16, 16, 16, 16])
-    s.freeze("A2")
-    s.header(
-        [
-            "Customer account",
-            "Customer name",
-            "Currency",
-            "Unapplied cash",
-            "Over-credited invoices",
-            "Refunded",
-            "Credit balance",
-        ],
-        numeric={3, 4, 5, 6},
-    )
-    totals: dict[str, Decimal] = defaultdict(lambda: m.ZERO)
-    for c in f.credit_balances:
-        cur = c.currency
-        s.append(
-            [
-                s.text(c.customer_account),
-                s.text(c.customer_name, alignment=_WRAP),
-                s.text(cur),
-                s.money(c.unapplied_cash, cur),
-                s.money(c.over_credit, cur),
-                s.money(c.refunded, cur),
-                s.money(c.balance, cur),
-            ]
-        )
-        totals[cur] += c.balance
-    last = s.row
-    s.autofilter(7, last)
-    if not f.credit_balances:
-        s.note("No customer has a credit balance.")
-    s.blank()
-    for cur in sorted(totals):
-        s.append(
-            [
-                s.text(f"Total {cur}", font=_TOTAL_FONT, border=_TOTAL_BORDER),
-                s.text("", border=_TOTAL_BORDER),
-                s.text(cur, font=_TOTAL_FONT, border=_TOTAL_BORDER),
-                *(s.text("", border=_TOTAL_BORDER) for _ in range(3)),
-                s.money(totals[cur], cur, font=_TOTAL_FONT, border=_TOTAL_BORDER),
-            ]
-        )
-    s.note(
-        f"What the company owes customers at {f.period.end:%Y-%m-%d}: unapplied cash + "
-        "invoices credited or paid beyond their total - refunds paid by that day."
-    )
-    return last
-
-
-def _write_exceptions(wb: Workbook, left_out: m.LeftOut) -> int:
-    """Every record validation rejected, with its amount and each reason with its fix; then the
-    records and money left out per currency code as billing holds it."""
-    s = _Sheet(wb, "Exceptions", [14, 30, 10, 15, 15, 22, 70])
-    s.freeze("A2")
-    s.header(
-        [
-            "Kind",
-            "Record",
-            "Currency",
-            "Amount",
-            "Money left out",
-            "Field",
-            "What is wrong and what to do",
-        ],
-        numeric={3, 4},
-    )
-    for r in left_out.rejections:
-        code = r.currency if r.currency is not None else "(none)"
-        fmt_code = code if is_known_currency(code) else "USD"
-        money = r.amount if r.kind in m.MONEY_KINDS else None
-        s.append(
-            [
-                s.text(r.kind.replace("_", " ")),
-                s.text(r.label, alignment=_WRAP),
-                s.text(code),
-                s.money(r.amount, fmt_code),
-                s.money(money, fmt_code),
-                s.text(", ".join(p.field for p in r.problems), alignment=_WRAP),
-                s.text("\n".join(str(p) for p in r.problems), alignment=_WRAP),
-            ]
-        )
-    s.autofilter(7, s.row)
-    if not left_out.rejections:
-        s.note("Every billing record passed validation.")
-    last = max(s.row, 2)  # checking formulas need a range below the header, even an empty one
-    s.blank()
-    s.section("Left out per currency code (as billing holds it)")
-    s.header(["Currency", "Records", "Money", "Ties"], numeric={1, 2})
-    for code, (count, money) in left_out.per_currency().items():
-        row = s.row + 1
-        fmt_code = code if is_known_currency(code) else "USD"
-        exact = f'EXACT($C$2:$C${last},"{code}")'  # COUNTIF would count "usd" as USD
-        check = (
-            f"SUMPRODUCT({exact}*1)=B{row},"
-            f"ABS(SUMPRODUCT({exact}*$E$2:$E${last})-C{row})<=MAX(1E-6,ABS(C{row})*1E-13)"
-        )
-        s.append(
-            [
-                s.text(code),
-                s.count(count),
-                s.money(money, fmt_code),
-                s.formula(f'=IF(AND({check}),"yes","NO")'),
-            ]
-        )
-    s.note(
-        "These records break the billing contract (docs/billing-contract.md): they "
-        "are in no figure of this workbook and are not sent to any target. Fix them in "
-        "billing as each line says; the next sync and workbook take them in."
-    )
-    return last
-
-
-def _write_tax(wb: Workbook, f: m.Figures) -> None:
-    s = _Sheet(wb, "Tax", [18, 9, 10, 17, 16, 16, 16, 16, 12])
-    s.freeze("A2")
-    s.header(
-        [
-            "Jurisdiction",
-            "Currency",
-            "Invoices",
-            "Taxable",
-            "Tax billed",
-            "Tax billed (invoices in engine)",
-            "Tax computed by engine",
-            "Variance",
-            "Invoices not in engine",
-        ],
-        numeric={2, 3, 4, 5, 6, 7, 8},
-    )
-    sums: dict[str, list[Decimal]] = {}
-    counts: dict[str, int] = {}
-    for t in f.tax:
-        cur = t.currency
-        s.append(
-            [
-                s.text(t.jurisdiction),
-                s.text(cur),
-                s.count(t.invoices),
-                s.money(t.taxable, cur),
-                s.money(t.tax_billed, cur),
-                s.money(t.tax_billed_in_engine, cur),
-                s.money(t.tax_computed, cur),
-                s.money(t.tax_billed_in_engine - t.tax_computed, cur),
-                s.count(t.not_in_engine),
-            ]
-        )
-        got = sums.setdefault(cur, [m.ZERO] * 5)
-        for k, amount in enumerate(
-            (
-                t.taxable,
-                t.tax_billed,
-                t.tax_billed_in_engine,
-                t.tax_computed,
-                t.tax_billed_in_engine - t.tax_computed,
-            )
-        ):
-            got[k] += amount
-        counts[cur] = counts.get(cur, 0) + t.invoices
-    last = s.row
-    s.autofilter(9, last)
-    s.blank()
-    for cur in sorted(sums):
-        s.append(
-            [
-                s.text(f"Total {cur}", font=_TOTAL_FONT, border=_TOTAL_BORDER),
-                s.text(cur, font=_TOTAL_FONT, border=_TOTAL_BORDER),
-                s.count(counts[cur], font=_TOTAL_FONT, border=_TOTAL_BORDER),
-                *(s.money(a, cur, font=_TOTAL_FONT, border=_TOTAL_BORDER) for a in sums[cur]),
-            ]
-        )
-    s.note(
-        "Variance = tax billed - tax computed, over the invoices the tax engine "
-        "holds; invoices not in the engine yet are counted on the right."
-    )
-    s.blank()
-    s.section("Invoices whose billed tax differs from the engine's")
-    s.header(
-        [
-            "Invoice",
-            "Jurisdiction",
-            "Currency",
-            "Entity",
-            "Issue date",
-            "Tax billed",
-            "Tax computed",
-            "Variance",
-        ],
-        numeric={4, 5, 6, 7},
-    )
-    for v in f.tax_variances:
-        cur = v.currency
-        s.append(
-            [
-                s.text(v.number),
-                s.text(v.jurisdiction),
-                s.text(cur),
-                s.text(v.entity),
-                s.date(v.issue_date),
-                s.money(v.tax_billed, cur),
-                s.money(v.tax_computed, cur),
-                s.money(v.variance, cur),
-            ]
-        )
-    if not f.tax_variances:
-        s.note("None.")
-
-
-_SUMMARY_HEADER_ROW = 7
-_KIND_LABELS = {
-    "invoice": "Invoices",
-    "invoice_void": "Invoice voids",
-    "credit_note": "Credit notes",
-    "payment": "Payments",
-    "refund": "Refunds",
-    "revenue": "Revenue journals",
-}
-
-
-def _write_reconciliation(
-    wb: Workbook,
-    f: m.Figures,
-    tallies: dict[str, m.Tally],
-    state: sa.Engine,
-    timezone: ZoneInfo,
-    notify: Progress,
-) -> None:
-    s = _Sheet(wb, "Reconciliation", [18, 14, 16, 18, 16, 18, 14, 36, 40, 17])
-    s.freeze("A2")
-    s.header(
-        [
-            "Kind",
-            "Currency",
-            "Billing count",
-            "Billing amount",
-            "Synced to ERP (count)",
-            "Amount in ERP",
-            "Count not synced",
-            "Amount not synced",
-        ],
-        numeric={2, 3, 4, 5, 6, 7},
-    )
-    for kind, tally in [*tallies.items(), ("revenue", f.journal_tally())]:
-        for cur, t in sorted(tally.by_currency.items()):
-            s.append(
-                [
-                    s.text(_KIND_LABELS[kind]),
-                    s.text(cur),
-                    s.count(t.count),
-                    s.money(t.amount, cur),
-                    s.count(t.synced_count),
-                    s.money(t.synced_amount, cur),
-                    s.count(t.count - t.synced_count),
-                    s.money(t.amount - t.synced_amount, cur),
-                ]
-            )
-    s.autofilter(8, s.row)
-    s.note(
-        "Billing counts the documents in the month's figures (invoiced, voided, "
-        "credited, collected, refunded); synced = the ledger holds them synced (a void: "
-        "the void itself). Revenue journals: one per entity and currency, the ratable "
-        "schedule entries of the month against the journal and its adjustments as sent."
-    )
-    s.blank()
-    s.section(f"Revenue journals of {f.period.label}: schedule entries against the ERP")
-    s.header(
-        [
-            "Entity",
-            "Currency",
-            "Schedule entries",
-            "Scheduled amount",
-            "Recognized by billing",
-            "Posted to ERP",
-            "Difference",
-            "Journal status",
-        ],
-        numeric={2, 3, 4, 5, 6},
-    )
-    for j in f.journals:
-        cur = j.currency
-        posted = j.posted if j.posted is not None else m.ZERO
-        s.append(
-            [
-                s.text(j.entity),
-                s.text(cur),
-                s.count(j.entries),
-                s.money(j.scheduled, cur),
-                s.money(j.recognized, cur),
-                s.money(posted, cur),
-                s.money(j.scheduled - posted, cur),
-                s.text(j.sync_status),
-            ]
-        )
-    if not f.journals:
-        s.note("No ratable revenue in this month.")
-    s.note(
-        "A journal posts what billing has recognized; entries still scheduled are "
-        "posted once billing closes the month. Point-in-time revenue is posted by the "
-        "invoices themselves."
-    )
-    s.blank()
-    s.section("Sync exceptions: ledger rows failed, dead or waiting for a retry (all targets)")
-    s.header(
-        [
-            "Target",
-            "Kind",
-            "Record",
-            "Customer",
-            "Document date",
-            "Status",
-            "Attempts",
-            "Error",
-            "What to do",
-            "Last change",
-        ],
-        numeric={4, 6, 9},
-    )
-    count = 0
-    for e in m.exception_rows(state):
-        changed = e.updated_at.astimezone(timezone).replace(tzinfo=None)
-        s.append(
-            [
-                s.text(e.target),
-                s.text(e.kind),
-                s.text(e.label, alignment=_WRAP),
-                s.text(e.customer_account, alignment=_WRAP),
-                s.date(e.document_date),
-                s.text(e.status),
-                s.count(e.attempts),
-                s.text(e.error, alignment=_WRAP),
-                s.text(e.action, alignment=_WRAP),
-                s.date(changed, _DATETIME_FORMAT),
-            ]
-        )
-        count += 1
-        if count % _PROGRESS_EVERY == 0:
-            notify("Exceptions", count)
-    if count == 0:
-        s.note("No exceptions.")
-    notify("Exceptions", count)
-
-
-def _summary_checks(
-    col: str, ranges: dict[str, int], revenue: _RevenueRanges
-) -> dict[str, list[str]]:
-    """Per figure, the expressions that recompute it from the detail sheets' rows (0 = ties).
-
-    ``col`` is the currency's Summary column; its header cell holds the currency code.
-    """
-    code = f"{col}${_SUMMARY_HEADER_ROW}"
-
-    def sumifs(sheet: str, amount: str, counted: str, value: str) -> str:
-        last = ranges[sheet]
-        return (
-            f"SUMIFS('{sheet}'!${amount}$2:${amount}${last},'{sheet}'!$G$2:$G${last},{code},"
-            f"'{sheet}'!${counted}$2:${counted}${last},\"{value}\")"
-        )
-
-    def sumif(sheet: str, key: str, amount: str, first: int, last: int) -> str:
-        return (
-            f"SUMIF('{sheet}'!${key}${first}:${key}${last},{code},"
-            f"'{sheet}'!${amount}${first}:${amount}${last})"
-        )
-
-    rl, rf1, rf2 = revenue.recognized_last, revenue.roll_first, revenue.roll_last
-    return {
-        "invoiced": [sumifs("Invoices", "J", "M", m.INVOICED)],
-        "tax": [sumifs("Invoices", "I", "M", m.INVOICED)],
-        "voided": [sumifs("Invoices", "J", "M", m.VOIDED)],
-        "credited": [sumifs("Credit notes", "J", "L", m.CREDITED)],
-        "collected": [sumifs("Payments", "H", "M", m.COLLECTED)],
-        "refunded": [sumifs("Refunds", "H", "I", m.REFUNDED)],
-        "recognized": [sumif("Revenue", "A", "D", 2, rl)],
-        "deferred_closing": [sumif("Revenue", "B", "H", rf1, rf2)],
-        "open_receivable": [sumif("AR aging", "C", "I", 2, ranges["AR aging"])],
-        "credit_balance": [sumif("Credit balances", "C", "G", 2, ranges["Credit balances"])],
-    }
-
-
-def _write_summary(
-    s: _Sheet,
-    f: m.Figures,
-    totals: Sequence[CurrencyTotals],
-    entities: Sequence[str],
-    generated_at: datetime,
-    erp_target: str,
-    ranges: dict[str, int],
-    revenue: _RevenueRanges,
-) -> None:
-    month = f"{f.period.start:%B %Y}"
-    s.append([s.text(f"Monthly finance report, {month}", font=_TITLE_FONT)])
-    s.append([s.text("Period"), s.text(period_text(f.period))])
-    s.append([s.text("Entities"), s.text(", ".join(entities) or "(none)")])
-    s.append(
-        [s.text("Generated"), s.text(f"{generated_at:%Y-%m-%d %H:%M} {generated_at.tzname()}")]
-    )
-    s.append(
-        [
-            s.text("Sync exceptions"),
-            s.count(f.exceptions_count),
-            s.text("ledger rows failed, dead or in retry (Reconciliation sheet)"),
-        ]
-    )
-    s.blank()
-    currencies = [t.currency for t in totals]
-    s.header(["Figure", *currencies], numeric=set(range(1, len(currencies) + 1)))
-    assert s.row == _SUMMARY_HEADER_ROW
-    rows: dict[str, int] = {}
-    for label, attr in SUMMARY_FIGURES:
-        rows[attr] = s.row + 1
-        s.append([s.text(label), *(s.money(getattr(t, attr), t.currency) for t in totals)])
-    rows["left_out_records"] = s.row + 1
-    s.append([s.text(LEFT_OUT_FIGURES[0][0]), *(s.count(t.left_out_records) for t in totals)])
-    rows["left_out_money"] = s.row + 1
-    s.append(
-        [
-            s.text(LEFT_OUT_FIGURES[1][0]),
-            *(s.money(t.left_out_money, t.currency) for t in totals),
-        ]
-    )
-    checks: list[WriteOnlyCell] = []
-    for index, _ in enumerate(totals):
-        col = get_column_letter(index + 2)
-        pairs = [
-            (f"{col}{rows[attr]}", expr)
-            for attr, found in _summary_checks(col, ranges, revenue).items()
-            for expr in found
-        ]
-        pairs.append(
-            (f"{col}{rows['net_collected']}", f"{col}{rows['collected']}-{col}{rows['refunded']}")
-        )
-        last = ranges["Exceptions"]
-        code = f"{col}${_SUMMARY_HEADER_ROW}"
-        # EXACT, not COUNTIF/SUMIF: those ignore case, and billing's "usd" is not USD.
-        exact = f"EXACT(Exceptions!$C$2:$C${last},{code})"
-        pairs.append((f"{col}{rows['left_out_records']}", f"SUMPRODUCT({exact}*1)"))
-        pairs.append(
-            (f"{col}{rows['left_out_money']}", f"SUMPRODUCT({exact}*Exceptions!$E$2:$E${last})")
-        )
-        # Spreadsheets add in binary floating point: compare well below one minor unit, and
-        # relative to the figure for amounts beyond a double's 15 digits (a broken record's).
-        text = (
-            "=IF(AND("
-            + ",".join(f"ABS({cell}-({expr}))<=MAX(1E-6,ABS({cell})*1E-13)" for cell, expr in pairs)
-            + '),"yes","NO")'
-        )
-        checks.append(s.formula(text, font=_TOTAL_FONT, border=_TOTAL_BORDER))
-    s.append([s.text("Ties to sheets", font=_TOTAL_FONT, border=_TOTAL_BORDER), *checks])
-    for note in (
-        "Amounts per currency, never added across currencies; policy in docs/accounting.md.",
-        "Invoiced and tax: invoices issued in the month, except those voided in it. Voided: "
-        "invoices issued earlier and voided in the month.",
-        "Credited: issued credit notes. Collected: succeeded payments received. Refunded: "
-        "refunds of payments and credit notes. Net collected = collected - refunded.",
-        "Recognized: schedule entries of the month, reversals included. Deferred: ratable "
-        "lines. Open receivable and credit balances: at the month's last day.",
-        "Left out: billing records that fail validation, whatever their date, and the money "
-        "of those that carry some (Exceptions sheet); they are in no figure above.",
-        "Ties to sheets: a formula recomputes every figure from the detail sheets' rows.",
-    ):
-        s.note(note)
-    invalid = [
-        f"{code} {count} record{'s' if count != 1 else ''} ({money})"
-        for code, (count, money) in f.left_out.per_currency().items()
-        if not is_known_currency(code)
-    ]
-    if invalid:
-        s.note("Also left out, in codes that are not currencies: " + "; ".join(invalid) + ".")
-    s.blank()
-    s.section(f"Sync health: ledger of the ERP target '{erp_target}' at report time")
-    statuses = ["synced", "pending", "sending", "retry", "failed", "dead"]
-    s.header(["Kind", *statuses], numeric=set(range(1, len(statuses) + 1)))
-    for kind in sorted(f.sync_health):
-        counts = f.sync_health[kind]
-        s.append([s.text(kind), *(s.count(counts.get(st, 0)) for st in statuses)])
-    if not f.sync_health:
-        s.note("The ledger holds no rows for this target.")
 
 
 def build_configured_report(

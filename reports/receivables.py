@@ -1,0 +1,244 @@
+"""Receivables at the month's end: open invoices by days past due, and customer credit balances
+(docs/accounting.md).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from billing import schema as b
+from reports.common import ZERO, LeftOut, Period, stream_rows, void_date
+
+AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
+
+
+@dataclass
+class AgingRow:
+    """Open receivables of one customer in one currency at period end, by days past due."""
+
+    customer_account: str
+    customer_name: str
+    currency: str
+    buckets: dict[str, Decimal] = field(default_factory=lambda: dict.fromkeys(AGING_BUCKETS, ZERO))
+
+    @property
+    def total(self) -> Decimal:
+        """Sum of the buckets."""
+        return sum(self.buckets.values(), ZERO)
+
+
+@dataclass
+class CreditBalanceRow:
+    """What the company owes one customer in one currency at period end (docs/accounting.md)."""
+
+    customer_account: str
+    customer_name: str
+    currency: str
+    unapplied_cash: Decimal = ZERO
+    over_credit: Decimal = ZERO
+    refunded: Decimal = ZERO
+
+    @property
+    def balance(self) -> Decimal:
+        """unapplied cash + over-credit - refunds."""
+        return self.unapplied_cash + self.over_credit - self.refunded
+
+
+def receivables_at_end(
+    billing: sa.Engine, period: Period, entity: str | None, timezone: ZoneInfo, left_out: LeftOut
+) -> tuple[tuple[AgingRow, ...], tuple[CreditBalanceRow, ...]]:
+    """Open receivables by days past due, and customer credit balances, at period end.
+
+    An invoice's open amount is its total less succeeded payments applied on or before the end
+    and credit notes issued on or before it; an invoice voided after the end was still open.
+    Positive open amounts are aged; negative ones (over-credited or over-paid) join the
+    customer's credit balance with unapplied cash less refunds (docs/accounting.md).
+    """
+    i, c, a, p, n = (b.invoices, b.customers, b.payment_applications, b.payments, b.credit_notes)
+    paid = (
+        sa.select(
+            a.c.invoice_id,
+            sa.literal("payment").label("source"),
+            p.c.id.label("source_id"),
+            a.c.amount,
+        )
+        .join(p, p.c.id == a.c.payment_id)
+        .where(a.c.applied_on <= period.end, p.c.status == "succeeded")
+    )
+    credited = sa.select(
+        n.c.invoice_id,
+        sa.literal("credit_note").label("source"),
+        n.c.id.label("source_id"),
+        n.c.total.label("amount"),
+    ).where(n.c.issue_date <= period.end, n.c.status == "issued")
+    reductions = sa.union_all(paid, credited).subquery()
+    stmt = (
+        sa.select(
+            i.c.id,
+            i.c.currency,
+            i.c.issue_date,
+            i.c.due_date,
+            i.c.total,
+            i.c.status,
+            i.c.voided_at,
+            c.c.account_number,
+            c.c.name,
+            reductions.c.source,
+            reductions.c.source_id,
+            reductions.c.amount.label("reduction"),
+        )
+        .join(c, c.c.id == i.c.customer_id)
+        .outerjoin(reductions, reductions.c.invoice_id == i.c.id)
+        .where(i.c.issue_date <= period.end)
+        .order_by(i.c.id)
+    )
+    applied = (
+        sa.select(a.c.payment_id, a.c.amount)
+        .join(p, p.c.id == a.c.payment_id)
+        .where(a.c.applied_on <= period.end)
+    )
+    cash = (
+        sa.select(p.c.id, p.c.amount, p.c.currency, c.c.account_number, c.c.name)
+        .join(c, c.c.id == p.c.customer_id)
+        .where(p.c.received_on <= period.end, p.c.status == "succeeded")
+    )
+    refunds = (
+        sa.select(
+            b.refunds.c.id, b.refunds.c.amount, b.refunds.c.currency, c.c.account_number, c.c.name
+        )
+        .join(c, c.c.id == b.refunds.c.customer_id)
+        .where(b.refunds.c.refunded_on <= period.end)
+    )
+    if entity:
+        stmt = stmt.where(i.c.billing_entity == entity)
+        cash = cash.where(c.c.billing_entity == entity)
+        refunds = refunds.where(c.c.billing_entity == entity)
+    aging: dict[tuple[str, str], AgingRow] = {}
+    credit: dict[tuple[str, str], CreditBalanceRow] = {}
+
+    def credit_row(account: str, name: str, currency: str) -> CreditBalanceRow:
+        return credit.setdefault((account, currency), CreditBalanceRow(account, name, currency))
+
+    def settle(r: sa.Row[Any], reduced: Decimal) -> None:
+        if left_out.has("invoice", r.id):
+            return
+        voided_on = void_date(r.status, r.voided_at, r.issue_date, timezone)
+        if voided_on is not None and voided_on <= period.end:
+            return
+        open_amount = r.total - reduced
+        if open_amount > ZERO:
+            ar = aging.setdefault(
+                (r.account_number, r.currency), AgingRow(r.account_number, r.name, r.currency)
+            )
+            ar.buckets[aging_bucket((period.end - r.due_date).days)] += open_amount
+        elif open_amount < ZERO:
+            credit_row(r.account_number, r.name, r.currency).over_credit -= open_amount
+
+    if billing.dialect.name == "postgresql":
+        # NUMERIC sums are exact: PostgreSQL nets each invoice and each payment, and sends only
+        # those still open (or over-credited) at the end, not the whole settled history.
+        kept = sa.union_all(
+            paid.where(p.c.id.not_in(sorted(left_out.ids("payment")))),
+            credited.where(n.c.id.not_in(sorted(left_out.ids("credit_note")))),
+        ).subquery()
+        net = (
+            sa.select(kept.c.invoice_id, sa.func.sum(kept.c.amount).label("reduced"))
+            .group_by(kept.c.invoice_id)
+            .subquery()
+        )
+        reduced_by_end = sa.func.coalesce(net.c.reduced, 0)
+        open_invoices = (
+            sa.select(
+                i.c.id,
+                i.c.currency,
+                i.c.issue_date,
+                i.c.due_date,
+                i.c.total,
+                i.c.status,
+                i.c.voided_at,
+                c.c.account_number,
+                c.c.name,
+                reduced_by_end.label("reduced"),
+            )
+            .join(c, c.c.id == i.c.customer_id)
+            .outerjoin(net, net.c.invoice_id == i.c.id)
+            .where(i.c.issue_date <= period.end, i.c.total != reduced_by_end)
+        )
+        applied_by_end = (
+            sa.select(a.c.payment_id, sa.func.sum(a.c.amount).label("applied"))
+            .where(a.c.applied_on <= period.end)
+            .group_by(a.c.payment_id)
+            .subquery()
+        )
+        unapplied = (p.c.amount - sa.func.coalesce(applied_by_end.c.applied, 0)).label("unapplied")
+        open_cash = (
+            sa.select(p.c.id, p.c.currency, c.c.account_number, c.c.name, unapplied)
+            .join(c, c.c.id == p.c.customer_id)
+            .outerjoin(applied_by_end, applied_by_end.c.payment_id == p.c.id)
+            .where(
+                p.c.received_on <= period.end,
+                p.c.status == "succeeded",
+                p.c.amount != sa.func.coalesce(applied_by_end.c.applied, 0),
+            )
+        )
+        if entity:
+            open_invoices = open_invoices.where(i.c.billing_entity == entity)
+            open_cash = open_cash.where(c.c.billing_entity == entity)
+        for r in stream_rows(billing, open_invoices):
+            settle(r, r.reduced)
+        for r in stream_rows(billing, open_cash):
+            if not left_out.has("payment", r.id):
+                credit_row(r.account_number, r.name, r.currency).unapplied_cash += r.unapplied
+    else:
+        current: sa.Row[Any] | None = None
+        reduced = ZERO
+        for r in stream_rows(billing, stmt):
+            if current is not None and r.id != current.id:
+                settle(current, reduced)
+                reduced = ZERO
+            current = r
+            if r.reduction is not None and not left_out.has(r.source, r.source_id):
+                reduced += r.reduction
+        if current is not None:
+            settle(current, reduced)
+
+        applied_by_payment: dict[int, Decimal] = defaultdict(lambda: ZERO)
+        for r in stream_rows(billing, applied):
+            applied_by_payment[r.payment_id] += r.amount
+        for r in stream_rows(billing, cash):
+            if left_out.has("payment", r.id):
+                continue
+            left = r.amount - applied_by_payment.get(r.id, ZERO)
+            if left:
+                credit_row(r.account_number, r.name, r.currency).unapplied_cash += left
+    for r in stream_rows(billing, refunds):
+        if left_out.has("refund", r.id):
+            continue
+        credit_row(r.account_number, r.name, r.currency).refunded += r.amount
+
+    def order(k: tuple[str, str]) -> tuple[str, str]:
+        return (k[1], k[0])
+
+    return (
+        tuple(aging[k] for k in sorted(aging, key=order)),
+        tuple(credit[k] for k in sorted(credit, key=order) if credit[k].balance != ZERO),
+    )
+
+
+def aging_bucket(days_past_due: int) -> str:
+    """The aging bucket of an amount ``days_past_due`` days past its due date."""
+    if days_past_due <= 0:
+        return "current"
+    if days_past_due <= 30:
+        return "1-30"
+    if days_past_due <= 60:
+        return "31-60"
+    if days_past_due <= 90:
+        return "61-90"
+    return "90+"
