@@ -144,8 +144,8 @@ def receivables_at_end(
         # NUMERIC sums are exact: PostgreSQL nets each invoice and each payment, and sends only
         # those still open (or over-credited) at the end, not the whole settled history.
         kept = sa.union_all(
-            paid.where(p.c.id.not_in(sorted(left_out.ids("payment")))),
-            credited.where(n.c.id.not_in(sorted(left_out.ids("credit_note")))),
+            paid.where(p.c.id.not_in(_literal_ids(left_out.ids("payment")))),
+            credited.where(n.c.id.not_in(_literal_ids(left_out.ids("credit_note")))),
         ).subquery()
         net = (
             sa.select(kept.c.invoice_id, sa.func.sum(kept.c.amount).label("reduced"))
@@ -229,6 +229,12 @@ def receivables_at_end(
         tuple(aging[k] for k in sorted(aging, key=order)),
         tuple(credit[k] for k in sorted(credit, key=order) if credit[k].balance != ZERO),
     )
+
+
+def _literal_ids(ids: frozenset[int]) -> sa.BindParameter[list[int]]:
+    """Ids written into the SQL as literals: a driver takes at most 65,535 parameters, and
+    validation may reject more records than that."""
+    return sa.bindparam("ids", sorted(ids), expanding=True, literal_execute=True, unique=True)
 
 
 def aging_bucket(days_past_due: int) -> str:
