@@ -222,15 +222,10 @@ class RunVerdicts:
             self.get()
         return self._verdicts
 
-    def start(self, *, more_pages: bool) -> bool:
+    def start(self) -> bool:
         """Begin validating in a worker process, unless the verdicts are known, a worker runs
-        already, or it is not worth one (``sync.verdicts.worth_a_worker``). True when a worker
-        is (now) validating."""
-        if (
-            self._verdicts is None
-            and self._worker is None
-            and worth_a_worker(self._billing, more_pages=more_pages)
-        ):
+        already, or billing is not PostgreSQL. True when a worker is (now) validating."""
+        if self._verdicts is None and self._worker is None and worth_a_worker(self._billing):
             self._worker = BackgroundValidation(self._billing, self._entities)
         return self._verdicts is None and self._worker is not None
 
@@ -655,6 +650,7 @@ class SyncEngine:
                             waiting.append((kind, page, mapped))
                             catch_up(wait=len(waiting) >= _WAITING_PAGES)
                             continue
+                        # A full page has more behind it: worth validating beside the reading.
                         counts = self._enqueue_page(
                             target,
                             kind,
@@ -664,8 +660,7 @@ class SyncEngine:
                             run_id,
                             dry_run,
                             preview,
-                            defer=True,
-                            more_pages=len(page.records) >= page_size,
+                            defer=len(page.records) >= page_size,
                         )
                         if counts is None:
                             waiting.append((kind, page, mapped))
@@ -691,16 +686,14 @@ class SyncEngine:
         preview: list[dict[str, Any]] | None = None,
         *,
         defer: bool = False,
-        more_pages: bool = False,
     ) -> ledger.EnqueueCounts | None:
         """Enqueue one page in one transaction that also advances the cursor.
 
         Billing validation reads all of billing, so it runs only once a page holds something
         the ledger does not (a new or changed record): a page the look-back re-read unchanged
         costs its ledger look-up, not a pass over billing. With ``defer``, such a page starts
-        the validation in a worker process where that is worth it (``more_pages``: a full page
-        has more behind it) and returns None without enqueuing: the caller enqueues it again
-        once the verdicts are in.
+        the validation in a worker process (where it can) and returns None without enqueuing:
+        the caller enqueues it again once the verdicts are in.
         """
         now = self.clock()
         while True:
@@ -714,7 +707,7 @@ class SyncEngine:
                         conn, target=target, kind=kind, outcomes=outcomes
                     ):
                         transaction.rollback()
-                        if defer and verdicts.start(more_pages=more_pages):
+                        if defer and verdicts.start():
                             return None
                         verdicts.get()  # validate billing, then enqueue the page judged
                         continue

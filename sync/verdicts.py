@@ -12,10 +12,8 @@ import multiprocessing
 from collections.abc import Collection
 from multiprocessing.connection import Connection
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from billing import schema as b
 from billing.validation import Verdicts, validate_billing
 from finsync.db import make_engine
 from sync.extract import BillingReader
@@ -79,19 +77,6 @@ class BackgroundValidation:
         self._process.join()
 
 
-#: Billing with at least this many invoices is worth a worker even when extraction reads a
-#: single page of changes (starting the process costs about as much as validating less).
-WORKER_FROM_INVOICES = 2_000
-
-
-def worth_a_worker(billing: Engine, *, more_pages: bool) -> bool:
-    """True when validation should run in a worker process: a PostgreSQL billing database,
-    and extraction has more pages to read meanwhile or billing is large."""
-    if billing.dialect.name != "postgresql":
-        return False
-    if more_pages:
-        return True
-    with billing.connect() as conn:
-        some = sa.select(sa.literal(1)).select_from(b.invoices).limit(WORKER_FROM_INVOICES)
-        found = conn.execute(sa.select(sa.func.count()).select_from(some.subquery())).scalar()
-    return int(found or 0) >= WORKER_FROM_INVOICES
+def worth_a_worker(billing: Engine) -> bool:
+    """True when validation can run in a worker process: a PostgreSQL billing database."""
+    return billing.dialect.name == "postgresql"

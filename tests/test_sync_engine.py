@@ -436,7 +436,7 @@ def test_full_pages_validate_beside_extraction_and_every_rejection_holds(
         assert conn.execute(sa.select(sa.func.count()).select_from(ledger)).scalar() == 8
     on_postgres = engine.billing.dialect.name == "postgresql"
     engine.close()
-    # PostgreSQL: one worker answered (the pages are full); SQLite validates in-process.
+    # PostgreSQL: one worker answered; SQLite validates in-process.
     assert [a is not None for a in answers] == ([True] if on_postgres else [])
 
 
