@@ -637,12 +637,19 @@ def claim(
     Due: ``pending`` or ``retry`` whose ``next_attempt_at`` has come, or ``sending`` whose lease
     ran out (its outcome is unknown, so it is marked suspect). Documents whose dependencies are
     not synced yet are postponed by ``wait`` with a note. Rows are locked with FOR UPDATE SKIP
-    LOCKED on PostgreSQL, so concurrent workers never claim the same row.
+    LOCKED on PostgreSQL, so concurrent workers never claim the same row. On SQLite the claim
+    first takes the database's write lock, so a second claimer waits and then reads the rows
+    this one claimed as claimed (pysqlite starts a transaction only at the first write: without
+    it two claimers could read the same due rows and both send them).
 
     Only rows with an id above ``after_id`` are looked at: a worker draining the queue passes
     the last id it saw, so each claim starts where the previous one ended instead of stepping
     over every row already synced (which made a first sync of 100,000 records quadratic).
     """
+    if conn.dialect.name == "sqlite":
+        # A write statement, even one that changes nothing, takes SQLite's write lock for the
+        # rest of this transaction (held until the claim commits).
+        conn.execute(ledger.update().where(sa.false()).values(id=ledger.c.id))
     due = sa.or_(
         sa.and_(
             ledger.c.status.in_(("pending", "retry")),
