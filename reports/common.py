@@ -22,11 +22,11 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from billing.validation import Rejection, validate_billing
+from billing.validation import Rejection
 from core.errors import ConfigError
 from mappings.tables import MappingTables
-from sync.extract import BillingReader
 from sync.state import ledger
+from sync.verdicts import billing_verdicts_for
 
 ZERO = Decimal(0)
 
@@ -147,15 +147,17 @@ class LeftOut:
 NOTHING_LEFT_OUT = LeftOut()
 
 
-def find_left_out(billing: sa.Engine, mapping: MappingTables | None) -> LeftOut:
+def find_left_out(
+    billing: sa.Engine, mapping: MappingTables | None, state: sa.Engine | None = None
+) -> LeftOut:
     """Validate billing (``billing.validation``) and return what the figures leave out.
 
-    With a mapping file, billing entities it does not know are rejected too.
+    With a mapping file, billing entities it does not know are rejected too. With the state
+    database, the verdicts of the last pass are reused while billing is unchanged since it
+    (``sync.verdicts``); without, billing is validated now.
     """
     entities = set(mapping.entities) if mapping is not None else None
-    with billing.connect() as conn:
-        verdicts = validate_billing(BillingReader(conn), entities=entities)
-    return LeftOut(verdicts.rejections)
+    return LeftOut(billing_verdicts_for(billing, state, entities).rejections)
 
 
 @dataclass

@@ -137,7 +137,7 @@ def build_figures(
     ``left_out`` are the records validation rejected (``find_left_out`` when None): every
     figure leaves them out.
     """
-    out = find_left_out(billing, mapping) if left_out is None else left_out
+    out = find_left_out(billing, mapping, state) if left_out is None else left_out
     revenue = revenue_figures(billing, period, entity, timezone, mapping, out)
     tax_totals, tax_variances = tax_figures(
         billing,

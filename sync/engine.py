@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from billing import schema as billing_schema
 from billing.records import KIND_ORDER, Payment, SourceRecord
-from billing.validation import Verdicts, validate_billing
+from billing.validation import Verdicts
 from connectors import build_connector
 from connectors.base import Connector
 from core.documents import Document
@@ -31,7 +31,7 @@ from finsync.db import make_engine, missing_tables, probe, utcnow
 from mappings.tables import MappingTables, load_mapping_file
 from sync import ledger, revrec, revrec_checks
 from sync.diff import Change, diff_payloads
-from sync.extract import BillingReader, Page, RecordCache
+from sync.extract import BillingReader, Page
 from sync.push import PushCounts, Pusher
 from sync.revrec_checks import CheckResult
 from sync.state import audit_log, ledger_events, runs
@@ -39,7 +39,7 @@ from sync.state import ledger as ledger_table
 from sync.state import metadata as state_metadata
 from sync.status import due_count, last_checks, needs_attention
 from sync.targets import MAPPINGS, TargetMapping, connector_tables
-from sync.verdicts import BackgroundValidation, worth_a_worker
+from sync.verdicts import RunVerdicts
 
 Progress = Callable[[str, int], None]
 #: After enqueuing this many new rows, refresh the planner's statistics of the ledger: later
@@ -198,54 +198,6 @@ def default_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return f"uid {os.getuid()}"
-
-
-class RunVerdicts:
-    """Billing validation for one run, computed on first use and shared by every target.
-
-    A sync that reads no changed record never pays for the pass over billing. On PostgreSQL
-    the pass may run in a worker process (``start``) while extraction goes on reading and
-    mapping; in-process, the records the pass builds are kept (``records``) for the run's
-    extraction, which then reads only their keys instead of building them a second time.
-    """
-
-    def __init__(self, billing: Engine, entities: Iterable[str]) -> None:
-        self._billing = billing
-        self._entities = tuple(entities)
-        self._verdicts: Verdicts | None = None
-        self._worker: BackgroundValidation | None = None
-        self.records = RecordCache()
-
-    def known(self) -> Verdicts | None:
-        """The verdicts if this run has computed them already, else None (nothing is read)."""
-        if self._verdicts is None and self._worker is not None and self._worker.done():
-            self.get()
-        return self._verdicts
-
-    def start(self) -> bool:
-        """Begin validating in a worker process, unless the verdicts are known, a worker runs
-        already, or billing is not PostgreSQL. True when a worker is (now) validating."""
-        if self._verdicts is None and self._worker is None and worth_a_worker(self._billing):
-            self._worker = BackgroundValidation(self._billing, self._entities)
-        return self._verdicts is None and self._worker is not None
-
-    def get(self) -> Verdicts:
-        """The verdicts of this run (billing is read on the first call, or the worker's
-        answer awaited)."""
-        if self._verdicts is None and self._worker is not None:
-            worker, self._worker = self._worker, None
-            self._verdicts = worker.result()
-        if self._verdicts is None:
-            with self._billing.connect() as conn:
-                reader = BillingReader(conn, cache=self.records)
-                self._verdicts = validate_billing(reader, entities=self._entities)
-        return self._verdicts
-
-    def close(self) -> None:
-        """Stop a worker whose verdicts were never needed."""
-        if self._worker is not None:
-            self._worker.cancel()
-            self._worker = None
 
 
 def map_record(
@@ -568,7 +520,7 @@ class SyncEngine:
 
     def run_verdicts(self) -> RunVerdicts:
         """A fresh billing validation for one run (read from billing when first needed)."""
-        return RunVerdicts(self.billing, self.tables.entities)
+        return RunVerdicts(self.billing, self.state, self.tables.entities)
 
     def extract(
         self,

@@ -184,3 +184,14 @@ workbooks = sa.Table(
     sa.Column("delivered_at", UTCDateTime()),
     sa.Column("delivery_error", sa.Text),
 )
+
+billing_verdicts = sa.Table(
+    "billing_verdicts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # sync.verdicts.billing_fingerprint: billing's rows, the known entities, the rules' source
+    sa.Column("fingerprint", sa.String(64), nullable=False, unique=True),
+    sa.Column("computed_at", UTCDateTime(), nullable=False),
+    sa.Column("rejected", sa.Integer, nullable=False),
+    sa.Column("rejections", sa.Text, nullable=False),  # JSON, see sync.verdicts
+)
