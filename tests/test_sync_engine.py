@@ -402,7 +402,7 @@ def test_full_pages_validate_beside_extraction_and_every_rejection_holds(
 ):
     # Full pages: on PostgreSQL billing validation runs in a worker process while the pages
     # are read and mapped; the pages wait for its verdicts before anything is enqueued.
-    import sync.engine
+    import sync.verdicts
     from sync.verdicts import BackgroundValidation
 
     answers: list[object] = []
@@ -412,7 +412,7 @@ def test_full_pages_validate_beside_extraction_and_every_rejection_holds(
             answers.append(super().result())
             return answers[-1]
 
-    monkeypatch.setattr(sync.engine, "BackgroundValidation", Watched)
+    monkeypatch.setattr(sync.verdicts, "BackgroundValidation", Watched)
     setup = write_config(tmp_path, db_url, sync={"page_size": 2})
     engine = make_engine(setup, clock)
     billing = BillingBuilder(engine.billing)
@@ -451,7 +451,7 @@ def test_validation_in_a_worker_gives_the_verdicts_of_validation_in_process(engi
     with engine.billing.connect() as conn:
         here = validate_billing(BillingReader(conn), entities=engine.tables.entities)
 
-    there = BackgroundValidation(engine.billing, engine.tables.entities).result()
+    there = BackgroundValidation(engine.billing, engine.state, engine.tables.entities).result()
 
     assert there is not None
     assert [(r.kind, r.record_id, r.problems) for r in there.rejections] == [
