@@ -8,7 +8,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +24,7 @@ from reports.common import (
     Period,
     add_months,
     chunks,
+    day_start,
     stream_rows,
     void_date,
 )
@@ -160,24 +161,34 @@ def revenue_figures(
 ) -> RevenueFigures:
     """Recognized revenue, the deferred roll-forward and the waterfall (docs/accounting.md).
 
-    Reads are bounded by the month, not the history: ratable lines issued before it that were
-    never voided nor credited, and schedule entries before it, only add to the opening, so they
-    come summed per entity and currency (``_sums``); the month's lines, the voided or credited
-    ones and the entries from the month on are read row by row.
+    Rows read one by one are bounded by the month, not the history: ratable lines issued,
+    credited and voided before it, and schedule entries before it, only add to the opening, so
+    they come summed per entity and currency (``_sums``); the month's lines, the lines voided
+    or credited from the month on, their credits and the entries from the month on are read row
+    by row.
     """
     i, line, prod, e = b.invoices, b.invoice_lines, b.products, b.revenue_schedule_entries
     n, nl = b.credit_notes, b.credit_note_lines
-    credited_lines = (
+    credited_from_start = (
         sa.select(nl.c.invoice_line_id)
         .join(n, n.c.id == nl.c.credit_note_id)
-        .where(nl.c.invoice_line_id.is_not(None), n.c.status == "issued")
+        .where(
+            nl.c.invoice_line_id.is_not(None),
+            n.c.status == "issued",
+            n.c.issue_date >= period.start,
+        )
     )
-    untouched = sa.and_(
+    # A void's date is taken in the company's time zone: one voided a day before the month
+    # (in UTC) cannot fall in it, whatever the zone.
+    void_cut = day_start(period.start, timezone) - timedelta(days=1)
+    # Lines issued, credited and voided (if at all) before the month: each only adds its
+    # amount less its credits to the opening (nothing, if voided), so they come summed.
+    settled = sa.and_(
         i.c.issue_date < period.start,
-        i.c.voided_at.is_(None),
-        i.c.status != "void",
-        line.c.id.not_in(credited_lines),  # one hashed set, not a probe per line
+        sa.or_(i.c.voided_at.is_(None), i.c.voided_at < void_cut),
+        line.c.id.not_in(credited_from_start),  # one hashed set, not a probe per line
     )
+    not_voided = sa.and_(i.c.voided_at.is_(None), i.c.status != "void")
     ratable_lines = (
         sa.select(
             line.c.id,
@@ -203,7 +214,22 @@ def revenue_figures(
         )
         .join(i, i.c.id == line.c.invoice_id)
         .join(prod, prod.c.id == line.c.product_id)
-        .where(prod.c.revenue_pattern == "ratable", untouched)
+        .where(prod.c.revenue_pattern == "ratable", settled, not_voided)
+    )
+    opening_credits = (
+        sa.select(
+            nl.c.id,
+            n.c.id.label("credit_note_id"),
+            line.c.invoice_id,
+            i.c.billing_entity.label("entity"),
+            i.c.currency,
+            (-nl.c.amount).label("amount"),
+        )
+        .join(n, n.c.id == nl.c.credit_note_id)
+        .join(line, line.c.id == nl.c.invoice_line_id)
+        .join(i, i.c.id == line.c.invoice_id)
+        .join(prod, prod.c.id == line.c.product_id)
+        .where(n.c.status == "issued", prod.c.revenue_pattern == "ratable", settled, not_voided)
     )
     credits = (
         sa.select(nl.c.invoice_line_id, n.c.id.label("credit_note_id"), n.c.issue_date, nl.c.amount)
@@ -215,6 +241,7 @@ def revenue_figures(
             n.c.status == "issued",
             i.c.issue_date <= period.end,
             prod.c.revenue_pattern == "ratable",
+            sa.not_(settled),
         )
     )
     entries = (
@@ -261,16 +288,11 @@ def revenue_figures(
     if entity:
         ratable_lines = ratable_lines.where(i.c.billing_entity == entity)
         opening_lines = opening_lines.where(i.c.billing_entity == entity)
+        opening_credits = opening_credits.where(i.c.billing_entity == entity)
         credits = credits.where(i.c.billing_entity == entity)
         entries = entries.where(i.c.billing_entity == entity)
         earlier_entries = earlier_entries.where(i.c.billing_entity == entity)
-    touched = sa.or_(  # not untouched, written so that PostgreSQL hashes the credited lines
-        i.c.issue_date >= period.start,
-        i.c.voided_at.is_not(None),
-        i.c.status == "void",
-        line.c.id.in_(credited_lines),
-    )
-    ratable_lines = ratable_lines.where(touched)
+    ratable_lines = ratable_lines.where(sa.not_(settled))
 
     rolls: dict[tuple[str, str], RollForward] = {}
 
@@ -280,6 +302,11 @@ def revenue_figures(
     left_invoices = left_out.ids("invoice")
     for key, amount in _sums(
         billing, opening_lines, ("entity", "currency"), [(line.c.invoice_id, left_invoices)]
+    ).items():
+        roll((key[0], key[1])).opening += amount
+    left_credits = [(n.c.id, left_out.ids("credit_note")), (line.c.invoice_id, left_invoices)]
+    for key, amount in _sums(
+        billing, opening_credits, ("entity", "currency"), left_credits
     ).items():
         roll((key[0], key[1])).opening += amount
     lines: dict[int, _RatableLine] = {}
