@@ -4,10 +4,11 @@ Validation checks every billing record against the contract, so its cost grows w
 billing's history. Its outcome, though, changes only when billing does. Each pass is therefore
 stored in the state database (``billing_verdicts``) under a *fingerprint* of what it read:
 
-- per billing table, the number of rows and a sum of hashes of every row's full text (computed
-  by the database: ``hashtextextended`` on PostgreSQL, a CRC registered on the SQLite
-  connection), so any change to any column of any row changes it, whether or not billing moved
-  ``updated_at`` as the contract asks;
+- per billing table, the number of rows and a sum of hashes of every row, all its columns
+  (computed by the database: ``hash_record_extended`` on PostgreSQL, a CRC of the values
+  registered on the SQLite connection), so any change to any column of any row changes it,
+  whether or not billing moved ``updated_at`` as the contract asks (an amount written with
+  more trailing zeros, equal as a number, hashes the same on PostgreSQL and judges the same);
 - the billing entities the mapping file knows (validation rejects others);
 - a digest of the source of the validation rules themselves, so a finsync upgrade that checks
   more never reuses verdicts of the rules before it.
@@ -83,11 +84,22 @@ def _table_digest(conn: sa.Connection, table: sa.Table) -> tuple[int, int]:
     """(rows, sum of row hashes) of one billing table, computed by the database."""
     name = conn.dialect.identifier_preparer.format_table(table)
     if conn.dialect.name == "postgresql":
-        query = f"SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) FROM {name} t"
+        # Each column hashed by its type's own hash function (no text output of every value);
+        # a view column of a type without one, or a server before PostgreSQL 14, hashes the
+        # row's text instead.
+        for row_hash in ("hash_record_extended(t, 0)", "hashtextextended(t::text, 0)"):
+            query = f"SELECT count(*), coalesce(sum({row_hash}), 0) FROM {name} t"
+            try:
+                with conn.begin_nested():
+                    rows, total = conn.execute(sa.text(query)).one()
+                break
+            except sa.exc.DBAPIError:
+                if row_hash.startswith("hashtext"):
+                    raise
     else:
         columns = ", ".join(conn.dialect.identifier_preparer.quote(c.name) for c in table.c)
         query = f"SELECT count(*), coalesce(sum({_SQLITE_ROW_HASH}({columns})), 0) FROM {name}"
-    rows, total = conn.execute(sa.text(query)).one()
+        rows, total = conn.execute(sa.text(query)).one()
     return int(rows), int(total)
 
 
