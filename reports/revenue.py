@@ -110,9 +110,10 @@ def _sums(
     stmt: sa.Select[Any],
     keys: Sequence[str],
     excluded: Sequence[tuple[Any, frozenset[int]]],
-) -> dict[tuple[Any, ...], Decimal]:
-    """Sum ``stmt``'s ``amount`` per ``keys`` (labels of its columns), leaving out its rows whose
-    column is in the ids beside it in ``excluded``; ``stmt`` has a unique ``id`` column.
+) -> dict[tuple[Any, ...], tuple[Decimal, int]]:
+    """Sum ``stmt``'s ``amount`` and count its rows per ``keys`` (labels of its columns),
+    leaving out its rows whose column is in the ids beside it in ``excluded``; ``stmt`` has a
+    unique ``id`` column. A key whose every row is left out has no figure at all.
 
     PostgreSQL sums NUMERIC exactly, so it aggregates (and the few excluded rows are read back
     and taken off); SQLite holds money as text and would sum floats, so its rows stream into
@@ -126,7 +127,7 @@ def _sums(
                 key = tuple(getattr(r, k) for k in keys)
                 sums[key] += r.amount
                 counts[key] += 1
-        return dict(sums)
+        return {key: (amount, counts[key]) for key, amount in sums.items()}
     rows = stmt.subquery()
     grouped = sa.select(
         *(rows.c[k] for k in keys),
@@ -147,8 +148,7 @@ def _sums(
                     key = tuple(getattr(r, k) for k in keys)
                     sums[key] -= r.amount
                     counts[key] -= 1
-    # A key whose every row is left out has no figure at all (as if never read).
-    return {key: amount for key, amount in sums.items() if counts[key] > 0}
+    return {key: (amount, counts[key]) for key, amount in sums.items() if counts[key] > 0}
 
 
 def revenue_figures(
@@ -251,9 +251,8 @@ def revenue_figures(
             e.c.period,
             e.c.amount,
             e.c.status,
-            i.c.billing_entity,
+            i.c.billing_entity.label("entity"),
             i.c.currency,
-            i.c.issue_date,
             prod.c.product_family,
             prod.c.revenue_pattern,
         )
@@ -270,7 +269,6 @@ def revenue_figures(
                 ),
             )
         )
-        .order_by(e.c.id)
     )
     earlier_entries = (
         sa.select(
@@ -300,12 +298,12 @@ def revenue_figures(
         return rolls.setdefault(key, RollForward(*key))
 
     left_invoices = left_out.ids("invoice")
-    for key, amount in _sums(
+    for key, (amount, _) in _sums(
         billing, opening_lines, ("entity", "currency"), [(line.c.invoice_id, left_invoices)]
     ).items():
         roll((key[0], key[1])).opening += amount
     left_credits = [(n.c.id, left_out.ids("credit_note")), (line.c.invoice_id, left_invoices)]
-    for key, amount in _sums(
+    for key, (amount, _) in _sums(
         billing, opening_credits, ("entity", "currency"), left_credits
     ).items():
         roll((key[0], key[1])).opening += amount
@@ -348,7 +346,7 @@ def revenue_figures(
         (e.c.id, left_out.ids("revenue_entry")),
         (line.c.invoice_id, left_invoices),
     ]
-    for key, amount in _sums(
+    for key, (amount, _) in _sums(
         billing, earlier_entries, ("entity", "currency"), excluded_entries
     ).items():
         roll((key[0], key[1])).opening -= amount
@@ -358,24 +356,25 @@ def revenue_figures(
     waterfall: dict[str, list[Decimal]] = {}
     recognized: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
     journal_entries: dict[tuple[str, str], JournalEntries] = {}
-    for r in stream_rows(billing, entries):
-        if left_out.has("revenue_entry", r.id) or left_out.has("invoice", r.invoice_id):
-            continue
-        ratable = r.revenue_pattern == "ratable"
-        if r.period == period.start:
-            recognized[(r.currency, r.product_family)] += r.amount
+    # The entries of the month and after it, summed per month, entity, currency, family,
+    # pattern and status: the month's are recognized revenue (and, ratable, the journals),
+    # the later ones (ratable, invoiced by the month's end) its waterfall.
+    entry_keys = ("period", "entity", "currency", "product_family", "revenue_pattern", "status")
+    for key, (amount, count) in _sums(billing, entries, entry_keys, excluded_entries).items():
+        month, entry_entity, currency, family, pattern, status = key
+        ratable = pattern == "ratable"
+        if month == period.start:
+            recognized[(currency, family)] += amount
             if ratable:
-                rolls.setdefault(
-                    (r.billing_entity, r.currency), RollForward(r.billing_entity, r.currency)
-                ).recognized += r.amount
-                je = journal_entries.setdefault((r.billing_entity, r.currency), JournalEntries())
-                je.count += 1
-                je.scheduled += r.amount
-                if r.status == "recognized":
-                    je.recognized += r.amount
-        elif ratable and r.issue_date <= period.end:
-            row = waterfall.setdefault(r.currency, [ZERO] * (WATERFALL_MONTHS + 1))
-            row[month_index.get(r.period, WATERFALL_MONTHS)] += r.amount
+                roll((entry_entity, currency)).recognized += amount
+                je = journal_entries.setdefault((entry_entity, currency), JournalEntries())
+                je.count += count
+                je.scheduled += amount
+                if status == "recognized":
+                    je.recognized += amount
+        elif ratable:
+            row = waterfall.setdefault(currency, [ZERO] * (WATERFALL_MONTHS + 1))
+            row[month_index.get(month, WATERFALL_MONTHS)] += amount
 
     families = mapping.product_families if mapping else {}
     revenue = tuple(
