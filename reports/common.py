@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from billing.validation import Rejection
 from core.errors import ConfigError
 from mappings.tables import MappingTables
+from sync.ledger import source_id_among
 from sync.state import ledger
 from sync.verdicts import billing_verdicts_for
 
@@ -230,14 +231,15 @@ def chunks(rows: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
 def _ledger_lookup(
     state_engine: sa.Engine, target: str, kind: str, source_ids: Sequence[str]
 ) -> dict[str, LedgerInfo]:
-    stmt = sa.select(
-        ledger.c.source_id, ledger.c.status, ledger.c.internal_id, ledger.c.operation
-    ).where(ledger.c.target == target, ledger.c.kind == kind, ledger.c.source_id.in_(source_ids))
+    found: dict[str, LedgerInfo] = {}
     with state_engine.connect() as conn:
-        return {
-            r.source_id: LedgerInfo(r.status, r.internal_id, r.operation)
-            for r in conn.execute(stmt)
-        }
+        for among in source_id_among(conn, source_ids):
+            stmt = sa.select(
+                ledger.c.source_id, ledger.c.status, ledger.c.internal_id, ledger.c.operation
+            ).where(ledger.c.target == target, ledger.c.kind == kind, among)
+            for source_id, status, internal_id, operation in conn.execute(stmt):
+                found[source_id] = LedgerInfo(status, internal_id, operation)
+    return found
 
 
 def with_ledger(

@@ -134,7 +134,9 @@ def _event(
     }
 
 
-def _one_of_these(conn: Connection, source_ids: Sequence[str]) -> Iterator[sa.ColumnElement[bool]]:
+def source_id_among(
+    conn: Connection, source_ids: Sequence[str]
+) -> Iterator[sa.ColumnElement[bool]]:
     """``source_id`` among ``source_ids``, in chunks the database takes: one array parameter
     on PostgreSQL (an index probe per id), IN lists of 900 on SQLite (its variable limit)."""
     if conn.dialect.name == "postgresql":
@@ -161,7 +163,7 @@ def _existing(
     conn: Connection, target: str, kind: str, source_ids: Sequence[str]
 ) -> dict[str, RowMapping]:
     found: dict[str, RowMapping] = {}
-    for among in _one_of_these(conn, source_ids):
+    for among in source_id_among(conn, source_ids):
         query = sa.select(
             ledger.c.id,
             ledger.c.source_id,
@@ -232,7 +234,7 @@ def _record_enqueued(
     """One history event per new ledger row, written by the database from the rows themselves
     (no round trip for their ids)."""
     event = sa.case((ledger.c.status == "failed", "mapping_failed"), else_="enqueued")
-    for among in _one_of_these(conn, source_ids):
+    for among in source_id_among(conn, source_ids):
         rows = sa.select(
             ledger.c.id,
             sa.literal(now, UTCDateTime()),
@@ -603,7 +605,7 @@ def _dependency_status(
         by_kind.setdefault(key.kind, []).append(key.source_id)
     found: dict[DocKey, _Dependency] = {}
     for kind, ids in by_kind.items():
-        for among in _one_of_these(conn, ids):
+        for among in source_id_among(conn, ids):
             rows = conn.execute(
                 sa.select(
                     ledger.c.source_id,
