@@ -16,7 +16,7 @@ Per size, in child processes (so each has its own peak memory, ``ru_maxrss``):
   validates all of billing and stores the verdicts (``sync.verdicts``), as the last sync before
   a report does in production; its validation time is shown apart ("first look");
 * then, interleaved, ``--repeat`` times: the report (time and peak memory; the share of it spent
-  in ``reports.monthly.find_left_out``: billing's fingerprint and the stored verdicts), and
+  in ``find_left_out``: billing's fingerprint and the stored verdicts), and
   the baseline: plain openpyxl
   write-only writing exactly those cells (same sheets, same values, dates, formulas as
   strings; no styles). The baseline's time counts only ``ws.append`` and ``save``, not the
@@ -80,10 +80,10 @@ def child_report(url: str, out: str, capture: str = "") -> dict[str, float]:
     from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
     from finsync.db import make_engine
-    from reports import build_monthly_report, monthly
+    from reports import build_monthly_report, monthly, workbook
 
     validation = [0.0]
-    find_left_out = monthly.find_left_out
+    find_left_out = workbook.find_left_out
 
     def timed_left_out(*args: Any, **kwargs: Any) -> monthly.LeftOut:
         began = time.perf_counter()
@@ -92,7 +92,7 @@ def child_report(url: str, out: str, capture: str = "") -> dict[str, float]:
         finally:
             validation[0] += time.perf_counter() - began
 
-    monthly.find_left_out = timed_left_out  # type: ignore[assignment]
+    workbook.find_left_out = timed_left_out  # type: ignore[attr-defined]
     sink = open(capture, "wb") if capture else None  # noqa: SIM115
     if sink is not None:
         append = WriteOnlyWorksheet.append

@@ -11,6 +11,7 @@ sheet) recompute the figures from the detail rows and say ``yes`` when they agre
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -35,7 +36,7 @@ from reports.common import (
 )
 from reports.documents import credit_note_rows, invoice_rows, payment_rows, refund_rows
 from reports.files import atomic_write
-from reports.monthly import build_figures
+from reports.monthly import build_figures, find_left_out
 from reports.sheets.balances import write_aging, write_credit_balances
 from reports.sheets.documents import (
     CREDIT_COLUMNS,
@@ -151,87 +152,94 @@ def build_monthly_report(
     per = parse_period(period)
     generated_at = datetime.now(UTC).astimezone(timezone)
     notify = progress or (lambda _stage, _n: None)
-    figures = build_figures(
-        billing_engine,
-        state_engine,
-        period=per,
-        entity=entity,
-        timezone=timezone,
-        erp_target=erp_target,
-        tax_target=tax_target,
-        mapping=mapping,
-    )
-    notify("figures", 0)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / report_filename(per.label, entity)
-
-    wb = Book()
-    wb.calculation = CalcProperties(fullCalcOnLoad=True)
-    summary = Sheet(wb, "Summary", [27, 17, 17, 17, 17, 17, 17])
-    # Write-only sheets take their panes before the first row; the Summary is filled last.
-    summary.freeze(f"B{SUMMARY_HEADER_ROW + 1}")
-    tallies = {k: Tally(k) for k in ("invoice", "invoice_void", "credit_note", "payment")}
-    tallies["refund"] = Tally("refund")
-    ranges: dict[str, int] = {}
-    common = (billing_engine, state_engine, per, entity, erp_target)
-
-    ranges["Invoices"] = write_documents(
-        wb,
-        "Invoices",
-        INVOICE_COLUMNS,
-        invoice_rows(
-            *common,
-            tallies["invoice"],
-            voids=tallies["invoice_void"],
+    left_out = find_left_out(billing_engine, mapping, state_engine)
+    # The aggregated figures are mostly the databases' work: they are built in a thread while
+    # this one writes the document sheets, which are mostly Python's.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finsync-figures") as pool:
+        pending = pool.submit(
+            build_figures,
+            billing_engine,
+            state_engine,
+            period=per,
+            entity=entity,
             timezone=timezone,
-            left_out=figures.left_out,
-        ),
-        invoice_cells,
-        total_cols=(8, 9, 10),
-        counted_col=13,
-        totals_of=(INVOICED, VOIDED),
-        notify=notify,
-        note=(
-            "Totals: invoiced = issued in the month and not voided in it; voided = issued "
-            "earlier and voided in the month (docs/accounting.md)."
-        ),
-    )
-    ranges["Credit notes"] = write_documents(
-        wb,
-        "Credit notes",
-        CREDIT_COLUMNS,
-        credit_note_rows(*common, tallies["credit_note"], left_out=figures.left_out),
-        credit_cells,
-        total_cols=(8, 9, 10),
-        counted_col=12,
-        totals_of=(CREDITED,),
-        notify=notify,
-        note="Totals include issued credit notes only; a void credit note counts for nothing.",
-    )
-    ranges["Payments"] = write_documents(
-        wb,
-        "Payments",
-        PAYMENT_COLUMNS,
-        payment_rows(*common, tallies["payment"], left_out=figures.left_out),
-        payment_cells,
-        total_cols=(8, 9, 10, 11),
-        counted_col=13,
-        totals_of=(COLLECTED,),
-        notify=notify,
-        note="Totals include succeeded payments only; failed and reversed ones count nowhere.",
-    )
-    ranges["Refunds"] = write_documents(
-        wb,
-        "Refunds",
-        REFUND_COLUMNS,
-        refund_rows(*common, tallies["refund"], left_out=figures.left_out),
-        refund_cells,
-        total_cols=(8,),
-        counted_col=9,
-        totals_of=(REFUNDED,),
-        notify=notify,
-        note="Refunds of payments and of credit notes, by refund date.",
-    )
+            erp_target=erp_target,
+            tax_target=tax_target,
+            mapping=mapping,
+            left_out=left_out,
+        )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / report_filename(per.label, entity)
+
+        wb = Book()
+        wb.calculation = CalcProperties(fullCalcOnLoad=True)
+        summary = Sheet(wb, "Summary", [27, 17, 17, 17, 17, 17, 17])
+        # Write-only sheets take their panes before the first row; the Summary is filled last.
+        summary.freeze(f"B{SUMMARY_HEADER_ROW + 1}")
+        tallies = {k: Tally(k) for k in ("invoice", "invoice_void", "credit_note", "payment")}
+        tallies["refund"] = Tally("refund")
+        ranges: dict[str, int] = {}
+        common = (billing_engine, state_engine, per, entity, erp_target)
+
+        ranges["Invoices"] = write_documents(
+            wb,
+            "Invoices",
+            INVOICE_COLUMNS,
+            invoice_rows(
+                *common,
+                tallies["invoice"],
+                voids=tallies["invoice_void"],
+                timezone=timezone,
+                left_out=left_out,
+            ),
+            invoice_cells,
+            total_cols=(8, 9, 10),
+            counted_col=13,
+            totals_of=(INVOICED, VOIDED),
+            notify=notify,
+            note=(
+                "Totals: invoiced = issued in the month and not voided in it; voided = issued "
+                "earlier and voided in the month (docs/accounting.md)."
+            ),
+        )
+        ranges["Credit notes"] = write_documents(
+            wb,
+            "Credit notes",
+            CREDIT_COLUMNS,
+            credit_note_rows(*common, tallies["credit_note"], left_out=left_out),
+            credit_cells,
+            total_cols=(8, 9, 10),
+            counted_col=12,
+            totals_of=(CREDITED,),
+            notify=notify,
+            note="Totals include issued credit notes only; a void credit note counts for nothing.",
+        )
+        ranges["Payments"] = write_documents(
+            wb,
+            "Payments",
+            PAYMENT_COLUMNS,
+            payment_rows(*common, tallies["payment"], left_out=left_out),
+            payment_cells,
+            total_cols=(8, 9, 10, 11),
+            counted_col=13,
+            totals_of=(COLLECTED,),
+            notify=notify,
+            note="Totals include succeeded payments only; failed and reversed ones count nowhere.",
+        )
+        ranges["Refunds"] = write_documents(
+            wb,
+            "Refunds",
+            REFUND_COLUMNS,
+            refund_rows(*common, tallies["refund"], left_out=left_out),
+            refund_cells,
+            total_cols=(8,),
+            counted_col=9,
+            totals_of=(REFUNDED,),
+            notify=notify,
+            note="Refunds of payments and of credit notes, by refund date.",
+        )
+        figures = pending.result()
+    notify("figures", 0)
     revenue_ranges = write_revenue(wb, figures)
     ranges["AR aging"] = write_aging(wb, figures)
     ranges["Credit balances"] = write_credit_balances(wb, figures)
@@ -254,18 +262,18 @@ def build_monthly_report(
         "open_receivable": figures.open_receivable(),
         "credit_balance": figures.credit_balance(),
     }
-    left_out = figures.left_out.per_currency()
+    left_out_by_currency = figures.left_out.per_currency()
     # A code that is not a currency (XXX, usd) never gets a column: its records are all left
     # out, and the Summary names them below the figures.
     currencies = sorted(
-        c for c in set().union(*figure_sets.values(), left_out) if is_known_currency(c)
+        c for c in set().union(*figure_sets.values(), left_out_by_currency) if is_known_currency(c)
     )
     totals = tuple(
         CurrencyTotals(
             currency=cur,
             **{name: got.get(cur, ZERO) for name, got in figure_sets.items()},
-            left_out_records=left_out.get(cur, (0, ZERO))[0],
-            left_out_money=left_out.get(cur, (0, ZERO))[1],
+            left_out_records=left_out_by_currency.get(cur, (0, ZERO))[0],
+            left_out_money=left_out_by_currency.get(cur, (0, ZERO))[1],
         )
         for cur in currencies
     )
