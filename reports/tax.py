@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from billing import schema as b
+from sync.ledger import source_id_among
 from sync.state import ledger
 
 ZERO = Decimal(0)
@@ -245,22 +246,30 @@ _Billed = dict[int, tuple[_Head, dict[str, tuple[Decimal, Decimal]]]]
 def _billed(
     engine: sa.Engine, start: date, end: date, entity: str | None, left_out: Collection[int]
 ) -> Iterator[_Billed]:
-    """Per invoice: its head and (taxable, tax) per jurisdiction, ``_CHUNK`` invoices at a time."""
+    """Per invoice: its head and (taxable, tax) per jurisdiction, ``_CHUNK`` invoices at a time.
+
+    PostgreSQL sums NUMERIC exactly, so it sends one row per invoice and jurisdiction; SQLite
+    holds money as text and would sum floats, so its lines come one by one.
+    """
     i, line = b.invoices, b.invoice_lines
-    stmt = (
-        sa.select(
-            i.c.id,
-            i.c.number,
-            i.c.billing_entity,
-            i.c.currency,
-            i.c.issue_date,
-            line.c.tax_jurisdiction,
-            line.c.amount,
-            line.c.tax_amount,
+    head = (i.c.id, i.c.number, i.c.billing_entity, i.c.currency, i.c.issue_date)
+    if engine.dialect.name == "postgresql":
+        stmt = (
+            sa.select(
+                *head,
+                line.c.tax_jurisdiction,
+                sa.func.sum(line.c.amount).label("amount"),
+                sa.func.sum(line.c.tax_amount).label("tax_amount"),
+            )
+            .group_by(*head, line.c.tax_jurisdiction)
+            .order_by(i.c.id)
         )
-        .join(line, line.c.invoice_id == i.c.id)
-        .where(i.c.issue_date >= start, i.c.issue_date <= end, i.c.status != "void")
-        .order_by(i.c.id, line.c.line_no)
+    else:
+        stmt = sa.select(*head, line.c.tax_jurisdiction, line.c.amount, line.c.tax_amount).order_by(
+            i.c.id, line.c.line_no
+        )
+    stmt = stmt.join_from(i, line, line.c.invoice_id == i.c.id).where(
+        i.c.issue_date >= start, i.c.issue_date <= end, i.c.status != "void"
     )
     if entity:
         stmt = stmt.where(i.c.billing_entity == entity)
@@ -292,15 +301,10 @@ def _engine_figures(
     """Ledger status and the engine's computed tax (per jurisdiction, total) of each invoice."""
     out: dict[int, tuple[str, _Figures | None]] = {}
     with engine.connect() as conn:
-        for start in range(0, len(invoice_ids), _CHUNK):
-            ids = [str(x) for x in invoice_ids[start : start + _CHUNK]]
+        for among in source_id_among(conn, [str(x) for x in invoice_ids]):
             stmt = sa.select(
                 ledger.c.source_id, ledger.c.status, ledger.c.operation, ledger.c.result
-            ).where(
-                ledger.c.target == target,
-                ledger.c.kind == "invoice",
-                ledger.c.source_id.in_(ids),
-            )
+            ).where(ledger.c.target == target, ledger.c.kind == "invoice", among)
             for r in conn.execute(stmt):
                 figures = _parse_result(r.result) if r.operation == "upsert" else None
                 out[int(r.source_id)] = (r.status, figures)
