@@ -306,7 +306,8 @@ def _size_row(lines: int, repeat: int) -> str:
         f"| {_spread([r['validation'] for r in report], _s)} "
         f"({statistics.median(share):.0%}) "
         f"| {_spread([r['peak_mb'] for r in report], _mb)} "
-        f"| {_spread([r['peak_mb'] for r in raw], _mb)} | {_s(warm['validation'])} |"
+        f"| {_spread([r['peak_mb'] for r in raw], _mb)} "
+        f"| {_s(warm['validation'])}, {_mb(warm['peak_mb'])} MB |"
     )
 
 
@@ -372,7 +373,7 @@ def main() -> None:
     table = [
         "| invoice lines in month | document rows | cells | seed s | workbook s "
         "| openpyxl plain s | time ratio | of it verdicts s (share) | workbook peak MB "
-        "| plain peak MB | first look: validation s |",
+        "| plain peak MB | first look: validation s, peak |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lines in sizes:
@@ -391,8 +392,8 @@ def main() -> None:
         "the very cells of the workbook (captured in a warm-up run) without styles. Ratio: "
         "median workbook time / median baseline time, (min-max) of the per-pair ratios. "
         "Verdicts: billing's fingerprint and the verdicts stored by the first look (the "
-        "warm-up run, which validated all of billing; its validation time is the last "
-        "column).\n"
+        "warm-up run, which validated all of billing and captured the cells; its validation "
+        "time and peak memory are the last column).\n"
     )
     print("\n".join(table))
     print(f"\n#### Same month ({MONTH:%Y-%m}) after 12 and 36 months of history\n")
