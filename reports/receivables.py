@@ -18,7 +18,7 @@ from reports.common import ZERO, LeftOut, Period, stream_rows, void_date
 AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 
 
-@dataclass
+@dataclass(slots=True)
 class AgingRow:
     """Open receivables of one customer in one currency at period end, by days past due."""
 
@@ -33,7 +33,7 @@ class AgingRow:
         return sum(self.buckets.values(), ZERO)
 
 
-@dataclass
+@dataclass(slots=True)
 class CreditBalanceRow:
     """What the company owes one customer in one currency at period end (docs/accounting.md)."""
 

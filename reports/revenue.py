@@ -189,6 +189,31 @@ def revenue_figures(
         line.c.id.not_in(credited_from_start),  # one hashed set, not a probe per line
     )
     not_voided = sa.and_(i.c.voided_at.is_(None), i.c.status != "void")
+    credited_lines = (
+        sa.select(nl.c.invoice_line_id)
+        .join(n, n.c.id == nl.c.credit_note_id)
+        .where(nl.c.invoice_line_id.is_not(None), n.c.status == "issued")
+    )
+    # Of the rest, lines never voided nor credited were issued in the month: they only add to
+    # what it billed, so they come summed too; the voided and credited ones are read one by one.
+    plain = sa.and_(not_voided, line.c.id.not_in(credited_lines))
+    billed_lines = (
+        sa.select(
+            line.c.id,
+            line.c.invoice_id,
+            i.c.billing_entity.label("entity"),
+            i.c.currency,
+            line.c.amount,
+        )
+        .join(i, i.c.id == line.c.invoice_id)
+        .join(prod, prod.c.id == line.c.product_id)
+        .where(
+            i.c.issue_date <= period.end,
+            prod.c.revenue_pattern == "ratable",
+            sa.not_(settled),
+            plain,
+        )
+    )
     ratable_lines = (
         sa.select(
             line.c.id,
@@ -285,12 +310,13 @@ def revenue_figures(
     )
     if entity:
         ratable_lines = ratable_lines.where(i.c.billing_entity == entity)
+        billed_lines = billed_lines.where(i.c.billing_entity == entity)
         opening_lines = opening_lines.where(i.c.billing_entity == entity)
         opening_credits = opening_credits.where(i.c.billing_entity == entity)
         credits = credits.where(i.c.billing_entity == entity)
         entries = entries.where(i.c.billing_entity == entity)
         earlier_entries = earlier_entries.where(i.c.billing_entity == entity)
-    ratable_lines = ratable_lines.where(sa.not_(settled))
+    ratable_lines = ratable_lines.where(sa.not_(settled), sa.not_(plain))
 
     rolls: dict[tuple[str, str], RollForward] = {}
 
@@ -307,6 +333,10 @@ def revenue_figures(
         billing, opening_credits, ("entity", "currency"), left_credits
     ).items():
         roll((key[0], key[1])).opening += amount
+    for key, (amount, _) in _sums(
+        billing, billed_lines, ("entity", "currency"), [(line.c.invoice_id, left_invoices)]
+    ).items():
+        roll((key[0], key[1])).billed += amount
     lines: dict[int, _RatableLine] = {}
     for r in stream_rows(billing, ratable_lines):
         if left_out.has("invoice", r.invoice_id):

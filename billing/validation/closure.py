@@ -34,14 +34,14 @@ from core.errors import Problem
 from core.money import is_known_currency
 
 
-@dataclass
+@dataclass(slots=True)
 class _CustomerFacts:
     label: str
     billing_entity: str
     currency: str
 
 
-@dataclass
+@dataclass(slots=True)
 class InvoiceFacts:
     """What later kinds need of an accepted invoice."""
 
@@ -54,7 +54,7 @@ class InvoiceFacts:
     applied: Decimal = ZERO  # by accepted succeeded payments
 
 
-@dataclass
+@dataclass(slots=True)
 class LineFacts:
     """What credit notes and revenue schedules need of an accepted invoice line."""
 
@@ -67,7 +67,7 @@ class LineFacts:
     credited: Decimal = ZERO  # by accepted issued credit notes
 
 
-@dataclass
+@dataclass(slots=True)
 class _Remaining:
     """What a payment or credit note has left to refund."""
 
