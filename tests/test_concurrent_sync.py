@@ -1,10 +1,13 @@
-"""Two sync processes at once against one PostgreSQL ledger never push the same record twice."""
+"""Two sync processes at once against one PostgreSQL ledger never push the same record twice; two
+claimers of one SQLite ledger never claim the same document."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -103,3 +106,51 @@ def test_a_send_slower_than_the_lease_is_not_taken_over_while_alive(tmp_path, pg
 
     target = ScriptedConnector(ScriptedSettings(store=setup.store_path, mode="create"))
     assert sorted(r["external_id"] for r in target.records()) == sorted(expected)
+
+
+def test_two_claimers_of_one_sqlite_ledger_never_take_the_same_document(tmp_path):
+    """pysqlite begins a transaction only at the first write: a second claimer could read the
+    due rows while the first had claimed them but not yet committed, then claim them too once
+    it could write (seen as a duplicate first batch). Here the first claim is held open while
+    the second runs; the second must see the first's claims."""
+    from sync import ledger as outbox
+
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    clock = Clock()
+    engine = make_engine(write_config(tmp_path, url), clock)
+    builder = BillingBuilder(engine.billing)
+    for c in range(6):
+        builder.customer(f"TW-{c:02d}")
+    engine.extract("erp", ["customer"])
+    now = clock.now
+
+    def claim(conn: sa.Connection) -> set[int]:
+        batch = outbox.claim(
+            conn,
+            target="erp",
+            kind="customer",
+            worker=f"w{id(conn)}",
+            now=now,
+            limit=6,
+            lease=timedelta(minutes=5),
+            wait=timedelta(minutes=1),
+        )
+        return {c.ledger_id for c in batch.items}
+
+    second: list[set[int]] = []
+    with engine.state.connect() as first_conn:
+        with first_conn.begin():
+            first = claim(first_conn)
+            worker = threading.Thread(target=lambda: second.append(_claim_in(engine, claim)))
+            worker.start()
+            time.sleep(1.0)  # the second claimer has read (or waits for the lock) by now
+        worker.join(60)
+    engine.close()
+
+    assert len(first) == 6
+    assert second == [set()]  # everything was claimed by the first, nothing twice
+
+
+def _claim_in(engine, claim) -> set[int]:
+    with engine.state.begin() as conn:
+        return claim(conn)
