@@ -161,11 +161,12 @@ def revenue_figures(
 ) -> RevenueFigures:
     """Recognized revenue, the deferred roll-forward and the waterfall (docs/accounting.md).
 
-    Rows read one by one are bounded by the month, not the history: ratable lines issued,
-    credited and voided before it, and schedule entries before it, only add to the opening, so
-    they come summed per entity and currency (``_sums``); the month's lines, the lines voided
-    or credited from the month on, their credits and the entries from the month on are read row
-    by row.
+    What comes summed in SQL (``_sums``) needs no row in Python: ratable lines issued, credited
+    and voided before the month (they only add to the opening), the month's lines never voided
+    nor credited (they only add to what it billed), schedule entries before it (the opening)
+    and from it on (recognized revenue, journals, the waterfall). Only lines voided or
+    credited from the month on, and their credits, are read one by one: the rows held follow
+    the month's voids and credits, not its lines or the history.
     """
     i, line, prod, e = b.invoices, b.invoice_lines, b.products, b.revenue_schedule_entries
     n, nl = b.credit_notes, b.credit_note_lines
