@@ -13,7 +13,7 @@ from mappings.tables import load_mapping_file
 from reports.common import find_left_out
 from sync.migrate import upgrade
 from sync.state import billing_verdicts
-from sync.verdicts import billing_verdicts_for
+from sync.verdicts import RunVerdicts, billing_verdicts_for
 from tests.independent_billing import build_independent_billing
 
 ENTITIES = frozenset(load_mapping_file(MAPPING_EXAMPLE).entities)
@@ -126,3 +126,18 @@ def test_a_view_with_a_column_the_database_cannot_hash_is_still_fingerprinted(db
     for _ in range(2):
         assert _keys(billing_verdicts_for(db_engine, db_engine, ENTITIES)) == set(dataset.rejected)
     assert len(_stored(db_engine)) == 1
+
+
+def test_the_report_after_a_sync_reads_the_verdicts_the_sync_stored(db_engine):
+    # The sync judges billing with the mapping file's entities (RunVerdicts); the monthly
+    # report with the same file must find that pass, not validate history a second time.
+    dataset = build_independent_billing(db_engine)
+    upgrade(db_engine)
+    tables = load_mapping_file(MAPPING_EXAMPLE)
+    synced = RunVerdicts(db_engine, db_engine, tables.entities).get()
+    assert _keys(synced) == set(dataset.rejected)
+    with db_engine.begin() as conn:  # marks the stored pass: only the store answers this
+        conn.execute(sa.update(billing_verdicts).values(rejected=-1, rejections="[]"))
+
+    assert find_left_out(db_engine, tables, db_engine).rejections == ()
+    assert [row.rejected for row in _stored(db_engine)] == [-1]
