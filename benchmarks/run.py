@@ -3,7 +3,9 @@
     .venv/bin/python -m benchmarks.run [--quick] [--only NAME ...]
 
 Each benchmark is a module of this folder that prints a markdown section; this runner collects
-them under a header naming the machine, so figures are never read without their context.
+them under a header naming the machine, and stamps each section with the date and commit it was
+measured at, so figures are never read without their context (``--only`` keeps the other
+sections with their own stamps). ``bench_workbook_1m`` runs only when named.
 """
 
 from __future__ import annotations
@@ -19,6 +21,17 @@ from pathlib import Path
 import sqlalchemy as sa
 
 BENCHMARKS = ("bench_seed", "bench_sync", "bench_netsuite", "bench_workbook", "bench_tryton")
+#: Run only when named with ``--only`` (too long for every `make bench`).
+ON_REQUEST = ("bench_workbook_1m",)
+#: Every section, in the order the file lists them.
+ORDER = (
+    "bench_seed",
+    "bench_sync",
+    "bench_netsuite",
+    "bench_workbook",
+    *ON_REQUEST,
+    "bench_tryton",
+)
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
@@ -31,7 +44,7 @@ def _previous_sections() -> dict[str, str]:
         return {}
     text = OUT.read_text()
     found = {}
-    for name in BENCHMARKS:
+    for name in ORDER:
         start = text.find(_MARK.format(name))
         if start < 0:
             continue
@@ -39,6 +52,15 @@ def _previous_sections() -> dict[str, str]:
         end = body.find("<!-- benchmark: ")
         found[name] = body[:end] if end >= 0 else body
     return found
+
+
+def _commit() -> str:
+    return (
+        subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        or "unknown"
+    )
 
 
 def _machine() -> list[str]:
@@ -68,11 +90,9 @@ def _machine() -> list[str]:
         engine.dispose()
     except sa.exc.OperationalError:
         pass
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     return [
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit or 'unknown'}",
+        f"- Written: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {_commit()} (each "
+        "section says when and at which commit it was measured)",
         f"- Machine: {cpu}, {os.cpu_count()} cores{memory}, {platform.system()} "
         f"{platform.release()}",
         f"- Python {platform.python_version()}, PostgreSQL {pg} (local, default settings)",
@@ -82,12 +102,13 @@ def _machine() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--only", nargs="*", choices=BENCHMARKS, help="run only these")
+    parser.add_argument("--only", nargs="*", choices=BENCHMARKS + ON_REQUEST, help="run only these")
     args = parser.parse_args()
     chosen = args.only or list(BENCHMARKS)
     sections = _previous_sections() if args.only else {}
     for name in chosen:
         print(f"running {name} ...", file=sys.stderr, flush=True)
+        stamp = f"_Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC at commit {_commit()}._"
         command = [sys.executable, "-m", f"benchmarks.{name}"] + (["--quick"] if args.quick else [])
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -96,10 +117,11 @@ def main() -> None:
                 f"{done.stderr[-2000:]}\n```\n"
             )
         else:
-            sections[name] = done.stdout.strip() + "\n"
+            title, _, rest = done.stdout.strip().partition("\n")
+            sections[name] = f"{title}\n\n{stamp}\n{rest}\n"
         print(sections[name], flush=True)
     body: list[str] = []
-    for name in BENCHMARKS:  # every section, in a fixed order, each under its own marker
+    for name in ORDER:  # every section, in a fixed order, each under its own marker
         if name in sections:
             body += [_MARK.format(name), sections[name].strip(), ""]
     text = "\n".join(
