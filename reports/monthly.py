@@ -33,7 +33,7 @@ from reports.documents import (
     payment_rows,
     refund_rows,
 )
-from reports.receivables import AgingRow, CreditBalanceRow, receivables_at_end
+from reports.receivables import AgingRows, CreditBalanceRow, receivables_at_end
 from reports.revenue import JournalLine, RevenueLine, RollForward, journals, revenue_figures
 from reports.sync_exceptions import exception_rows
 from reports.tax import InvoiceTax, TaxTotal, tax_figures
@@ -67,7 +67,7 @@ class Figures:
     waterfall: dict[str, tuple[Decimal, ...]]  # currency -> one amount per month, then "later"
     later_reductions: dict[str, Decimal]  # currency -> credits and voids after the period end
     journals: tuple[JournalLine, ...]
-    aging: tuple[AgingRow, ...]
+    aging: AgingRows  # streamed from billing on PostgreSQL; ``aging.totals`` per currency
     credit_balances: tuple[CreditBalanceRow, ...]
     tax: tuple[TaxTotal, ...]  # per jurisdiction and currency, from reports.tax
     tax_variances: tuple[InvoiceTax, ...]  # invoices whose billed tax differs from the engine's
@@ -91,10 +91,7 @@ class Figures:
 
     def open_receivable(self) -> dict[str, Decimal]:
         """What customers owe at period end per currency (the aging total)."""
-        out: dict[str, Decimal] = defaultdict(lambda: ZERO)
-        for row in self.aging:
-            out[row.currency] += row.total
-        return dict(out)
+        return dict(self.aging.totals)
 
     def credit_balance(self) -> dict[str, Decimal]:
         """What the company owes customers at period end per currency."""

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -50,9 +51,26 @@ class CreditBalanceRow:
         return self.unapplied_cash + self.over_credit - self.refunded
 
 
+class AgingRows:
+    """The aging rows at period end, in (currency, account) order, with their total per
+    currency known up front.
+
+    On PostgreSQL the rows are read from billing each time they are iterated (one row per
+    customer and currency, already bucketed by the database), so memory does not follow the
+    number of customers; elsewhere they are held.
+    """
+
+    def __init__(self, rows: Callable[[], Iterable[AgingRow]], totals: dict[str, Decimal]) -> None:
+        self._rows = rows
+        self.totals = totals  # currency -> what customers owe in it
+
+    def __iter__(self) -> Iterator[AgingRow]:
+        return iter(self._rows())
+
+
 def receivables_at_end(
     billing: sa.Engine, period: Period, entity: str | None, timezone: ZoneInfo, left_out: LeftOut
-) -> tuple[tuple[AgingRow, ...], tuple[CreditBalanceRow, ...]]:
+) -> tuple[AgingRows, tuple[CreditBalanceRow, ...]]:
     """Open receivables by days past due, and customer credit balances, at period end.
 
     An invoice's open amount is its total less succeeded payments applied on or before the end
@@ -190,7 +208,9 @@ def receivables_at_end(
         if entity:
             open_invoices = open_invoices.where(i.c.billing_entity == entity)
             open_cash = open_cash.where(c.c.billing_entity == entity)
-        for r in stream_rows(billing, open_invoices):
+        aging_rows = _aging_in_sql(billing, open_invoices, period, timezone, left_out)
+        # Over-credited invoices (few) join the credit balances one by one.
+        for r in stream_rows(billing, open_invoices.where(i.c.total < reduced_by_end)):
             settle(r, r.reduced)
         for r in stream_rows(billing, open_cash):
             if not left_out.has("payment", r.id):
@@ -225,10 +245,80 @@ def receivables_at_end(
     def order(k: tuple[str, str]) -> tuple[str, str]:
         return (k[1], k[0])
 
+    if billing.dialect.name != "postgresql":
+        held = tuple(aging[k] for k in sorted(aging, key=order))
+        totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for row in held:
+            totals[row.currency] += row.total
+        aging_rows = AgingRows(lambda: held, dict(totals))
     return (
-        tuple(aging[k] for k in sorted(aging, key=order)),
+        aging_rows,
         tuple(credit[k] for k in sorted(credit, key=order) if credit[k].balance != ZERO),
     )
+
+
+def _aging_in_sql(
+    billing: sa.Engine,
+    open_invoices: sa.Select[Any],
+    period: Period,
+    timezone: ZoneInfo,
+    left_out: LeftOut,
+) -> AgingRows:
+    """Aging rows bucketed and summed per customer and currency by PostgreSQL (exact NUMERIC),
+    leaving out rejected invoices and those voided by the end (the void date in ``timezone``)."""
+    oi = open_invoices.where(
+        b.invoices.c.id.not_in(_literal_ids(left_out.ids("invoice")))
+    ).subquery()
+    voided_by_end = sa.or_(
+        sa.and_(
+            oi.c.voided_at.is_not(None),
+            sa.cast(sa.func.timezone(timezone.key, oi.c.voided_at), sa.Date) <= period.end,
+        ),
+        sa.and_(oi.c.voided_at.is_(None), oi.c.status == "void"),
+    )
+    owed = oi.c.total - oi.c.reduced
+    days = sa.literal(period.end, sa.Date) - oi.c.due_date
+    limits = ((None, 0), (1, 30), (31, 60), (61, 90), (91, None))
+    buckets = [
+        sa.func.sum(
+            sa.case(
+                (
+                    sa.and_(
+                        sa.true() if low is None else days >= low,
+                        sa.true() if high is None else days <= high,
+                    ),
+                    owed,
+                ),
+                else_=0,
+            )
+        ).label(f"b{k}")
+        for k, (low, high) in enumerate(limits)
+    ]
+    keys = (oi.c.account_number, oi.c.name, oi.c.currency)
+    rows = (
+        sa.select(*keys, *buckets)
+        .where(owed > 0, sa.not_(voided_by_end))
+        .group_by(*keys)
+        # Code-point order, as Python sorts the rows it holds (not the database's collation).
+        .order_by(oi.c.currency.collate("C"), oi.c.account_number.collate("C"))
+    )
+    totals: dict[str, Decimal] = {}
+    per_currency = rows.subquery()
+    total = sum((per_currency.c[f"b{k}"] for k in range(len(limits))), sa.literal(0))
+    with billing.connect() as conn:
+        for currency, amount in conn.execute(
+            sa.select(per_currency.c.currency, sa.func.sum(total)).group_by(per_currency.c.currency)
+        ):
+            totals[currency] = amount
+
+    def read() -> Iterator[AgingRow]:
+        for r in stream_rows(billing, rows):
+            amounts = (r.b0, r.b1, r.b2, r.b3, r.b4)
+            yield AgingRow(
+                r.account_number, r.name, r.currency, dict(zip(AGING_BUCKETS, amounts, strict=True))
+            )
+
+    return AgingRows(read, totals)
 
 
 def _literal_ids(ids: frozenset[int]) -> sa.BindParameter[list[int]]:
