@@ -33,7 +33,6 @@ import multiprocessing
 import uuid
 import zlib
 from collections.abc import Collection, Iterable
-from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from multiprocessing.connection import Connection
@@ -55,8 +54,9 @@ from sync.state import billing_verdicts
 
 log = logging.getLogger(__name__)
 
-#: Stored passes older than the newest by more than this are deleted when a pass is stored.
-_KEEP = timedelta(days=7)
+#: Passes kept in the store: the newest (billing moves forward; a few, so that callers judging
+#: with different entity lists do not push each other's pass out). Each holds its rejections.
+_KEEP = 4
 #: The name of the row-hash function registered on SQLite connections.
 _SQLITE_ROW_HASH = "finsync_row_crc"
 
@@ -178,22 +178,24 @@ def stored_verdicts(state: Engine, fingerprint: str) -> Verdicts | None:
 
 
 def store_verdicts(state: Engine, fingerprint: str, verdicts: Verdicts) -> None:
-    """Keep ``verdicts`` under ``fingerprint`` (and forget passes a week older than it)."""
-    now = utcnow()
+    """Keep ``verdicts`` under ``fingerprint``, and only the newest few passes beside it."""
+    newest = sa.select(billing_verdicts.c.id).order_by(billing_verdicts.c.id.desc()).limit(_KEEP)
     try:
         with state.begin() as conn:
             conn.execute(
-                sa.delete(billing_verdicts).where(
-                    (billing_verdicts.c.fingerprint == fingerprint)
-                    | (billing_verdicts.c.computed_at < now - _KEEP)
-                )
+                sa.delete(billing_verdicts).where(billing_verdicts.c.fingerprint == fingerprint)
             )
             conn.execute(
                 sa.insert(billing_verdicts).values(
                     fingerprint=fingerprint,
-                    computed_at=now,
+                    computed_at=utcnow(),
                     rejected=len(verdicts),
                     rejections=_encode(verdicts),
+                )
+            )
+            conn.execute(
+                sa.delete(billing_verdicts).where(
+                    billing_verdicts.c.id.not_in(sa.select(newest.subquery().c.id))
                 )
             )
     except sa.exc.DBAPIError as exc:  # a second pass stored the same fingerprint meanwhile

@@ -141,3 +141,25 @@ def test_the_report_after_a_sync_reads_the_verdicts_the_sync_stored(db_engine):
 
     assert find_left_out(db_engine, tables, db_engine).rejections == ()
     assert [row.rejected for row in _stored(db_engine)] == [-1]
+
+
+def test_the_store_keeps_the_newest_few_passes(db_engine):
+    # Each pass holds its rejections: the store must not grow with every change of billing.
+    build_independent_billing(db_engine)
+    upgrade(db_engine)
+    subsets = [ENTITIES - {entity} for entity in sorted(ENTITIES)] + [ENTITIES]
+    for entities in subsets:
+        billing_verdicts_for(db_engine, db_engine, entities)
+    kept = _stored(db_engine)
+    assert 1 < len(kept) < len(subsets)
+    # The newest pass is among those kept: judging with those entities again reads it.
+    with db_engine.begin() as conn:
+        conn.execute(
+            sa.update(billing_verdicts)
+            .where(
+                billing_verdicts.c.id
+                == sa.select(sa.func.max(billing_verdicts.c.id)).scalar_subquery()
+            )
+            .values(rejections="[]")
+        )
+    assert len(billing_verdicts_for(db_engine, db_engine, ENTITIES)) == 0
