@@ -10,8 +10,8 @@ stored in the state database (``billing_verdicts``) under a *fingerprint* of wha
   whether or not billing moved ``updated_at`` as the contract asks (an amount written with
   more trailing zeros, equal as a number, hashes the same on PostgreSQL and judges the same);
 - the billing entities the mapping file knows (validation rejects others);
-- a digest of the source of the validation rules themselves, so a finsync upgrade that checks
-  more never reuses verdicts of the rules before it.
+- a digest of what decides the verdicts (the rules' source, Babel's currency data), so a
+  finsync upgrade that checks more never reuses verdicts of the rules before it.
 
 A sync or a report whose fingerprint matches a stored pass reuses its verdicts instead of
 checking history again; anything else validates. A pass is stored only when billing's
@@ -27,6 +27,7 @@ back only the verdicts (the rejected records), which are small.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import multiprocessing
@@ -44,6 +45,7 @@ from sqlalchemy.engine import Engine
 
 import billing.records
 import billing.validation
+import core.money
 import sync.extract
 from billing import schema as billing_schema
 from billing.validation import Rejection, Verdicts, validate_billing
@@ -66,11 +68,12 @@ _SQLITE_ROW_HASH = "finsync_row_crc"
 
 @lru_cache(maxsize=1)
 def rules_digest() -> str:
-    """A digest of the source that decides verdicts: the validation package, the records it
-    checks and the reader that builds them."""
+    """A digest of what decides verdicts: the source of the validation package, the records it
+    checks, the reader that builds them and the currency rules (with the version of Babel,
+    whose data says which codes are currencies and their decimals)."""
     files = sorted(Path(billing.validation.__file__).parent.glob("*.py"))
-    files += [Path(billing.records.__file__), Path(sync.extract.__file__)]
-    digest = hashlib.sha256()
+    files += [Path(m.__file__ or "") for m in (billing.records, sync.extract, core.money)]
+    digest = hashlib.sha256(importlib.metadata.version("babel").encode())
     try:
         for path in files:
             digest.update(path.name.encode())
