@@ -37,6 +37,7 @@ from typing import Any
 
 import zeep
 
+from benchmarks.figures import spread
 from billing.records import Customer, Invoice, InvoiceLine, Product
 from connectors.base import Connector
 from connectors.netsuite_rest import NetSuiteRestConnector, NetSuiteRestSettings
@@ -245,11 +246,6 @@ def _envelope_rates(connector: NetSuiteSoapConnector, batch: Sequence[Document],
     return rates[0], rates[1]
 
 
-def _median(values: Sequence[float], unit: str = "", digits: int = 0) -> str:
-    low, mid, high = min(values), statistics.median(values), max(values)
-    return f"{mid:,.{digits}f}{unit} ({low:,.{digits}f}-{high:,.{digits}f})"
-
-
 def measure(count: int, rest_count: int, rounds: int) -> list[list[str]]:
     """The table rows: REPEATS interleaved rounds of zeep rate, SOAP push and REST push."""
     tables = load_mapping_file(ROOT / "mapping.example.toml")
@@ -297,19 +293,19 @@ def measure(count: int, rest_count: int, rounds: int) -> list[list[str]]:
         [
             f"zeep upsertList envelope ({which} WSDL), one core: the baseline",
             f"{BATCH} invoices x {rounds}",
-            _median(zeep_rates, " invoices/s"),
+            spread(zeep_rates, 0, " invoices/s"),
             "",
         ],
         [
             "finsync RecordWriter envelope, same values and WSDL, one core",
             f"{BATCH} invoices x {rounds}",
-            _median(writer_rates, " invoices/s"),
+            spread(writer_rates, 0, " invoices/s"),
             f"{statistics.median(writer_rates) / zeep_median:.1f}x zeep's rate",
         ],
         [
             f"SOAP upsertList push ({which} WSDL)",
             f"{count:,} invoices",
-            _median(soap_rates, " records/s"),
+            spread(soap_rates, 0, " records/s"),
             f"**{soap_median / zeep_median:.2f} of zeep's serialization rate**; "
             f"{soap_median / soap_ideal:.0%} of the network ideal {soap_ideal:,.0f}/s "
             f"(peak {peaks['soap']} in flight)",
@@ -317,7 +313,7 @@ def measure(count: int, rest_count: int, rounds: int) -> list[list[str]]:
         [
             "REST PUT eid push",
             f"{rest_count:,} invoices",
-            _median(rest_rates, " records/s", 1),
+            spread(rest_rates, 1, " records/s"),
             f"**{rest_median / rest_ideal:.2f} of concurrency / latency** ({rest_ideal:,.0f}/s, "
             f"peak {peaks['rest']} in flight)",
         ],
@@ -345,7 +341,7 @@ def wsdl_loads(runs: int) -> list[list[str]]:
 
 
 def _load_row(name: str, times: list[float]) -> list[str]:
-    return ["zeep WSDL load", f"{name}, once per process", _median(times, " s", 2)]
+    return ["zeep WSDL load", f"{name}, once per process", spread(times, 2, " s")]
 
 
 def main() -> None:

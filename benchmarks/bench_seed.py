@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from benchmarks.figures import spread
 from billing import schema
 
 PG = os.environ.get("FINSYNC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -127,10 +128,6 @@ def _pg_database(admin_url: str) -> Callable[[], Any]:
     return database
 
 
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
-
-
 def main() -> None:
     """Run the benchmark and print the markdown section."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -165,8 +162,8 @@ def main() -> None:
             print(f"{label}: seed {seconds:.1f} s, baseline {baselines[-1]:.1f} s", file=sys.stderr)
         seed_median = statistics.median(seeds)
         print(
-            f"| {label} | {count:,} | {_spread(seeds)} | {count / seed_median:,.0f} "
-            f"| {max(peaks):.0f} | {_spread(baselines)} "
+            f"| {label} | {count:,} | {spread(seeds, 1)} | {count / seed_median:,.0f} "
+            f"| {max(peaks):.0f} | {spread(baselines, 1)} "
             f"| {seed_median / statistics.median(baselines):.2f} |"
         )
 

@@ -33,6 +33,8 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+from benchmarks.figures import spread
+
 PG = os.environ.get("FINSYNC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parents[1]
 #: Every billing table a NetSuite sync reads (validation, extract and revenue journals).
@@ -208,15 +210,6 @@ def fill_ledger(state_url: str, rows: int) -> int:
         return int(conn.execute("SELECT count(*) FROM ledger").fetchone()[0])  # type: ignore[index]
 
 
-def _median(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
-
-
-def _ms(values: list[float]) -> str:
-    low, high = min(values) * 1000, max(values) * 1000
-    return f"{statistics.median(values) * 1000:.0f} ms ({low:.0f}-{high:.0f})"
-
-
 def _ratio(a: list[float], b: list[float]) -> float:
     return statistics.median(a) / statistics.median(b)
 
@@ -294,20 +287,20 @@ def run(customers: int, admin_url: str, repeat: int, big_ledger: int) -> list[tu
         results += [
             (
                 f"{records[size]:,.0f} records: raw psycopg read ({raw_rows[size]:,} rows)",
-                _median(raw),
+                spread(raw, 2, " s"),
             ),
-            (f"{records[size]:,.0f} records: extract + map + enqueue", _median(extract)),
+            (f"{records[size]:,.0f} records: extract + map + enqueue", spread(extract, 2, " s")),
             (
                 f"{records[size]:,.0f} records: ratio pipeline rate / raw read rate",
                 f"{_ratio(raw, extract):.3f}",
             ),
             (
                 f"{records[size]:,.0f} records: push to the scripted target",
-                f"{facts[size]['sent']:,.0f} sent, {_median(times[(size, 'push')])}",
+                f"{facts[size]['sent']:,.0f} sent, {spread(times[(size, 'push')], 2, ' s')}",
             ),
             (
                 f"{records[size]:,.0f} records: first sync (extract + push)",
-                _median(times[(size, "first")]),
+                spread(times[(size, "first")], 2, " s"),
             ),
         ]
     growth = records[n4] / records[n]
@@ -322,9 +315,8 @@ def run(customers: int, admin_url: str, repeat: int, big_ledger: int) -> list[tu
     for size, label in ((n, f"{records[n]:,.0f}"), (n4, f"{records[n4]:,.0f}"), (0, "")):
         statements, sent = noop_facts[size]
         name = f"no-op sync, {ledger_rows:,} ledger rows" if size == 0 else f"no-op sync, {label}"
-        results.append(
-            (name, f"{_ms(times[(size, 'noop')])}, {statements} SQL statements, {sent} sent")
-        )
+        took = spread(times[(size, "noop")], 0, " ms", scale=1000)
+        results.append((name, f"{took}, {statements} SQL statements, {sent} sent"))
     results += [
         ("no-op sync 4N / N", f"x{_ratio(times[(n4, 'noop')], times[(n, 'noop')]):.2f}"),
         (

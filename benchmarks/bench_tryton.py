@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from benchmarks.figures import spread
 from billing.records import Customer, Invoice, InvoiceLine, Product
 from connectors.tryton import TrytonConnector, TrytonSettings
 from core.documents import Document
@@ -138,13 +139,6 @@ class _Run:
         self.server.stop()
 
 
-def _spread(values: list[float], digits: int = 2) -> str:
-    return (
-        f"{statistics.median(values):,.{digits}f} "
-        f"({min(values):,.{digits}f}-{max(values):,.{digits}f})"
-    )
-
-
 def _one_by_one(run: _Run, values: list[dict[str, Any]]) -> tuple[float, float]:
     create = post = 0.0
     for value in values:
@@ -216,13 +210,11 @@ def main() -> None:
         creates = [c for c, _ in times[phase]]
         posts = [p for _, p in times[phase]]
         rates[phase] = [n / (c + p) for c, p in times[phase]]
-        print(
-            f"| {name} | {n} | {_spread(creates)} | {_spread(posts)} | {_spread(rates[phase], 1)} |"
-        )
+        print(f"| {name} | {n} | {spread(creates)} | {spread(posts)} | {spread(rates[phase], 1)} |")
     rates["finsync"] = [n / s for s in finsync]
     print(
         f"| finsync push (`send`, batches of {batch}) | {n} | - | - "
-        f"| {_spread(rates['finsync'], 1)} |"
+        f"| {spread(rates['finsync'], 1)} |"
     )
     one_post = statistics.median(p / (c + p) for c, p in times["one"])
     batched_post = statistics.median(p / (c + p) for c, p in times["batched"])
