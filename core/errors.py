@@ -113,3 +113,9 @@ class PermanentError(ConnectorError):
 
 class AuthError(PermanentError):
     """Credentials or signature were refused."""
+
+
+def first_line(error: BaseException | None) -> str:
+    """The first line of an error's message (its type's name when it has none)."""
+    text = str(error) if error is not None else "unknown"
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__

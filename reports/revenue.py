@@ -170,15 +170,12 @@ def revenue_figures(
     """
     i, line, prod, e = b.invoices, b.invoice_lines, b.products, b.revenue_schedule_entries
     n, nl = b.credit_notes, b.credit_note_lines
-    credited_from_start = (
+    credited_lines = (
         sa.select(nl.c.invoice_line_id)
         .join(n, n.c.id == nl.c.credit_note_id)
-        .where(
-            nl.c.invoice_line_id.is_not(None),
-            n.c.status == "issued",
-            n.c.issue_date >= period.start,
-        )
+        .where(nl.c.invoice_line_id.is_not(None), n.c.status == "issued")
     )
+    credited_from_start = credited_lines.where(n.c.issue_date >= period.start)
     # A void's date is taken in the company's time zone: one voided a day before the month
     # (in UTC) cannot fall in it, whatever the zone.
     void_cut = day_start(period.start, timezone) - timedelta(days=1)
@@ -190,15 +187,8 @@ def revenue_figures(
         line.c.id.not_in(credited_from_start),  # one hashed set, not a probe per line
     )
     not_voided = sa.and_(i.c.voided_at.is_(None), i.c.status != "void")
-    credited_lines = (
-        sa.select(nl.c.invoice_line_id)
-        .join(n, n.c.id == nl.c.credit_note_id)
-        .where(nl.c.invoice_line_id.is_not(None), n.c.status == "issued")
-    )
-    # Of the rest, lines never voided nor credited were issued in the month: they only add to
-    # what it billed, so they come summed too; the voided and credited ones are read one by one.
-    plain = sa.and_(not_voided, line.c.id.not_in(credited_lines))
-    billed_lines = (
+    # Ratable line amounts per entity and currency, for the lines summed in SQL.
+    line_amounts = (
         sa.select(
             line.c.id,
             line.c.invoice_id,
@@ -208,13 +198,12 @@ def revenue_figures(
         )
         .join(i, i.c.id == line.c.invoice_id)
         .join(prod, prod.c.id == line.c.product_id)
-        .where(
-            i.c.issue_date <= period.end,
-            prod.c.revenue_pattern == "ratable",
-            sa.not_(settled),
-            plain,
-        )
+        .where(prod.c.revenue_pattern == "ratable")
     )
+    # Of the rest, lines never voided nor credited were issued in the month: they only add to
+    # what it billed, so they come summed too; the voided and credited ones are read one by one.
+    plain = sa.and_(not_voided, line.c.id.not_in(credited_lines))
+    billed_lines = line_amounts.where(i.c.issue_date <= period.end, sa.not_(settled), plain)
     ratable_lines = (
         sa.select(
             line.c.id,
@@ -230,18 +219,7 @@ def revenue_figures(
         .join(prod, prod.c.id == line.c.product_id)
         .where(i.c.issue_date <= period.end, prod.c.revenue_pattern == "ratable")
     )
-    opening_lines = (
-        sa.select(
-            line.c.id,
-            line.c.invoice_id,
-            i.c.billing_entity.label("entity"),
-            i.c.currency,
-            line.c.amount,
-        )
-        .join(i, i.c.id == line.c.invoice_id)
-        .join(prod, prod.c.id == line.c.product_id)
-        .where(prod.c.revenue_pattern == "ratable", settled, not_voided)
-    )
+    opening_lines = line_amounts.where(settled, not_voided)
     opening_credits = (
         sa.select(
             nl.c.id,

@@ -49,7 +49,7 @@ import core.money
 import sync.extract
 from billing import schema as billing_schema
 from billing.validation import Rejection, Verdicts, validate_billing
-from core.errors import Problem
+from core.errors import Problem, first_line
 from finsync.db import make_engine, utcnow
 from sync.extract import BillingReader, RecordCache
 from sync.state import billing_verdicts
@@ -175,7 +175,8 @@ def stored_verdicts(state: Engine, fingerprint: str) -> Verdicts | None:
         with state.connect() as conn:
             text = conn.execute(stmt).scalar_one_or_none()
     except sa.exc.DBAPIError as exc:
-        log.warning("verdict store not read (%s); billing is validated in full", _why(exc))
+        reason = first_line(exc.orig)
+        log.warning("verdict store not read (%s); billing is validated in full", reason)
         return None
     return None if text is None else _decode(text)
 
@@ -202,12 +203,7 @@ def store_verdicts(state: Engine, fingerprint: str, verdicts: Verdicts) -> None:
                 )
             )
     except sa.exc.DBAPIError as exc:  # a second pass stored the same fingerprint meanwhile
-        log.warning("verdicts not stored (%s); the next run validates again", _why(exc))
-
-
-def _why(exc: sa.exc.DBAPIError) -> str:
-    """The database's own first line, without the statement or its parameters."""
-    return str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+        log.warning("verdicts not stored (%s); the next run validates again", first_line(exc.orig))
 
 
 def billing_verdicts_for(

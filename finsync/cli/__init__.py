@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 
+from core.errors import first_line
 from finsync import __version__
 from finsync.cli import console, demo, report, sandbox, service, setup, sync
 from finsync.cli.common import (
@@ -29,7 +30,6 @@ from finsync.cli.common import (
     EXIT_RUN_FAILED,
     EXIT_USAGE,
     fail,
-    first_line,
 )
 
 

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from core.errors import ConfigError, FinsyncError
+from core.errors import ConfigError, FinsyncError, first_line
 from finsync.config import Config, load_config
 from finsync.db import make_engine
 from finsync.terminal import console_width
@@ -94,12 +94,6 @@ def friendly_errors(code: int = 1) -> Iterator[None]:
         fail(f"database error: {first_line(exc.orig)}", code)
     except sa.exc.DBAPIError as exc:
         fail(f"database error: {first_line(exc.orig)}", code)
-
-
-def first_line(error: BaseException | None) -> str:
-    """The first line of an error's message (its type's name when it has none)."""
-    text = str(error) if error is not None else "unknown"
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 def command_of(ctx: click.Context) -> str:
